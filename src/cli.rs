@@ -1,0 +1,3 @@
+//! Command-line subcommands other than `run`.
+
+pub mod verify;

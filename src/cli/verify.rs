@@ -1,0 +1,1 @@
+//! `trustgate verify`: checks one SAMLResponse or wresult offline.

@@ -1,0 +1,10 @@
+//! trustgate: a TLS reverse proxy that enforces mobile device trust for SAML
+//! and WS-Federation apps.
+//!
+//! The modules follow the path a request travels: accept, route, classify,
+//! evidence, decide, remember, answer, observe.
+#![forbid(unsafe_code)]
+
+pub mod evidence;
+
+pub mod cli;
