@@ -1,0 +1,205 @@
+//! Accepting connections: the TCP accept loop with its connection limit, the
+//! TLS handshake (`accept/tls.rs`), and serving HTTP/1.1 and h2 on one
+//! connection type with header, handshake and idle timeouts. What a request
+//! means is the service's concern.
+
+pub mod idle;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+use crate::config::ServerConfig;
+use crate::service::{ConnInfo, Gateway};
+use idle::{Activity, Tracked};
+
+/// A bound traffic listener.
+pub struct Listener {
+    /// The socket.
+    pub tcp: TcpListener,
+    /// Present on the TLS listener.
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl Listener {
+    fn label(&self) -> &'static str {
+        if self.tls.is_some() {
+            "tls"
+        } else {
+            "plain"
+        }
+    }
+}
+
+/// Accepts until `shutdown` turns true, then drops the socket so that new
+/// connections are refused. Connections already open drain on their own.
+pub async fn accept_loop(
+    listener: Listener,
+    gateway: Arc<Gateway>,
+    slots: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let label = listener.label();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            accepted = listener.tcp.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep going.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            gateway
+                .metrics
+                .connections_refused
+                .with_label_values(&[label])
+                .inc();
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        gateway
+            .metrics
+            .connections
+            .with_label_values(&[label])
+            .inc();
+        let span = tracing::debug_span!("conn", %peer, listener = label);
+        tokio::spawn(
+            serve_connection(
+                stream,
+                peer,
+                listener.tls.clone(),
+                gateway.clone(),
+                permit,
+                shutdown.clone(),
+            )
+            .instrument(span),
+        );
+    }
+}
+
+/// Decrements the open-connections gauge when the connection ends.
+struct OpenGuard(prometheus::IntGauge);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    gateway: Arc<Gateway>,
+    _permit: OwnedSemaphorePermit,
+    shutdown: watch::Receiver<bool>,
+) {
+    let label = if tls.is_some() { "tls" } else { "plain" };
+    let gauge = gateway.metrics.open_connections.with_label_values(&[label]);
+    gauge.inc();
+    let _open = OpenGuard(gauge);
+    let server = gateway.state().config.server.clone();
+    let (io, activity) = Tracked::new(stream);
+    match tls {
+        None => {
+            let conn = ConnInfo {
+                peer,
+                proto: "http",
+            };
+            serve_http(io, conn, gateway, activity, &server, shutdown).await;
+        }
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(server.tls_handshake_timeout, acceptor.accept(io));
+            let reason = match handshake.await {
+                Ok(Ok(tls_stream)) => {
+                    let conn = ConnInfo {
+                        peer,
+                        proto: "https",
+                    };
+                    serve_http(tls_stream, conn, gateway, activity, &server, shutdown).await;
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "tls handshake failed");
+                    tls::handshake_failure_reason(&e)
+                }
+                Err(_) => "timeout",
+            };
+            gateway
+                .metrics
+                .tls_handshake_failures
+                .with_label_values(&[reason])
+                .inc();
+        }
+    }
+}
+
+/// Serves HTTP/1.1 or h2 (sniffed from the first bytes, as ALPN chose) until
+/// the client leaves, the connection idles out, or the gateway drains. On
+/// drain, requests in flight finish; h2 gets a GOAWAY, HTTP/1.1 a close.
+async fn serve_http<IO>(
+    io: IO,
+    conn: ConnInfo,
+    gateway: Arc<Gateway>,
+    activity: Activity,
+    server: &ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout)
+        .max_buf_size(server.max_header_bytes)
+        .keep_alive(true)
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
+    let service = hyper::service::service_fn(move |req| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, Infallible>(gateway.handle(req, conn).await) }
+    });
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        let idle_left = server.idle_timeout.saturating_sub(activity.quiet_for());
+        tokio::select! {
+            done = connection.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = shutdown.wait_for(|stop| *stop), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep(idle_left), if !closing => {
+                if activity.quiet_for() >= server.idle_timeout {
+                    tracing::debug!("closing idle connection");
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Forwarding: rewrites a request for its upstream (hop-by-hop headers out,
+//! X-Forwarded-* and X-Request-Id in), sends it over a pooled keep-alive
+//! client, and streams both bodies. Deciding whether to forward is not done
+//! here.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use super::{Body, GatewayError};
+use crate::config::{App, HostHeader, UpstreamConfig};
+
+/// The request id header, forwarded or created.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Facts about the client connection that forwarding writes into headers.
+#[derive(Debug, Clone)]
+pub struct Downstream<'a> {
+    /// The peer address of the client connection.
+    pub client_ip: IpAddr,
+    /// `https` on the TLS listener, `http` on the plain one.
+    pub proto: &'static str,
+    /// The host the client asked for.
+    pub host: &'a str,
+    /// The request id, already chosen.
+    pub request_id: &'a HeaderValue,
+}
+
+/// What the upstream answered, and how long its head took.
+pub struct Forwarded {
+    /// The response, with hop-by-hop headers removed.
+    pub response: Response<Body>,
+    /// Time to the upstream's response head.
+    pub upstream_time: Duration,
+}
+
+/// A pooled client for every upstream.
+pub struct Forwarder {
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    response_timeout: Duration,
+}
+
+impl Forwarder {
+    /// Builds the client: system roots plus configured ones, TLS 1.2/1.3,
+    /// ALPN h2 and http/1.1 for https upstreams.
+    pub fn new(cfg: &UpstreamConfig) -> Forwarder {
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            let _ = roots.add(cert);
+        }
+        if roots.is_empty() {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        for cert in &cfg.extra_roots {
+            let _ = roots.add(cert.clone());
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(cfg.pool_idle_timeout)
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .set_host(false)
+            .build(https);
+        Forwarder {
+            client,
+            response_timeout: cfg.response_timeout,
+        }
+    }
+
+    /// Sends `req` to the app's upstream and returns its response head with a
+    /// streaming body. Upgrades (WebSocket) are spliced once both sides agree.
+    pub async fn forward(
+        &self,
+        app: &App,
+        mut req: Request<Body>,
+        down: &Downstream<'_>,
+    ) -> Result<Forwarded, GatewayError> {
+        let upgrade = upgrade_protocol(req.headers());
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        rewrite_request(app, &mut req, down, upgrade.as_ref())?;
+
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.response_timeout, self.client.request(req)).await;
+        let upstream_time = start.elapsed();
+        let mut resp = match result {
+            Err(_) => return Err(GatewayError::UpstreamTimeout(self.response_timeout)),
+            Ok(Err(e)) => return Err(classify_client_error(&e)),
+            Ok(Ok(resp)) => resp,
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                tokio::spawn(async move {
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((client, upstream)) => {
+                            let mut client = TokioIo::new(client);
+                            let mut upstream = TokioIo::new(upstream);
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                    }
+                });
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers, true);
+                return Ok(Forwarded {
+                    response: Response::from_parts(parts, body.map_err(Into::into).boxed()),
+                    upstream_time,
+                });
+            }
+        }
+
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers, false);
+        Ok(Forwarded {
+            response: Response::from_parts(parts, body.map_err(Into::into).boxed()),
+            upstream_time,
+        })
+    }
+}
+
+/// The Upgrade token of an HTTP/1.1 upgrade request (`Connection: upgrade`).
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let connection_has_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if connection_has_upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Points the request at the upstream and rewrites its headers.
+fn rewrite_request(
+    app: &App,
+    req: &mut Request<Body>,
+    down: &Downstream<'_>,
+    upgrade: Option<&HeaderValue>,
+) -> Result<(), GatewayError> {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri = Uri::builder()
+        .scheme(app.upstream_scheme.clone())
+        .authority(app.upstream_authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| GatewayError::UpstreamProtocol(format!("bad upstream uri: {e}")))?;
+    *req.uri_mut() = uri;
+    // The pooled client picks h1 or h2 per upstream connection.
+    *req.version_mut() = Version::HTTP_11;
+
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers, false);
+    if let Some(proto) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, proto.clone());
+    }
+
+    let host = match app.host_header {
+        HostHeader::Preserve => HeaderValue::from_str(down.host),
+        HostHeader::Upstream => HeaderValue::from_str(app.upstream_authority.as_str()),
+    }
+    .map_err(|_| GatewayError::MissingHost)?;
+    headers.insert(header::HOST, host);
+
+    let ip = down.client_ip.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(down.proto),
+    );
+    if let Ok(v) = HeaderValue::from_str(down.host) {
+        headers.insert(X_FORWARDED_HOST.clone(), v);
+    }
+    headers.insert(X_REQUEST_ID.clone(), down.request_id.clone());
+    Ok(())
+}
+
+/// Removes the hop-by-hop headers of RFC 9110 section 7.6.1, and every
+/// header that `Connection` names. `keep_upgrade` keeps `Connection` and
+/// `Upgrade` on a 101 response.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(&name);
+    }
+    if !keep_upgrade {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+    for name in [
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Maps a client failure to a gateway error by what went wrong.
+fn classify_client_error(e: &hyper_util::client::legacy::Error) -> GatewayError {
+    let detail = error_chain(e);
+    if e.is_connect() {
+        return GatewayError::UpstreamConnect(detail);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
+                return GatewayError::UpstreamProtocol(detail);
+            }
+            if h.is_timeout() {
+                return GatewayError::UpstreamTimeout(Duration::ZERO);
+            }
+        }
+        source = s.source();
+    }
+    GatewayError::UpstreamReset(detail)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

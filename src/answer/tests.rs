@@ -1,0 +1,74 @@
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+
+use super::*;
+
+async fn body_text(resp: Response<Body>) -> String {
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// Every row of the error table: status, reason, and a page that hides the
+/// internal detail carried by the error.
+#[tokio::test]
+async fn error_table() {
+    let secret_detail = "10.1.2.3:8080 connection refused";
+    let rows = [
+        (GatewayError::MissingHost, 400, "missing_host"),
+        (GatewayError::UnknownHost, 404, "unknown_host"),
+        (
+            GatewayError::BodyTooLarge { limit: 10 },
+            413,
+            "body_too_large",
+        ),
+        (
+            GatewayError::UpstreamConnect(secret_detail.into()),
+            502,
+            "upstream_connect",
+        ),
+        (
+            GatewayError::UpstreamReset(secret_detail.into()),
+            502,
+            "upstream_reset",
+        ),
+        (
+            GatewayError::UpstreamProtocol(secret_detail.into()),
+            502,
+            "upstream_protocol",
+        ),
+        (
+            GatewayError::UpstreamTimeout(Duration::from_secs(3)),
+            504,
+            "upstream_timeout",
+        ),
+    ];
+    for (err, status, reason) in rows {
+        assert_eq!(err.status().as_u16(), status, "{err:?}");
+        assert_eq!(err.reason(), reason);
+        let resp = err.response("rid-1");
+        assert_eq!(resp.status().as_u16(), status);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let html = body_text(resp).await;
+        assert!(html.contains("rid-1"), "{html}");
+        assert!(!html.contains("10.1.2.3"), "page leaks internals: {html}");
+    }
+}
+
+#[test]
+fn html_is_escaped() {
+    assert_eq!(
+        escape_html("<a href=\"x\">'&'</a>"),
+        "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+    );
+}
+
+#[tokio::test]
+async fn request_id_is_escaped_in_pages() {
+    let html = body_text(GatewayError::UnknownHost.response("<script>")).await;
+    assert!(html.contains("&lt;script&gt;"));
+    assert!(!html.contains("<script>"));
+}

@@ -1,0 +1,569 @@
+//! Configuration: the TOML file read into raw serde structs (`config/raw.rs`),
+//! then checked and turned into typed values. Every problem names its key
+//! path. Using the config is left to the modules that take it.
+
+pub mod raw;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::observe::LogFormat;
+use raw::{RawApp, RawConfig, RawSecret};
+
+/// One problem found in a config, with the key path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, such as `apps.mail.upstream`.
+    pub path: String,
+    /// What is wrong, in lowercase words.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The typed, checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file this config was read from; relative paths resolve against
+    /// its folder.
+    pub source: PathBuf,
+    /// Traffic listeners and their limits.
+    pub server: ServerConfig,
+    /// Server certificates, in config order; the first is the default.
+    pub certificates: Vec<TlsCertificate>,
+    /// How the gateway talks to upstreams.
+    pub upstream: UpstreamConfig,
+    /// The admin listener's address.
+    pub admin_listen: SocketAddr,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter when `RUST_LOG` is unset.
+    pub log_level: String,
+    /// Session HMAC keys; the first signs.
+    pub session_keys: Vec<Vec<u8>>,
+    /// The built-in demo app, when enabled.
+    pub demo: Option<DemoConfig>,
+    /// Protected apps, sorted by name.
+    pub apps: Vec<App>,
+}
+
+/// `[server]`, typed.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// TLS listener address.
+    pub listen: Option<SocketAddr>,
+    /// Plain-HTTP listener address, for a sidecar behind another terminator.
+    pub plain_listen: Option<SocketAddr>,
+    /// Open client connections allowed at once.
+    pub max_connections: usize,
+    /// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Largest assertion POST body read into memory (413 beyond).
+    pub max_assertion_bytes: usize,
+    /// Time a client has to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// Time a client has to complete the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// Time in-flight requests get to finish after SIGTERM.
+    pub grace_period: Duration,
+}
+
+/// One server certificate and the names it answers for.
+#[derive(Debug, Clone)]
+pub struct TlsCertificate {
+    /// Names (lowercase DNS names or `*.suffix` wildcards) chosen by SNI.
+    pub server_names: Vec<String>,
+    /// The chain and key, ready for rustls.
+    pub key: Arc<CertifiedKey>,
+    /// The leaf's notAfter, as unix seconds.
+    pub not_after: i64,
+    /// The config key of this certificate, for metrics and messages.
+    pub name: String,
+}
+
+/// `[upstream]`, typed.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Time allowed to open a TCP connection (and TLS) to an upstream.
+    pub connect_timeout: Duration,
+    /// Time allowed for the upstream's response head.
+    pub response_timeout: Duration,
+    /// Idle pooled connections are closed after this.
+    pub pool_idle_timeout: Duration,
+    /// Idle pooled connections kept per upstream.
+    pub pool_max_idle_per_host: usize,
+    /// Extra trusted roots for https upstreams.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+}
+
+/// `[demo]`, typed.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Where the demo app listens.
+    pub app_listen: SocketAddr,
+}
+
+/// How the Host header reaches the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostHeader {
+    /// The client's Host goes through unchanged.
+    Preserve,
+    /// Host is rewritten to the upstream's authority.
+    Upstream,
+}
+
+/// One protected app.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The app's name (its key under `[apps]`).
+    pub name: Arc<str>,
+    /// Lowercase host names without port.
+    pub hosts: Vec<String>,
+    /// Path prefix this app owns on its hosts; `/` for all.
+    pub path_prefix: String,
+    /// Upstream scheme (http or https).
+    pub upstream_scheme: Scheme,
+    /// Upstream host and port.
+    pub upstream_authority: Authority,
+    /// Host header policy.
+    pub host_header: HostHeader,
+}
+
+impl Config {
+    /// Reads, parses and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                path: path.display().to_string(),
+                message: format!("cannot read config file: {e}"),
+            }])
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks config text; `source` resolves relative paths.
+    pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
+        let de = toml::Deserializer::new(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            ConfigErrors(vec![ConfigError {
+                path: if path == "." { "config".into() } else { path },
+                message: inner.message().trim().to_string(),
+            }])
+        })?;
+        Config::from_raw(raw, source)
+    }
+
+    fn from_raw(raw: RawConfig, source: &Path) -> Result<Config, ConfigErrors> {
+        let base = source.parent().unwrap_or(Path::new("."));
+        let mut errors = Errors::default();
+
+        let server = ServerConfig {
+            listen: raw
+                .server
+                .listen
+                .as_deref()
+                .and_then(|a| errors.addr("server.listen", a)),
+            plain_listen: raw
+                .server
+                .plain_listen
+                .as_deref()
+                .and_then(|a| errors.addr("server.plain_listen", a)),
+            max_connections: raw.server.max_connections,
+            max_header_bytes: raw.server.max_header_bytes,
+            max_assertion_bytes: raw.server.max_assertion_bytes,
+            header_read_timeout: raw.server.header_read_timeout,
+            tls_handshake_timeout: raw.server.tls_handshake_timeout,
+            idle_timeout: raw.server.idle_timeout,
+            grace_period: raw.server.grace_period,
+        };
+        if raw.server.listen.is_none() && raw.server.plain_listen.is_none() {
+            errors.push("server", "set listen, plain_listen or both");
+        }
+        if server.max_connections == 0 {
+            errors.push("server.max_connections", "must be at least 1");
+        }
+        if server.max_header_bytes < 8192 {
+            errors.push("server.max_header_bytes", "must be at least 8192");
+        }
+        for (key, d) in [
+            ("server.header_read_timeout", server.header_read_timeout),
+            ("server.tls_handshake_timeout", server.tls_handshake_timeout),
+            ("server.idle_timeout", server.idle_timeout),
+        ] {
+            if d.is_zero() {
+                errors.push(key, "must be longer than 0s");
+            }
+        }
+
+        let mut certificates = Vec::new();
+        for (i, c) in raw.tls.certificates.iter().enumerate() {
+            let key_path = format!("tls.certificates[{i}]");
+            if let Some(cert) = load_certificate(
+                &key_path,
+                &resolve(base, &c.cert),
+                &resolve(base, &c.key),
+                c.server_names.as_deref(),
+                &mut errors,
+            ) {
+                certificates.push(cert);
+            }
+        }
+        if server.listen.is_some() && raw.tls.certificates.is_empty() {
+            errors.push(
+                "tls.certificates",
+                "server.listen is a TLS listener and needs at least one certificate",
+            );
+        }
+
+        let mut extra_roots = Vec::new();
+        if let Some(ca) = &raw.upstream.ca_file {
+            match read_certs(&resolve(base, ca)) {
+                Ok(certs) => extra_roots = certs,
+                Err(e) => errors.push("upstream.ca_file", e),
+            }
+        }
+        let upstream = UpstreamConfig {
+            connect_timeout: raw.upstream.connect_timeout,
+            response_timeout: raw.upstream.response_timeout,
+            pool_idle_timeout: raw.upstream.pool_idle_timeout,
+            pool_max_idle_per_host: raw.upstream.pool_max_idle_per_host,
+            extra_roots,
+        };
+
+        let admin_listen = errors
+            .addr("admin.listen", &raw.admin.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9901)));
+
+        if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+            errors.push(
+                "log.level",
+                format!("not a valid filter: {:?}", raw.log.level),
+            );
+        }
+
+        let mut session_keys = Vec::new();
+        for (i, s) in raw.session.keys.iter().enumerate() {
+            let path = format!("session.keys[{i}]");
+            match read_secret(base, s) {
+                Ok(k) if k.len() < 32 => {
+                    errors.push(&path, "a session key needs at least 32 bytes")
+                }
+                Ok(k) => session_keys.push(k),
+                Err(e) => errors.push(&path, e),
+            }
+        }
+
+        let demo = if raw.demo.enabled {
+            errors
+                .addr("demo.app_listen", &raw.demo.app_listen)
+                .map(|app_listen| DemoConfig { app_listen })
+        } else {
+            None
+        };
+
+        let mut apps = Vec::new();
+        for (name, app) in &raw.apps {
+            if let Some(app) = check_app(name, app, &mut errors) {
+                apps.push(app);
+            }
+        }
+        check_routes_unique(&apps, &mut errors);
+
+        if !errors.0.is_empty() {
+            return Err(ConfigErrors(errors.0));
+        }
+        Ok(Config {
+            source: source.to_path_buf(),
+            server,
+            certificates,
+            upstream,
+            admin_listen,
+            log_format: raw.log.format,
+            log_level: raw.log.level,
+            session_keys,
+            demo,
+            apps,
+        })
+    }
+}
+
+/// Collects problems so that `check` can print them all at once.
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, path: &str, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn addr(&mut self, path: &str, value: &str) -> Option<SocketAddr> {
+        match value.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.push(
+                    path,
+                    format!("{value:?} is not an address like 127.0.0.1:8443"),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut data.as_slice()).collect();
+    match certs {
+        Ok(c) if c.is_empty() => Err(format!("no PEM certificate in {}", path.display())),
+        Ok(c) => Ok(c),
+        Err(e) => Err(format!("bad PEM in {}: {e}", path.display())),
+    }
+}
+
+fn load_certificate(
+    key_path: &str,
+    cert: &Path,
+    key: &Path,
+    names: Option<&[String]>,
+    errors: &mut Errors,
+) -> Option<TlsCertificate> {
+    let chain = match read_certs(cert) {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(&format!("{key_path}.cert"), e);
+            return None;
+        }
+    };
+    let key_der: PrivateKeyDer<'static> = match std::fs::read(key)
+        .map_err(|e| format!("cannot read {}: {e}", key.display()))
+        .and_then(|data| {
+            rustls_pemfile::private_key(&mut data.as_slice())
+                .map_err(|e| format!("bad PEM in {}: {e}", key.display()))?
+                .ok_or_else(|| format!("no PEM private key in {}", key.display()))
+        }) {
+        Ok(k) => k,
+        Err(e) => {
+            errors.push(&format!("{key_path}.key"), e);
+            return None;
+        }
+    };
+    let signing_key = match rustls::crypto::ring::sign::any_supported_type(&key_der) {
+        Ok(k) => k,
+        Err(e) => {
+            errors.push(&format!("{key_path}.key"), format!("unusable key: {e}"));
+            return None;
+        }
+    };
+    let certified = CertifiedKey::new(chain, signing_key);
+    if let Err(e) = certified.keys_match() {
+        errors.push(
+            &format!("{key_path}.key"),
+            format!("the key does not match the certificate: {e}"),
+        );
+        return None;
+    }
+    let (sans, not_after) = match leaf_facts(&certified.cert[0]) {
+        Ok(f) => f,
+        Err(e) => {
+            errors.push(&format!("{key_path}.cert"), e);
+            return None;
+        }
+    };
+    let server_names: Vec<String> = match names {
+        Some(n) => n.iter().map(|s| s.to_ascii_lowercase()).collect(),
+        None => sans,
+    };
+    Some(TlsCertificate {
+        server_names,
+        key: Arc::new(certified),
+        not_after,
+        name: cert
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| key_path.to_string()),
+    })
+}
+
+/// The leaf's DNS subject alternative names and notAfter.
+fn leaf_facts(der: &CertificateDer<'_>) -> Result<(Vec<String>, i64), String> {
+    use x509_parser::prelude::*;
+    let (_, cert) = X509Certificate::from_der(der.as_ref())
+        .map_err(|e| format!("cannot parse the leaf certificate: {e}"))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let GeneralName::DNSName(d) = n {
+                names.push(d.to_ascii_lowercase());
+            }
+        }
+    }
+    Ok((names, cert.validity().not_after.timestamp()))
+}
+
+/// Reads a secret given inline, from an environment variable or a file.
+fn read_secret(base: &Path, s: &RawSecret) -> Result<Vec<u8>, String> {
+    match s {
+        RawSecret::Inline(v) => Ok(v.as_bytes().to_vec()),
+        RawSecret::Env { env } => std::env::var(env)
+            .map(String::into_bytes)
+            .map_err(|_| format!("environment variable {env} is not set")),
+        RawSecret::File { file } => {
+            let p = resolve(base, file);
+            let mut v =
+                std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            // A trailing newline from `echo` or an editor is not part of the key.
+            while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                v.pop();
+            }
+            Ok(v)
+        }
+    }
+}
+
+fn check_app(name: &str, raw: &RawApp, errors: &mut Errors) -> Option<App> {
+    let at = |k: &str| format!("apps.{name}.{k}");
+    let before = errors.0.len();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        errors.push(
+            &format!("apps.{name}"),
+            "app names use letters, digits, '-' and '_' only",
+        );
+    }
+    if raw.hosts.is_empty() {
+        errors.push(&at("hosts"), "list at least one host");
+    }
+    let mut hosts = Vec::new();
+    for (i, h) in raw.hosts.iter().enumerate() {
+        let lower = h.to_ascii_lowercase();
+        if lower.is_empty() || lower.contains([':', '/', ' ']) {
+            errors.push(
+                &format!("{}[{i}]", at("hosts")),
+                format!("{h:?} is not a bare host name (no scheme, port or path)"),
+            );
+        } else {
+            hosts.push(lower);
+        }
+    }
+    let path_prefix = raw.path_prefix.clone().unwrap_or_else(|| "/".into());
+    if !path_prefix.starts_with('/') {
+        errors.push(&at("path_prefix"), "must start with '/'");
+    }
+    let upstream = match raw.upstream.parse::<http::Uri>() {
+        Ok(uri) => {
+            let scheme = uri.scheme().cloned();
+            let ok_scheme = scheme
+                .as_ref()
+                .is_some_and(|s| *s == Scheme::HTTP || *s == Scheme::HTTPS);
+            let ok_path = matches!(uri.path(), "" | "/") && uri.query().is_none();
+            match (scheme, uri.authority().cloned()) {
+                _ if !ok_scheme => {
+                    errors.push(&at("upstream"), "the scheme must be http or https");
+                    None
+                }
+                _ if !ok_path => {
+                    errors.push(&at("upstream"), "must not carry a path or query");
+                    None
+                }
+                (Some(scheme), Some(authority)) => Some((scheme, authority)),
+                _ => {
+                    errors.push(&at("upstream"), "needs a host, as in http://127.0.0.1:8080");
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            errors.push(&at("upstream"), format!("not a URL: {e}"));
+            None
+        }
+    };
+    let host_header = match raw.host_header.as_deref() {
+        None | Some("preserve") => HostHeader::Preserve,
+        Some("upstream") => HostHeader::Upstream,
+        Some(other) => {
+            errors.push(
+                &at("host_header"),
+                format!("{other:?} is not one of \"preserve\", \"upstream\""),
+            );
+            HostHeader::Preserve
+        }
+    };
+    let (upstream_scheme, upstream_authority) = upstream?;
+    if errors.0.len() != before {
+        return None;
+    }
+    Some(App {
+        name: Arc::from(name),
+        hosts,
+        path_prefix,
+        upstream_scheme,
+        upstream_authority,
+        host_header,
+    })
+}
+
+/// Two apps may share a host only under different path prefixes.
+fn check_routes_unique(apps: &[App], errors: &mut Errors) {
+    for (i, a) in apps.iter().enumerate() {
+        for b in &apps[..i] {
+            for h in &a.hosts {
+                if b.hosts.contains(h) && a.path_prefix == b.path_prefix {
+                    errors.push(
+                        &format!("apps.{}.hosts", a.name),
+                        format!("{h}{} is already served by apps.{}", a.path_prefix, b.name),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

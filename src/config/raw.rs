@@ -1,0 +1,190 @@
+//! The config file as serde reads it: plain values, unknown keys refused.
+//! Meaning and cross-checks are `config.rs`'s job.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::observe::LogFormat;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub session: RawSession,
+    #[serde(default)]
+    pub demo: RawDemo,
+    #[serde(default)]
+    pub apps: BTreeMap<String, RawApp>,
+}
+
+/// `[server]`: the traffic listeners and their limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub plain_listen: Option<String>,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub max_assertion_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub tls_handshake_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub grace_period: Duration,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: None,
+            plain_listen: None,
+            max_connections: 10_000,
+            max_header_bytes: 64 * 1024,
+            max_assertion_bytes: 512 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            grace_period: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[tls]`: server certificates, chosen by SNI.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTls {
+    pub certificates: Vec<RawCertificate>,
+}
+
+/// One `[[tls.certificates]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Names this certificate answers for; default: its DNS subject
+    /// alternative names.
+    pub server_names: Option<Vec<String>>,
+}
+
+/// `[upstream]`: how the gateway talks to apps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstream {
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+    /// Extra PEM roots for https upstreams, added to the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for RawUpstream {
+    fn default() -> Self {
+        RawUpstream {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 256,
+            ca_file: None,
+        }
+    }
+}
+
+/// `[admin]`: the metrics and health listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAdmin {
+    pub listen: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            listen: "127.0.0.1:9901".into(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// `[session]`: keys for the gateway session cookie.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSession {
+    /// HMAC keys; the first signs, every one verifies.
+    pub keys: Vec<RawSecret>,
+}
+
+/// A secret given inline, from an environment variable, or from a file.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSecret {
+    Inline(String),
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+/// `[demo]`: the built-in demo app.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDemo {
+    pub enabled: bool,
+    pub app_listen: String,
+}
+
+impl Default for RawDemo {
+    fn default() -> Self {
+        RawDemo {
+            enabled: false,
+            app_listen: "127.0.0.1:8081".into(),
+        }
+    }
+}
+
+/// One `[apps.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    pub upstream: String,
+    #[serde(default)]
+    pub host_header: Option<String>,
+}

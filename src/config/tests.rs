@@ -1,0 +1,180 @@
+use std::path::Path;
+
+use super::*;
+
+/// The shipped certs, reached from the crate root.
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(text, &root().join("config.toml"))
+}
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text)
+        .expect_err("config should be refused")
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+/// A valid base; keys appended to it land in `[server]`.
+const CERT: &str = r#"
+[[tls.certificates]]
+cert = "certs/localhost.pem"
+key = "certs/localhost.key"
+[server]
+listen = "127.0.0.1:0"
+"#;
+
+#[test]
+fn shipped_config_is_valid() {
+    let c = Config::load(&root().join("config.toml")).unwrap();
+    assert_eq!(c.apps.len(), 1);
+    assert_eq!(
+        c.certificates[0].server_names,
+        vec!["localhost".to_string()]
+    );
+    assert!(c.demo.is_some());
+}
+
+#[test]
+fn unknown_key_is_named_with_its_path() {
+    let e = errors(&format!("{CERT}\nlistne = 1\n"));
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("server.listne:"), "{e:?}");
+    assert!(e[0].contains("unknown field `listne`"), "{e:?}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let e = errors(&format!("{CERT}\nmax_connections = \"many\"\n"));
+    assert!(e[0].starts_with("server.max_connections:"), "{e:?}");
+}
+
+#[test]
+fn bad_duration_names_the_key() {
+    let e = errors(&format!("{CERT}\nidle_timeout = \"10 parsecs\"\n"));
+    assert!(e[0].starts_with("server.idle_timeout:"), "{e:?}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let e = errors(
+        r#"
+[server]
+listen = "not an address"
+max_connections = 0
+[admin]
+listen = "nowhere"
+[apps.mail]
+hosts = ["mail.example:443"]
+upstream = "ftp://mail.internal"
+[apps.wiki]
+hosts = []
+upstream = "http://wiki.internal/some/path"
+host_header = "sometimes"
+"#,
+    );
+    let joined = e.join("\n");
+    for key in [
+        "server.listen:",
+        "server.max_connections:",
+        "admin.listen:",
+        "apps.mail.hosts[0]:",
+        "apps.mail.upstream:",
+        "apps.wiki.hosts:",
+        "apps.wiki.upstream:",
+        "apps.wiki.host_header:",
+    ] {
+        assert!(joined.contains(key), "missing {key} in:\n{joined}");
+    }
+}
+
+#[test]
+fn tls_listener_needs_a_certificate() {
+    let e = errors("[server]\nlisten = \"127.0.0.1:0\"\n");
+    assert!(e[0].starts_with("tls.certificates:"), "{e:?}");
+}
+
+#[test]
+fn missing_certificate_file_is_named() {
+    let e = errors("[server]\nlisten = \"127.0.0.1:0\"\n[[tls.certificates]]\ncert = \"certs/nope.pem\"\nkey = \"certs/localhost.key\"\n");
+    assert!(e[0].starts_with("tls.certificates[0].cert:"), "{e:?}");
+    assert!(e[0].contains("nope.pem"), "{e:?}");
+}
+
+#[test]
+fn key_that_does_not_match_is_refused() {
+    let e = errors("[server]\nlisten = \"127.0.0.1:0\"\n[[tls.certificates]]\ncert = \"certs/localhost.pem\"\nkey = \"certs/demo-idp.key\"\n");
+    assert!(e[0].starts_with("tls.certificates[0].key:"), "{e:?}");
+    assert!(e[0].contains("does not match"), "{e:?}");
+}
+
+#[test]
+fn duplicate_route_is_refused() {
+    let e = errors(&format!(
+        "{CERT}\n[apps.a]\nhosts = [\"x.example\"]\nupstream = \"http://127.0.0.1:1\"\n\
+         [apps.b]\nhosts = [\"X.example\"]\nupstream = \"http://127.0.0.1:2\"\n"
+    ));
+    assert!(e[0].starts_with("apps.b.hosts:"), "{e:?}");
+}
+
+#[test]
+fn same_host_with_other_prefix_is_fine() {
+    let c = parse(&format!(
+        "{CERT}\n[apps.a]\nhosts = [\"x.example\"]\nupstream = \"http://127.0.0.1:1\"\n\
+         [apps.b]\nhosts = [\"x.example\"]\npath_prefix = \"/b\"\nupstream = \"https://127.0.0.1:2\"\nhost_header = \"upstream\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.apps[1].upstream_scheme, http::uri::Scheme::HTTPS);
+    assert_eq!(c.apps[1].host_header, HostHeader::Upstream);
+}
+
+#[test]
+fn secrets_come_from_env_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("session.key");
+    std::fs::write(&key_file, format!("{}\n", "f".repeat(40))).unwrap();
+    // The variable name is unique to this test; no other test reads it.
+    std::env::set_var("TRUSTGATE_TEST_SESSION_KEY_A", "e".repeat(32));
+    let c = parse(&format!(
+        "{CERT}\n[session]\nkeys = [{{ env = \"TRUSTGATE_TEST_SESSION_KEY_A\" }}, {{ file = {:?} }}, \"{}\"]\n",
+        key_file,
+        "i".repeat(33)
+    ))
+    .unwrap();
+    assert_eq!(c.session_keys[0], "e".repeat(32).into_bytes());
+    assert_eq!(c.session_keys[1], "f".repeat(40).into_bytes());
+    assert_eq!(c.session_keys[2], "i".repeat(33).into_bytes());
+}
+
+#[test]
+fn missing_or_short_secret_is_refused() {
+    let e = errors(&format!(
+        "{CERT}\n[session]\nkeys = [{{ env = \"TRUSTGATE_TEST_UNSET_VARIABLE\" }}, \"short\"]\n"
+    ));
+    assert!(
+        e[0].starts_with("session.keys[0]:") && e[0].contains("not set"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("session.keys[1]:") && e[1].contains("32 bytes"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn plain_only_needs_no_certificate() {
+    let c = parse("[server]\nplain_listen = \"127.0.0.1:0\"\n").unwrap();
+    assert!(c.server.listen.is_none());
+    assert!(c.certificates.is_empty());
+}
+
+#[test]
+fn no_listener_is_refused() {
+    let e = errors("[server]\n");
+    assert!(e[0].starts_with("server:"), "{e:?}");
+}

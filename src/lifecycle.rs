@@ -1,0 +1,217 @@
+//! Lifecycle: bind every listener, mark ready, reload on SIGHUP (a bad
+//! config keeps the old one), and drain on SIGTERM or SIGINT: stop
+//! accepting, turn `/readyz` to 503, let requests in flight finish within
+//! the grace period, then return.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::accept::{accept_loop, tls, Listener};
+use crate::config::{Config, ConfigErrors};
+use crate::observe::Metrics;
+use crate::service::Gateway;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener address could not be bound.
+    #[error("{key}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The config key of the address.
+        key: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A started gateway: its bound addresses and the handles to reload and
+/// stop it.
+pub struct Running {
+    /// The TLS listener's address, when configured.
+    pub tls_addr: Option<SocketAddr>,
+    /// The plain listener's address, when configured.
+    pub plain_addr: Option<SocketAddr>,
+    /// The admin listener's address.
+    pub admin_addr: SocketAddr,
+    /// The demo app's address, when enabled.
+    pub demo_addr: Option<SocketAddr>,
+    /// The shared gateway.
+    pub gateway: Arc<Gateway>,
+    stop_traffic: watch::Sender<bool>,
+    stop_admin: watch::Sender<bool>,
+    slots: Arc<Semaphore>,
+    max_connections: u32,
+    grace: Duration,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { key, addr, source })
+}
+
+/// Binds every listener and starts serving. Addresses with port 0 get a free
+/// port; `Running` says which.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let metrics = Metrics::new();
+    let config = Arc::new(config);
+    let gateway = Gateway::new(config.clone(), metrics);
+    let (stop_traffic, traffic_rx) = watch::channel(false);
+    let (stop_admin, admin_rx) = watch::channel(false);
+    let max_connections = u32::try_from(config.server.max_connections).unwrap_or(u32::MAX >> 4);
+    let slots = Arc::new(Semaphore::new(max_connections as usize));
+    let mut tasks = Vec::new();
+
+    let admin = bind("admin.listen", config.admin_listen).await?;
+    let admin_addr = admin.local_addr().expect("bound socket has an address");
+    tasks.push(tokio::spawn(crate::admin::serve(
+        admin,
+        gateway.clone(),
+        admin_rx,
+    )));
+
+    let mut demo_addr = None;
+    if let Some(demo) = &config.demo {
+        let l = bind("demo.app_listen", demo.app_listen).await?;
+        demo_addr = l.local_addr().ok();
+        tasks.push(tokio::spawn(crate::demo::serve(
+            l,
+            admin_rx_clone(&stop_admin),
+        )));
+    }
+
+    let mut tls_addr = None;
+    if let Some(addr) = config.server.listen {
+        let tcp = bind("server.listen", addr).await?;
+        tls_addr = tcp.local_addr().ok();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(gateway.certs()));
+        let listener = Listener {
+            tcp,
+            tls: Some(acceptor),
+        };
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            gateway.clone(),
+            slots.clone(),
+            traffic_rx.clone(),
+        )));
+    }
+    let mut plain_addr = None;
+    if let Some(addr) = config.server.plain_listen {
+        let tcp = bind("server.plain_listen", addr).await?;
+        plain_addr = tcp.local_addr().ok();
+        let listener = Listener { tcp, tls: None };
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            gateway.clone(),
+            slots.clone(),
+            traffic_rx.clone(),
+        )));
+    }
+
+    gateway.set_ready(true);
+    tracing::info!(
+        tls = ?tls_addr,
+        plain = ?plain_addr,
+        admin = %admin_addr,
+        demo = ?demo_addr,
+        apps = config.apps.len(),
+        "trustgate ready"
+    );
+    Ok(Running {
+        tls_addr,
+        plain_addr,
+        admin_addr,
+        demo_addr,
+        gateway,
+        stop_traffic,
+        stop_admin,
+        slots,
+        max_connections,
+        grace: config.server.grace_period,
+        tasks,
+    })
+}
+
+fn admin_rx_clone(tx: &watch::Sender<bool>) -> watch::Receiver<bool> {
+    tx.subscribe()
+}
+
+impl Running {
+    /// Re-reads the config file and swaps it in, certificates included. A
+    /// config with errors is refused and the old one keeps running.
+    pub fn reload(&self) -> Result<(), ConfigErrors> {
+        let current = self.gateway.state().config.clone();
+        let metrics = &self.gateway.metrics;
+        match Config::load(&current.source) {
+            Ok(next) => {
+                if next.server.listen != current.server.listen
+                    || next.server.plain_listen != current.server.plain_listen
+                    || next.admin_listen != current.admin_listen
+                {
+                    tracing::warn!("listener addresses changed; they apply after a restart");
+                }
+                self.gateway.apply(Arc::new(next));
+                metrics.config_reloads.with_label_values(&["success"]).inc();
+                tracing::info!("config reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                metrics.config_reloads.with_label_values(&["failure"]).inc();
+                for err in &e.0 {
+                    tracing::error!(%err, "config reload refused; the old config stays");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Drains: not ready, listeners closed, requests in flight get the grace
+    /// period to finish. Returns whether every connection closed in time.
+    pub async fn shutdown(self) -> bool {
+        self.gateway.set_ready(false);
+        let _ = self.stop_traffic.send(true);
+        let drained =
+            tokio::time::timeout(self.grace, self.slots.acquire_many(self.max_connections))
+                .await
+                .is_ok();
+        if !drained {
+            tracing::warn!("grace period over; closing the remaining connections");
+        }
+        let _ = self.stop_admin.send(true);
+        for t in self.tasks {
+            t.abort();
+        }
+        drained
+    }
+}
+
+/// Runs until SIGTERM or SIGINT, reloading on SIGHUP.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let running = start(config).await?;
+    let mut hup = signal(SignalKind::hangup()).expect("install SIGHUP handler");
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let _ = running.reload();
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("draining");
+    let drained = running.shutdown().await;
+    tracing::info!(drained, "stopped");
+    Ok(())
+}

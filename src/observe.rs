@@ -1,0 +1,212 @@
+//! Observation: the Prometheus metrics registry and the tracing subscriber.
+//! Other modules record into [`Metrics`]; only the admin listener reads it.
+
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Buckets for request and upstream durations, in seconds.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Every metric trustgate exports, owned by one registry.
+///
+/// Labels are bounded: app names come from config, everything else from
+/// static `reason()` strings.
+pub struct Metrics {
+    registry: Registry,
+    /// Open client connections, by listener (`tls` or `plain`).
+    pub open_connections: IntGaugeVec,
+    /// Accepted client connections, by listener.
+    pub connections: IntCounterVec,
+    /// Connections refused because `max_connections` was reached.
+    pub connections_refused: IntCounterVec,
+    /// TLS handshakes that failed, by reason.
+    pub tls_handshake_failures: IntCounterVec,
+    /// Requests answered, by app, method class and status class.
+    pub requests: IntCounterVec,
+    /// Time from request head to response head, by app.
+    pub request_duration: HistogramVec,
+    /// Time the upstream took to send its response head, by app.
+    pub upstream_duration: HistogramVec,
+    /// Upstream failures, by app and kind.
+    pub upstream_errors: IntCounterVec,
+    /// Requests answered by the gateway itself with an error, by reason.
+    pub gateway_errors: IntCounterVec,
+    /// Config reloads, by result.
+    pub config_reloads: IntCounterVec,
+    /// Build information; always 1.
+    pub build_info: IntGaugeVec,
+    /// 1 while the gateway is ready to serve, 0 while starting or draining.
+    pub ready: IntGauge,
+}
+
+impl Metrics {
+    /// Creates every metric and registers it.
+    pub fn new() -> Arc<Metrics> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
+            let h = HistogramVec::new(opts, labels).expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let ready = IntGauge::new(
+            "trustgate_ready",
+            "1 while the gateway is ready to serve traffic.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(ready.clone()))
+            .expect("unique metric");
+
+        let metrics = Metrics {
+            open_connections: gauge(
+                "trustgate_open_connections",
+                "Client connections currently open.",
+                &["listener"],
+            ),
+            connections: counter(
+                "trustgate_connections_total",
+                "Client connections accepted.",
+                &["listener"],
+            ),
+            connections_refused: counter(
+                "trustgate_connections_refused_total",
+                "Client connections closed at once because max_connections was reached.",
+                &["listener"],
+            ),
+            tls_handshake_failures: counter(
+                "trustgate_tls_handshake_failures_total",
+                "TLS handshakes that failed, by reason.",
+                &["reason"],
+            ),
+            requests: counter(
+                "trustgate_requests_total",
+                "Requests answered, by app, method class and status class.",
+                &["app", "method", "status"],
+            ),
+            request_duration: histogram(
+                "trustgate_request_duration_seconds",
+                "Time from the request head to the response head.",
+                &["app"],
+            ),
+            upstream_duration: histogram(
+                "trustgate_upstream_duration_seconds",
+                "Time the upstream took to answer with a response head.",
+                &["app"],
+            ),
+            upstream_errors: counter(
+                "trustgate_upstream_errors_total",
+                "Upstream failures, by kind (connect, timeout, reset, tls, protocol).",
+                &["app", "kind"],
+            ),
+            gateway_errors: counter(
+                "trustgate_gateway_errors_total",
+                "Requests the gateway answered itself with an error page, by reason.",
+                &["reason"],
+            ),
+            config_reloads: counter(
+                "trustgate_config_reloads_total",
+                "Config reloads, by result (success or failure).",
+                &["result"],
+            ),
+            build_info: gauge(
+                "trustgate_build_info",
+                "Build information; the value is always 1.",
+                &["version"],
+            ),
+            ready,
+            registry,
+        };
+        metrics
+            .build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        Arc::new(metrics)
+    }
+
+    /// The registry, for modules that add metrics of their own.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into a Vec cannot fail");
+        out
+    }
+}
+
+/// The method class label: bounded to a few values.
+pub fn method_class(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::PATCH => "PATCH",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The status class label (`2xx` ... `5xx`).
+pub fn status_class(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global tracing subscriber. `RUST_LOG` overrides `level`.
+pub fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests, reload) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
