@@ -23,7 +23,7 @@ impl Routes {
             }
         }
         for list in by_host.values_mut() {
-            list.sort_by(|a, b| b.path_prefix.len().cmp(&a.path_prefix.len()));
+            list.sort_by_key(|app| std::cmp::Reverse(app.path_prefix.len()));
         }
         Routes { by_host }
     }

@@ -1,0 +1,603 @@
+//! End-to-end tests of the proxy core: real sockets on 127.0.0.1, real TLS
+//! with the development CA, a real upstream.
+
+mod utils;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use utils::*;
+
+fn get(url: &str) -> Request<Body> {
+    Request::get(url).body(full("")).unwrap()
+}
+
+#[tokio::test]
+async fn http1_request_reaches_the_upstream() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let resp = https_client(false)
+        .request(get(&gw.https("/a?b=c")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.version(), Version::HTTP_11);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let seen: serde_json::Value = serde_json::from_str(&body_string(resp).await).unwrap();
+    assert_eq!(seen["x-test-path"][0], "/a?b=c");
+}
+
+#[tokio::test]
+async fn http2_request_reaches_the_upstream() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let resp = https_client(true)
+        .request(get(&gw.https("/h2")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.version(), Version::HTTP_2);
+    let seen: serde_json::Value = serde_json::from_str(&body_string(resp).await).unwrap();
+    assert_eq!(seen["x-test-path"][0], "/h2");
+    // The upstream gets a Host header even though h2 carries :authority.
+    assert_eq!(
+        seen["host"][0],
+        format!("localhost:{}", gw.tls_addr().port())
+    );
+}
+
+#[tokio::test]
+async fn unknown_host_gets_a_404_page() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let req = Request::get(gw.https("/"))
+        .header("host", "evil.example")
+        .body(full(""))
+        .unwrap();
+    let resp = https_client(false).request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(body_string(resp).await.contains("No application is served"));
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped_and_forwarding_headers_set() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let req = Request::get(gw.https("/"))
+        .header("connection", "keep-alive, x-private-hop")
+        .header("x-private-hop", "secret")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .header("te", "trailers")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "http")
+        .header("x-request-id", "client-chosen-id")
+        .header("x-end-to-end", "kept")
+        .body(full(""))
+        .unwrap();
+    let resp = https_client(false).request(req).await.unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "client-chosen-id");
+    let seen: serde_json::Value = serde_json::from_str(&body_string(resp).await).unwrap();
+    for gone in ["x-private-hop", "keep-alive", "proxy-authorization", "te"] {
+        assert!(
+            seen.get(gone).is_none(),
+            "{gone} reached the upstream: {seen}"
+        );
+    }
+    assert_eq!(seen["x-end-to-end"][0], "kept");
+    assert_eq!(seen["x-forwarded-for"][0], "203.0.113.9, 127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"][0], "https");
+    let host = format!("localhost:{}", gw.tls_addr().port());
+    assert_eq!(seen["x-forwarded-host"][0], host);
+    assert_eq!(seen["host"][0], host);
+    assert_eq!(seen["x-request-id"][0], "client-chosen-id");
+}
+
+#[tokio::test]
+async fn host_header_can_be_rewritten_to_the_upstream() {
+    let up = Upstream::echo_headers().await;
+    let rest = format!("{}host_header = \"upstream\"\n", app(&up.url()));
+    let gw = TestGateway::start("", &rest).await;
+    let resp = https_client(false)
+        .request(get(&gw.https("/")))
+        .await
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_str(&body_string(resp).await).unwrap();
+    assert_eq!(seen["host"][0], up.addr.to_string());
+}
+
+#[tokio::test]
+async fn sni_picks_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    // A second certificate for other.test, signed by the dev CA.
+    let ca_key = rcgen::KeyPair::from_pem(
+        &std::fs::read_to_string(root().join("certs/dev-ca.key")).unwrap(),
+    )
+    .unwrap();
+    let ca_params = rcgen::CertificateParams::from_ca_cert_pem(
+        &std::fs::read_to_string(root().join("certs/dev-ca.pem")).unwrap(),
+    )
+    .unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["other.test".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.path().join("other.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("other.key"), key.serialize_pem()).unwrap();
+
+    let up = Upstream::echo_headers().await;
+    let rest = format!(
+        "[[tls.certificates]]\ncert = {:?}\nkey = {:?}\n{}",
+        dir.path().join("other.pem"),
+        dir.path().join("other.key"),
+        app(&up.url())
+    );
+    let gw = TestGateway::start("", &rest).await;
+
+    for (sni, expect) in [("localhost", "localhost"), ("other.test", "other.test")] {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&[b"http/1.1"])));
+        let tcp = TcpStream::connect(gw.tls_addr()).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from(sni.to_string()).unwrap();
+        // The handshake verifies the chain against the dev CA and the name.
+        let tls = connector.connect(name, tcp).await.unwrap();
+        let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).unwrap();
+        let san = parsed.subject_alternative_name().unwrap().unwrap();
+        let names = format!("{:?}", san.value.general_names);
+        assert!(names.contains(expect), "sni {sni} got {names}");
+    }
+}
+
+#[tokio::test]
+async fn failed_handshakes_are_counted_and_the_listener_lives_on() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    // Plain HTTP sent to the TLS port.
+    let mut tcp = TcpStream::connect(gw.tls_addr()).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_tls_handshake_failures_total{reason=\"not_tls\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    let resp = https_client(false)
+        .request(get(&gw.https("/")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn upstream_down_gives_502() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let gw = TestGateway::start("", &app(&url)).await;
+    let resp = https_client(false)
+        .request(get(&gw.https("/")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    let page = body_string(resp).await;
+    assert!(page.contains("could not be reached"), "{page}");
+    assert!(
+        !page.contains("127.0.0.1"),
+        "page leaks the upstream: {page}"
+    );
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_upstream_errors_total{app=\"app\",kind=\"connect\"}"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn upstream_reset_gives_502() {
+    // An upstream that accepts and closes without answering.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            drop(s);
+        }
+    });
+    let gw = TestGateway::start("", &app(&url)).await;
+    let resp = https_client(false)
+        .request(get(&gw.https("/")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test]
+async fn slow_upstream_gives_504() {
+    let up = Upstream::start(|_req| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Response::new(full("late"))
+    })
+    .await;
+    let rest = format!(
+        "[upstream]\nresponse_timeout = \"300ms\"\n{}",
+        app(&up.url())
+    );
+    let gw = TestGateway::start("", &rest).await;
+    let resp = https_client(false)
+        .request(get(&gw.https("/")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_upstream_errors_total{app=\"app\",kind=\"timeout\"}"
+        ),
+        1.0
+    );
+}
+
+const MB: usize = 1024 * 1024;
+
+/// 50 MB up: the upstream must see the first megabyte before the client
+/// sends the rest, which a buffering proxy could not do.
+#[tokio::test]
+async fn upload_streams_without_buffering() {
+    let received = Arc::new(AtomicU64::new(0));
+    let seen = received.clone();
+    let up = Upstream::start(move |req| {
+        let seen = seen.clone();
+        async move {
+            let mut body = req.into_body();
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.unwrap().into_data() {
+                    seen.fetch_add(data.len() as u64, Ordering::SeqCst);
+                }
+            }
+            Response::new(full(seen.load(Ordering::SeqCst).to_string()))
+        }
+    })
+    .await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+    let stream = tokio_stream_from(rx);
+    let req = Request::post(gw.https("/upload"))
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap();
+    let client = https_client(false);
+    let pending = tokio::spawn(async move { client.request(req).await });
+
+    let chunk = Bytes::from(vec![7u8; MB]);
+    tx.send(Ok(Frame::data(chunk.clone()))).await.unwrap();
+    wait_until(|| received.load(Ordering::SeqCst) >= MB as u64).await;
+    for _ in 1..50 {
+        tx.send(Ok(Frame::data(chunk.clone()))).await.unwrap();
+    }
+    drop(tx);
+    let resp = pending.await.unwrap().unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(body_string(resp).await, (50 * MB).to_string());
+}
+
+/// 50 MB down: the client must get the first megabyte before the upstream
+/// sends the rest.
+#[tokio::test]
+async fn download_streams_without_buffering() {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+    let rx = Arc::new(tokio::sync::Mutex::new(Some(rx)));
+    let up = Upstream::start(move |_req| {
+        let rx = rx.clone();
+        async move {
+            let rx = rx.lock().await.take().expect("one download");
+            Response::new(BodyExt::boxed(StreamBody::new(tokio_stream_from(rx))))
+        }
+    })
+    .await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let client = https_client(true);
+    let chunk = Bytes::from(vec![9u8; MB]);
+    tx.send(Ok(Frame::data(chunk.clone()))).await.unwrap();
+    let resp = client.request(get(&gw.https("/download"))).await.unwrap();
+    let mut body = resp.into_body();
+    let mut got = 0usize;
+    while got < MB {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("first megabyte arrives before the rest is sent")
+            .unwrap()
+            .unwrap();
+        got += frame.into_data().map(|d| d.len()).unwrap_or(0);
+    }
+    let sender = tokio::spawn(async move {
+        for _ in 1..50 {
+            tx.send(Ok(Frame::data(chunk.clone()))).await.unwrap();
+        }
+    });
+    while let Some(frame) = body.frame().await {
+        got += frame.unwrap().into_data().map(|d| d.len()).unwrap_or(0);
+    }
+    sender.await.unwrap();
+    assert_eq!(got, 50 * MB);
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + Sync + 'static {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+}
+
+async fn wait_until(cond: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not met within 5 s");
+}
+
+#[tokio::test]
+async fn websocket_echo_through_the_proxy() {
+    let up = Upstream::start(|mut req| async move {
+        use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+        let key = req.headers()["sec-websocket-key"].as_bytes().to_vec();
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(on_upgrade.await.unwrap());
+            let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                io,
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                None,
+            )
+            .await;
+            while let Some(Ok(msg)) = ws.next().await {
+                if msg.is_text() || msg.is_binary() {
+                    ws.send(msg).await.unwrap();
+                }
+            }
+        });
+        Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-accept", derive_accept_key(&key))
+            .body(full(""))
+            .unwrap()
+    })
+    .await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&[b"http/1.1"])));
+    let tcp = TcpStream::connect(gw.tls_addr()).await.unwrap();
+    let tls = connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let url = format!("wss://localhost:{}/ws", gw.tls_addr().port());
+    let (mut ws, resp) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for text in ["hello", "device trust"] {
+        ws.send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .unwrap();
+        let echo = ws.next().await.unwrap().unwrap();
+        assert_eq!(echo.into_text().unwrap().as_str(), text);
+    }
+}
+
+/// A client that never finishes its request head is cut off.
+#[tokio::test]
+async fn slowloris_client_is_disconnected() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("header_read_timeout = \"500ms\"", &app(&up.url())).await;
+    let mut tcp = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "connection still open after 5 s");
+}
+
+/// A kept-alive connection with no traffic is closed after idle_timeout.
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start(
+        "idle_timeout = \"400ms\"\nheader_read_timeout = \"30s\"",
+        &app(&up.url()),
+    )
+    .await;
+    let mut tcp = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "idle connection still open after 5 s");
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_refused() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("max_connections = 1", &app(&up.url())).await;
+    let mut first = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    assert!(first.read(&mut buf).await.unwrap() > 0);
+    let mut second = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    let _ = second
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await;
+    let mut rest = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(5), second.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+        "second connection was served"
+    );
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_connections_refused_total{listener=\"plain\"}"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn metrics_move_with_traffic() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let series = "trustgate_requests_total{app=\"app\",method=\"GET\",status=\"2xx\"}";
+    let before = metric(&gw.metrics().await, series);
+    let client = https_client(false);
+    for _ in 0..3 {
+        let resp = client.request(get(&gw.https("/"))).await.unwrap();
+        body_string(resp).await;
+    }
+    let m = gw.metrics().await;
+    assert_eq!(metric(&m, series) - before, 3.0);
+    assert_eq!(
+        metric(&m, "trustgate_request_duration_seconds_count{app=\"app\"}"),
+        3.0
+    );
+    assert_eq!(
+        metric(&m, "trustgate_upstream_duration_seconds_count{app=\"app\"}"),
+        3.0
+    );
+    assert!(metric(&m, "trustgate_connections_total{listener=\"tls\"}") >= 1.0);
+    assert_eq!(metric(&m, "trustgate_build_info{version=\"0.1.0\"}"), 1.0);
+    assert_eq!(metric(&m, "trustgate_ready"), 1.0);
+}
+
+#[tokio::test]
+async fn reload_applies_good_config_and_keeps_old_on_bad() {
+    let up = Upstream::echo_headers().await;
+    let mut gw = TestGateway::start("", &app(&up.url())).await;
+    let client = https_client(false);
+    let req = |host: &str, gw: &TestGateway| {
+        Request::get(gw.https("/"))
+            .header("host", host)
+            .body(full(""))
+            .unwrap()
+    };
+    assert_eq!(
+        client.request(req("new.test", &gw)).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Good: a second app appears.
+    let good = format!(
+        "{}[apps.new]\nhosts = [\"new.test\"]\nupstream = {:?}\n",
+        app(&up.url()),
+        up.url()
+    );
+    std::fs::write(&gw.config_path, config_text("", &good)).unwrap();
+    gw.running().reload().unwrap();
+    assert_eq!(
+        client.request(req("new.test", &gw)).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // Bad: refused with the key named, and the running config stays.
+    std::fs::write(
+        &gw.config_path,
+        config_text(
+            "",
+            "[apps.broken]\nhosts = [\"x\"]\nupstream = \"ftp://x\"\n",
+        ),
+    )
+    .unwrap();
+    let err = gw.running().reload().unwrap_err();
+    assert!(err.to_string().contains("apps.broken.upstream"), "{err}");
+    assert_eq!(
+        client.request(req("new.test", &gw)).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(&m, "trustgate_config_reloads_total{result=\"success\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "trustgate_config_reloads_total{result=\"failure\"}"),
+        1.0
+    );
+    assert!(gw.shutdown().await);
+}
+
+/// Drain: the slow request in flight completes, readiness turns off, and new
+/// connections are refused.
+#[tokio::test]
+async fn graceful_drain_finishes_in_flight_requests() {
+    let up = Upstream::start(|_req| async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        Response::new(full("finished"))
+    })
+    .await;
+    let mut gw = TestGateway::start("grace_period = \"10s\"", &app(&up.url())).await;
+    let tls_addr = gw.tls_addr();
+    let admin = gw.running().admin_addr;
+    let client = https_client(false);
+    let url = gw.https("/slow");
+    let in_flight = tokio::spawn(async move { client.request(get(&url)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let gateway = gw.running().gateway.clone();
+    let running = gw.running.take().unwrap();
+    let drain = tokio::spawn(running.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!gateway.is_ready());
+    let ready = plain_client()
+        .request(get(&format!("http://{admin}/readyz")))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        TcpStream::connect(tls_addr).await.is_err(),
+        "new connection accepted while draining"
+    );
+
+    let resp = in_flight.await.unwrap().unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(body_string(resp).await, "finished");
+    assert!(
+        drain.await.unwrap(),
+        "drain did not finish in the grace period"
+    );
+}
