@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Buckets for request and upstream durations, in seconds.
@@ -41,6 +41,27 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// Build information; always 1.
     pub build_info: IntGaugeVec,
+    /// Access decisions, by app, platform, action and rule.
+    pub decisions: IntCounterVec,
+    /// Assertions checked, by app, protocol and result (`accept` or the
+    /// verifier's rejection reason).
+    pub assertions: IntCounterVec,
+    /// Time to verify one assertion, by app.
+    pub assertion_duration: HistogramVec,
+    /// Decision cache lookups that found a decision.
+    pub cache_hits: IntCounterVec,
+    /// Decision cache lookups that found nothing.
+    pub cache_misses: IntCounterVec,
+    /// Decisions in the cache now.
+    pub cache_entries: IntGauge,
+    /// Session cookies treated as absent, by reason.
+    pub cookies_rejected: IntCounterVec,
+    /// Enrollment detours, by app and event (`started`, `resumed`, `expired`).
+    pub detours: IntCounterVec,
+    /// Sessions revoked, by scope (`session`, `subject`).
+    pub revocations: IntCounterVec,
+    /// notAfter of each configured certificate, by kind (`tls`, `idp`) and name.
+    pub certificate_expiry: GaugeVec,
     /// 1 while the gateway is ready to serve, 0 while starting or draining.
     pub ready: IntGauge,
 }
@@ -71,6 +92,21 @@ impl Metrics {
                 .expect("unique metric");
             h
         };
+        let fgauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let cache_entries = IntGauge::new(
+            "trustgate_decision_cache_entries",
+            "Decisions held in the decision cache.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(cache_entries.clone()))
+            .expect("unique metric");
         let ready = IntGauge::new(
             "trustgate_ready",
             "1 while the gateway is ready to serve traffic.",
@@ -135,6 +171,52 @@ impl Metrics {
                 "trustgate_build_info",
                 "Build information; the value is always 1.",
                 &["version"],
+            ),
+            decisions: counter(
+                "trustgate_decisions_total",
+                "Access decisions, by app, platform, action and matching rule.",
+                &["app", "platform", "action", "rule"],
+            ),
+            assertions: counter(
+                "trustgate_assertions_total",
+                "Assertions checked, by app, protocol and result (accept or the rejection reason).",
+                &["app", "protocol", "result"],
+            ),
+            assertion_duration: histogram(
+                "trustgate_assertion_verify_duration_seconds",
+                "Time to decode, verify and check one assertion.",
+                &["app"],
+            ),
+            cache_hits: counter(
+                "trustgate_decision_cache_hits_total",
+                "Session requests answered from the decision cache.",
+                &["app"],
+            ),
+            cache_misses: counter(
+                "trustgate_decision_cache_misses_total",
+                "Session requests whose cookie had to be verified.",
+                &["app"],
+            ),
+            cache_entries,
+            cookies_rejected: counter(
+                "trustgate_session_cookies_rejected_total",
+                "Session cookies treated as absent, by reason.",
+                &["reason"],
+            ),
+            detours: counter(
+                "trustgate_enrollment_detours_total",
+                "Enrollment detours, by app and event (started, resumed, expired).",
+                &["app", "event"],
+            ),
+            revocations: counter(
+                "trustgate_revocations_total",
+                "Sessions revoked through the admin endpoint, by scope (session, subject).",
+                &["scope"],
+            ),
+            certificate_expiry: fgauge(
+                "trustgate_certificate_expiry_timestamp_seconds",
+                "notAfter of each configured certificate as a unix timestamp, by kind (tls, idp) and name.",
+                &["kind", "name"],
             ),
             ready,
             registry,

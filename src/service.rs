@@ -66,6 +66,7 @@ impl Gateway {
     /// A gateway for `config`; not ready until the lifecycle says so.
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Arc<Gateway> {
         let certs = CertStore::new(&config.certificates);
+        publish_certificate_expiry(&metrics, &config);
         Arc::new(Gateway {
             metrics,
             state: ArcSwap::from_pointee(State::new(config)),
@@ -87,6 +88,7 @@ impl Gateway {
     /// Swaps in a new config and its certificates at once.
     pub fn apply(&self, config: Arc<Config>) {
         self.certs.replace(&config.certificates);
+        publish_certificate_expiry(&self.metrics, &config);
         self.state.store(Arc::new(State::new(config)));
     }
 
@@ -188,6 +190,17 @@ impl Gateway {
                 Err((app.name.clone(), e))
             }
         }
+    }
+}
+
+/// Sets the expiry gauge from scratch, so that removed certificates vanish.
+fn publish_certificate_expiry(metrics: &Metrics, config: &Config) {
+    metrics.certificate_expiry.reset();
+    for c in &config.certificates {
+        metrics
+            .certificate_expiry
+            .with_label_values(&["tls", &c.name])
+            .set(c.not_after as f64);
     }
 }
 

@@ -20,7 +20,11 @@ fn check_accepts_the_shipped_config() {
         .arg(root().join("config.toml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -33,7 +37,11 @@ fn check_lists_every_error_with_its_key() {
          [apps.mail]\nhosts = [\"mail.example\"]\nupstream = \"gopher://mail\"\n",
     )
     .unwrap();
-    let out = trustgate().args(["check", "--config"]).arg(&path).output().unwrap();
+    let out = trustgate()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("error: server.max_connections:"), "{text}");
@@ -69,7 +77,10 @@ fn kill(pid: u32, signal: &str) {
 }
 
 async fn get_status(url: &str, host: &str) -> Option<StatusCode> {
-    let req = Request::get(url).header("host", host).body(full("")).unwrap();
+    let req = Request::get(url)
+        .header("host", host)
+        .body(full(""))
+        .unwrap();
     plain_client().request(req).await.ok().map(|r| r.status())
 }
 
@@ -113,19 +124,31 @@ async fn run_reloads_on_sighup_and_drains_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let base = format!("http://127.0.0.1:{plain}");
-    assert_eq!(get_status(&format!("{base}/"), "new.test").await, Some(StatusCode::NOT_FOUND));
+    assert_eq!(
+        get_status(&format!("{base}/"), "new.test").await,
+        Some(StatusCode::NOT_FOUND)
+    );
 
-    write(&format!("[apps.new]\nhosts = [\"new.test\"]\nupstream = {:?}\n", up.url()));
+    write(&format!(
+        "[apps.new]\nhosts = [\"new.test\"]\nupstream = {:?}\n",
+        up.url()
+    ));
     kill(pid, "HUP");
     let start = Instant::now();
     while get_status(&format!("{base}/"), "new.test").await != Some(StatusCode::OK) {
-        assert!(start.elapsed() < Duration::from_secs(10), "reload not applied");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "reload not applied"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let slow_url = format!("{base}/slow");
     let in_flight = tokio::spawn(async move {
-        let req = Request::get(slow_url).header("host", "localhost").body(full("")).unwrap();
+        let req = Request::get(slow_url)
+            .header("host", "localhost")
+            .body(full(""))
+            .unwrap();
         plain_client().request(req).await.map(|r| r.status())
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
