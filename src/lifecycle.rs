@@ -82,7 +82,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if let Some(demo) = &config.demo {
         let l = bind("demo.app_listen", demo.app_listen).await?;
         demo_addr = l.local_addr().ok();
-        tasks.push(tokio::spawn(crate::demo::serve(
+        tasks.push(tokio::spawn(crate::demo::app::serve(
             l,
             admin_rx_clone(&stop_admin),
         )));
