@@ -5,6 +5,7 @@
 //! evidence, decide, remember, answer, observe.
 #![forbid(unsafe_code)]
 
+pub mod classify;
 pub mod evidence;
 
 pub mod cli;
