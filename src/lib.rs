@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod classify;
+pub mod decide;
 pub mod evidence;
 
 pub mod cli;
