@@ -5,8 +5,11 @@
 //! evidence, decide, remember, answer, observe.
 #![forbid(unsafe_code)]
 
+// In request order; the blank line keeps rustfmt from sorting them.
 pub mod classify;
-pub mod decide;
 pub mod evidence;
+
+pub mod decide;
+pub mod remember;
 
 pub mod cli;
