@@ -13,7 +13,13 @@ pub mod accept;
 
 pub mod route;
 
+pub mod classify;
+
 pub mod evidence;
+
+pub mod decide;
+
+pub mod remember;
 
 pub mod answer;
 
