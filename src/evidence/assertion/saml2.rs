@@ -282,10 +282,17 @@ fn check_bearer(
             Binding::WsFed => Ok(None),
         };
     };
-    if doc.attr(data, "NotBefore").is_some() {
-        return Err(AssertionError::structure(
-            "a bearer confirmation must not carry notbefore",
-        ));
+    // The POST profile says a bearer confirmation carries no NotBefore, but
+    // real IdPs (Secureworks, in the public fixtures) send one equal to
+    // IssueInstant. It may only narrow validity, so it is honoured as a
+    // bound rather than refused.
+    if let Some(nb) = doc.attr(data, "NotBefore") {
+        if now + cfg.skew < parse_instant(nb)? {
+            return Err(AssertionError::NotYetValid {
+                what: "subject confirmation",
+                at: short(nb),
+            });
+        }
     }
     match doc.attr(data, "NotOnOrAfter") {
         Some(na) => {
