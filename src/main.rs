@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "trustgate", version, about = "Device-trust reverse proxy for SAML and WS-Federation apps")]
+#[command(
+    name = "trustgate",
+    version,
+    about = "Device-trust reverse proxy for SAML and WS-Federation apps"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

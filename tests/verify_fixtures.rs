@@ -57,7 +57,11 @@ fn every_manifest_case_gives_the_expected_verdict() {
                 }
                 if let Some(t) = &case.device_trust {
                     if a.device_trust() != expected_trust(t) {
-                        failures.push(format!("{}: device trust {:?}", case.label(), a.device_trust()));
+                        failures.push(format!(
+                            "{}: device trust {:?}",
+                            case.label(),
+                            a.device_trust()
+                        ));
                     }
                 }
                 if let Some(want) = &case.attributes {
@@ -85,7 +89,11 @@ fn every_manifest_case_gives_the_expected_verdict() {
                         continue;
                     }
                 }
-                failures.push(format!("{}: rejected with {} ({e})", case.label(), e.reason()));
+                failures.push(format!(
+                    "{}: rejected with {} ({e})",
+                    case.label(),
+                    e.reason()
+                ));
             }
             (Ok(a), false) => failures.push(format!(
                 "{}: ACCEPTED a reject case (name_id {:?})",
@@ -94,5 +102,10 @@ fn every_manifest_case_gives_the_expected_verdict() {
             )),
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

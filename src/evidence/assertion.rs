@@ -77,7 +77,9 @@ impl std::str::FromStr for ProtocolSelector {
             "saml2" => Ok(ProtocolSelector::Saml2),
             "wsfed" => Ok(ProtocolSelector::WsFed),
             "auto" => Ok(ProtocolSelector::Auto),
-            other => Err(format!("unknown protocol {other:?}: expected saml2, wsfed or auto")),
+            other => Err(format!(
+                "unknown protocol {other:?}: expected saml2, wsfed or auto"
+            )),
         }
     }
 }
@@ -303,7 +305,8 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier with its own replay cache.
     pub fn new(cfg: VerifierConfig) -> Verifier {
-        let replay = (cfg.replay_capacity > 0).then(|| replay::ReplayCache::new(cfg.replay_capacity));
+        let replay =
+            (cfg.replay_capacity > 0).then(|| replay::ReplayCache::new(cfg.replay_capacity));
         Verifier { cfg, replay }
     }
 
@@ -315,7 +318,8 @@ impl Verifier {
     /// Verifies an urlencoded POST body: `SAMLResponse` (+ `RelayState`), or
     /// `wa=wsignin1.0` + `wresult` (+ `wctx`).
     pub fn verify_post(&self, body: &[u8], now: SystemTime) -> Result<Delivery, AssertionError> {
-        let decoded = form::decode_body(body, self.cfg.max_body_bytes, self.cfg.max_document_bytes)?;
+        let decoded =
+            form::decode_body(body, self.cfg.max_body_bytes, self.cfg.max_document_bytes)?;
         if !self.cfg.protocol.allows(decoded.protocol) {
             return Err(AssertionError::structure(
                 "the delivery is not of the configured protocol",

@@ -37,11 +37,9 @@ impl Case {
 
     /// `now` as a SystemTime.
     pub fn now_time(&self) -> SystemTime {
-        let t = time::OffsetDateTime::parse(
-            &self.now,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .expect("manifest now is rfc 3339");
+        let t =
+            time::OffsetDateTime::parse(&self.now, &time::format_description::well_known::Rfc3339)
+                .expect("manifest now is rfc 3339");
         SystemTime::from(t)
     }
 }
@@ -101,7 +99,10 @@ fn case(set: &'static str, dir: &Path, c: &toml::Value) -> Case {
         file_name,
         protocol: c["protocol"].as_str().unwrap().to_string(),
         idp_cert: dir.join(c["idp_cert"].as_str().unwrap()),
-        now: c["now"].as_datetime().expect("now is a datetime").to_string(),
+        now: c["now"]
+            .as_datetime()
+            .expect("now is a datetime")
+            .to_string(),
         acs_url: opt_str(c, "acs_url"),
         audience: opt_str(c, "audience"),
         accept: c["expect"].as_str().unwrap() == "accept",
@@ -109,7 +110,10 @@ fn case(set: &'static str, dir: &Path, c: &toml::Value) -> Case {
         reason: c["reason"].as_str().unwrap().to_string(),
         legacy_sha1: c["legacy_sha1"].as_bool().unwrap(),
         name_id: opt_str(c, "name_id"),
-        device_trust: c.get("device_trust").and_then(|v| v.as_str()).map(str::to_string),
+        device_trust: c
+            .get("device_trust")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
         attributes,
     }
 }
@@ -173,9 +177,7 @@ pub fn allowed_reasons(case: &Case) -> &'static [&'static str] {
         "r17_cert_confusion_embedded_attacker_cert.xml" => &["untrusted_key", "bad_signature"],
         "r18_alg_confusion_hmac_with_public_key.xml" => &["weak_algorithm"],
         "r19_sha1_not_allowed.xml" => &["weak_algorithm"],
-        "r20_doctype_internal_entities.xml" | "r21_doctype_external_entity_xxe.xml" => {
-            &["doctype"]
-        }
+        "r20_doctype_internal_entities.xml" | "r21_doctype_external_entity_xxe.xml" => &["doctype"],
         "r22_expired.xml" => &["expired"],
         "r23_not_yet_valid.xml" => &["not_yet_valid"],
         "r24_wrong_audience.xml" => &["wrong_audience"],

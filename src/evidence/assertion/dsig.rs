@@ -165,8 +165,9 @@ pub(crate) fn verify(
     }
 
     // Signature validation over canonical SignedInfo.
-    let sig_value = decode_b64(&doc.text(parts.signature_value))
-        .ok_or(AssertionError::BadSignature("signature value is not base64"))?;
+    let sig_value = decode_b64(&doc.text(parts.signature_value)).ok_or(
+        AssertionError::BadSignature("signature value is not base64"),
+    )?;
     if sig_value.is_empty() {
         return Err(AssertionError::BadSignature("empty signature value"));
     }
@@ -219,7 +220,9 @@ pub(crate) fn verify(
             "signed by a certificate that is not pinned",
         ));
     }
-    Err(AssertionError::BadSignature("no pinned key verifies the signature"))
+    Err(AssertionError::BadSignature(
+        "no pinned key verifies the signature",
+    ))
 }
 
 /// Decodes base64 text, ignoring XML whitespace.
@@ -312,13 +315,18 @@ impl SignedInfoParts {
         }
         let cm = kids[0];
         let sm = kids[1];
-        if !expect_dsig(doc, cm, "CanonicalizationMethod") || !expect_dsig(doc, sm, "SignatureMethod")
+        if !expect_dsig(doc, cm, "CanonicalizationMethod")
+            || !expect_dsig(doc, sm, "SignatureMethod")
         {
-            return Err(AssertionError::structure("signedinfo children out of order"));
+            return Err(AssertionError::structure(
+                "signedinfo children out of order",
+            ));
         }
         let refs = &kids[2..];
         if refs.iter().any(|r| !expect_dsig(doc, *r, "Reference")) {
-            return Err(AssertionError::structure("unexpected element in signedinfo"));
+            return Err(AssertionError::structure(
+                "unexpected element in signedinfo",
+            ));
         }
         if refs.len() != 1 {
             return Err(AssertionError::structure(
@@ -335,7 +343,9 @@ impl SignedInfoParts {
         }
         let alg = signature_method(sm_uri, allow_sha1)?;
         if doc.child_elements(sm).next().is_some() {
-            return Err(AssertionError::structure("unexpected element in signaturemethod"));
+            return Err(AssertionError::structure(
+                "unexpected element in signaturemethod",
+            ));
         }
         Ok(SignedInfoParts {
             c14n_comments,
@@ -367,10 +377,18 @@ fn c14n_method(doc: &Document, m: NodeId) -> Result<(bool, Vec<String>), Asserti
         [inc] if doc.is(*inc, EXC_C14N, "InclusiveNamespaces") => {
             let list = doc.attr(*inc, "PrefixList").unwrap_or("");
             for p in list.split_ascii_whitespace() {
-                inclusive.push(if p == "#default" { String::new() } else { p.to_string() });
+                inclusive.push(if p == "#default" {
+                    String::new()
+                } else {
+                    p.to_string()
+                });
             }
         }
-        _ => return Err(AssertionError::structure("unexpected element in a c14n method")),
+        _ => {
+            return Err(AssertionError::structure(
+                "unexpected element in a c14n method",
+            ))
+        }
     }
     Ok((comments, inclusive))
 }
@@ -399,7 +417,9 @@ impl ReferenceParts {
         // XSLT, base64, inclusive c14n) changes what the digest covers.
         let ts = strict_children(doc, *transforms)?;
         if ts.iter().any(|t| !expect_dsig(doc, *t, "Transform")) {
-            return Err(AssertionError::structure("unexpected element in transforms"));
+            return Err(AssertionError::structure(
+                "unexpected element in transforms",
+            ));
         }
         for t in &ts {
             let uri = doc.attr(*t, "Algorithm").unwrap_or("");

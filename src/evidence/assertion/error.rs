@@ -177,7 +177,9 @@ impl From<XmlError> for AssertionError {
     fn from(e: XmlError) -> Self {
         match e {
             XmlError::Doctype | XmlError::ProcessingInstruction => AssertionError::Doctype(e),
-            XmlError::NotUtf8 => AssertionError::Malformed(Cow::Borrowed("the document is not utf-8")),
+            XmlError::NotUtf8 => {
+                AssertionError::Malformed(Cow::Borrowed("the document is not utf-8"))
+            }
             XmlError::Malformed(m) => AssertionError::Malformed(Cow::Borrowed(m)),
         }
     }

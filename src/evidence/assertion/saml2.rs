@@ -122,7 +122,9 @@ pub(crate) fn assertion_claims(
     binding: Binding,
 ) -> Result<Claims, AssertionError> {
     if doc.attr(a, "Version") != Some("2.0") {
-        return Err(AssertionError::structure("the assertion is not version 2.0"));
+        return Err(AssertionError::structure(
+            "the assertion is not version 2.0",
+        ));
     }
     let mut claims = Claims {
         id: doc.attr(a, "ID").unwrap_or_default().to_string(),
@@ -170,7 +172,10 @@ pub(crate) fn assertion_claims(
     // Audience: every AudienceRestriction must name us.
     if let Some(aud) = &cfg.audience {
         let restrictions: Vec<NodeId> = conditions
-            .map(|c| doc.children_named(c, SAML_NS, "AudienceRestriction").collect())
+            .map(|c| {
+                doc.children_named(c, SAML_NS, "AudienceRestriction")
+                    .collect()
+            })
             .unwrap_or_default();
         let ok = !restrictions.is_empty()
             && restrictions.iter().all(|r| {
@@ -187,7 +192,11 @@ pub(crate) fn assertion_claims(
     // Subject: NameID and a bearer confirmation that holds.
     let subject = one_child(doc, a, SAML_NS, "Subject")?
         .ok_or_else(|| AssertionError::structure("the assertion has no subject"))?;
-    if doc.children_named(subject, SAML_NS, "EncryptedID").next().is_some() {
+    if doc
+        .children_named(subject, SAML_NS, "EncryptedID")
+        .next()
+        .is_some()
+    {
         return Err(AssertionError::EncryptedUnsupported);
     }
     let name_id = one_child(doc, subject, SAML_NS, "NameID")?
@@ -247,9 +256,8 @@ fn bearer_confirmation(
             }
         }
     }
-    Err(first_err.unwrap_or_else(|| {
-        AssertionError::structure("the subject has no bearer confirmation")
-    }))
+    Err(first_err
+        .unwrap_or_else(|| AssertionError::structure("the subject has no bearer confirmation")))
 }
 
 fn check_bearer(

@@ -50,9 +50,10 @@ pub(crate) fn verify_rstr(
         root
     };
 
-    if doc.elements().any(|n| {
-        doc.is(n, SAML_NS, "EncryptedAssertion") || doc.is(n, XENC_NS, "EncryptedData")
-    }) {
+    if doc
+        .elements()
+        .any(|n| doc.is(n, SAML_NS, "EncryptedAssertion") || doc.is(n, XENC_NS, "EncryptedData"))
+    {
         return Err(AssertionError::EncryptedUnsupported);
     }
     let count = doc
@@ -73,7 +74,9 @@ pub(crate) fn verify_rstr(
     };
     let saml1 = doc.is(token, SAML1_NS, "Assertion");
     if !saml1 && !doc.is(token, SAML_NS, "Assertion") {
-        return Err(AssertionError::structure("the token is not a saml assertion"));
+        return Err(AssertionError::structure(
+            "the token is not a saml assertion",
+        ));
     }
 
     // The token must carry its own signature.
@@ -178,10 +181,7 @@ fn saml11_claims(
         let Some(ni) = one_child(doc, subj, SAML1_NS, "NameIdentifier")? else {
             continue;
         };
-        let this = (
-            doc.text(ni),
-            doc.attr(ni, "Format").map(str::to_string),
-        );
+        let this = (doc.text(ni), doc.attr(ni, "Format").map(str::to_string));
         match &subject {
             Some(s) if s.0 != this.0 => {
                 return Err(AssertionError::structure(

@@ -196,10 +196,13 @@ impl Document {
     /// Whether `id` has only whitespace text and comments between its element
     /// children (no mixed content).
     pub(crate) fn only_whitespace_text(&self, id: NodeId) -> bool {
-        self.element(id).children.iter().all(|c| match &self.nodes[*c] {
-            Node::Text(t) => t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n')),
-            _ => true,
-        })
+        self.element(id)
+            .children
+            .iter()
+            .all(|c| match &self.nodes[*c] {
+                Node::Text(t) => t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n')),
+                _ => true,
+            })
     }
 
     /// The namespace bound to `prefix` at element `id` (`""` is the default);
@@ -214,7 +217,11 @@ impl Document {
             cur = e.parent;
         }
         if prefix == "xml" {
-            return self.namespaces.iter().position(|n| n == XML_NS).map(|p| p as NsId);
+            return self
+                .namespaces
+                .iter()
+                .position(|n| n == XML_NS)
+                .map(|p| p as NsId);
         }
         None
     }
@@ -319,10 +326,15 @@ impl Builder {
                         .to_string();
                     self.push_child(Node::Pi { target, data });
                 }
-                Event::Start(s) => self.open(&s, start, false, reader.buffer_position() as usize)?,
+                Event::Start(s) => {
+                    self.open(&s, start, false, reader.buffer_position() as usize)?
+                }
                 Event::Empty(s) => self.open(&s, start, true, reader.buffer_position() as usize)?,
                 Event::End(_) => {
-                    let id = self.stack.pop().ok_or(XmlError::Malformed("unmatched end tag"))?;
+                    let id = self
+                        .stack
+                        .pop()
+                        .ok_or(XmlError::Malformed("unmatched end tag"))?;
                     let mark = self.scope_marks.pop().unwrap_or(0);
                     self.scope.truncate(mark);
                     if let Node::Element(e) = &mut self.nodes[id] {
@@ -541,7 +553,8 @@ fn is_ncname(s: &str) -> bool {
 fn name_char(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(c, '-' | '.' | '_' | '\u{B7}')
-        || (c as u32 >= 0xC0 && !matches!(c as u32, 0xD7 | 0xF7 | 0x37E | 0x2000..=0x200B | 0x200E..=0x206F | 0x2190..=0x2BFF | 0x2FF0..=0x3000 | 0xD800..=0xF8FF | 0xFDD0..=0xFDEF | 0xFFFE..=0xFFFF))
+        || (c as u32 >= 0xC0
+            && !matches!(c as u32, 0xD7 | 0xF7 | 0x37E | 0x2000..=0x200B | 0x200E..=0x206F | 0x2190..=0x2BFF | 0x2FF0..=0x3000 | 0xD800..=0xF8FF | 0xFDD0..=0xFDEF | 0xFFFE..=0xFFFF))
 }
 
 /// Attribute value normalization for CDATA attributes (no DTD here): literal
@@ -589,7 +602,9 @@ fn push_reference(name: &str, out: &mut String) -> Result<(), XmlError> {
             let c = code
                 .and_then(char::from_u32)
                 .ok_or(XmlError::Malformed("bad character reference"))?;
-            if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') || matches!(c as u32, 0xFFFE | 0xFFFF) {
+            if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r')
+                || matches!(c as u32, 0xFFFE | 0xFFFF)
+            {
                 return Err(XmlError::Malformed("bad character reference"));
             }
             c

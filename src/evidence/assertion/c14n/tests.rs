@@ -67,7 +67,10 @@ fn golden_files_match() {
 fn enveloped_subtree_is_left_out() {
     let xml = br#"<r xmlns:a="urn:a"><a:e ID="x"><a:s>sig</a:s><a:t>keep</a:t></a:e></r>"#;
     let doc = Document::parse(xml).unwrap();
-    let apex = doc.elements().find(|n| doc.attr(*n, "ID") == Some("x")).unwrap();
+    let apex = doc
+        .elements()
+        .find(|n| doc.attr(*n, "ID") == Some("x"))
+        .unwrap();
     let sig = doc.child_elements(apex).next().unwrap();
     let mut out = Vec::new();
     canonicalize(
