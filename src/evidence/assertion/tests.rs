@@ -12,6 +12,8 @@ use super::c14n::{self, Options};
 use super::xml::Document;
 use super::*;
 
+mod props;
+
 const ACS: &str = "https://gateway.corp.example/saml/acs";
 const AUDIENCE: &str = "https://gateway.corp.example/saml/metadata";
 const OKTA: &str = "http://www.okta.com/exkJTvJmH43mEMjCjd7Y";
