@@ -109,3 +109,26 @@ fn every_manifest_case_gives_the_expected_verdict() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn bench_fixture_signed_by_xmlsec1_is_accepted() {
+    let dir = manifest::fixtures_dir();
+    let pem = std::fs::read(dir.join("independent/certs/okta_rsa2048.pem")).unwrap();
+    let v = Verifier::new(VerifierConfig {
+        idp_entity_id: Some("http://www.okta.com/exkJTvJmH43mEMjCjd7Y".into()),
+        keys: PinnedKey::from_pem(&pem).unwrap(),
+        audience: Some("https://gateway.corp.example/saml/metadata".into()),
+        acs_url: Some("https://gateway.corp.example/saml/acs".into()),
+        skew: Duration::ZERO,
+        replay_capacity: 0,
+        ..VerifierConfig::default()
+    });
+    let xml =
+        std::fs::read(dir.join("bench/okta_10_attributes_rsa2048_sha256_xmlsec1.xml")).unwrap();
+    let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_660);
+    let a = v.verify_document(&xml, now).unwrap();
+    assert_eq!(a.name_id(), "alice@corp.example");
+    assert_eq!(a.device_trust(), DeviceTrust::Trusted);
+    assert_eq!(a.attributes().len(), 10);
+    assert_eq!(a.groups().len(), 9);
+}
