@@ -325,12 +325,7 @@ impl Verifier {
                 "the delivery is not of the configured protocol",
             ));
         }
-        let assertion = self.verify_document(&decoded.document, now)?;
-        if assertion.protocol != decoded.protocol {
-            return Err(AssertionError::structure(
-                "the document does not match the form field it came in",
-            ));
-        }
+        let assertion = self.verify(&decoded.document, now, Some(decoded.protocol))?;
         Ok(Delivery {
             assertion,
             relay_state: decoded.relay_state,
@@ -344,6 +339,17 @@ impl Verifier {
         xml: &[u8],
         now: SystemTime,
     ) -> Result<VerifiedAssertion, AssertionError> {
+        self.verify(xml, now, None)
+    }
+
+    /// The whole check; `came_as` is the protocol of the form field the
+    /// document arrived in, which the document must match.
+    fn verify(
+        &self,
+        xml: &[u8],
+        now: SystemTime,
+        came_as: Option<Protocol>,
+    ) -> Result<VerifiedAssertion, AssertionError> {
         if xml.len() > self.cfg.max_document_bytes {
             return Err(AssertionError::TooLarge {
                 what: "document",
@@ -353,6 +359,11 @@ impl Verifier {
         }
         let doc = Document::parse(xml)?;
         let protocol = detect(&doc)?;
+        if came_as.is_some_and(|p| p != protocol) {
+            return Err(AssertionError::structure(
+                "the document does not match the form field it came in",
+            ));
+        }
         if !self.cfg.protocol.allows(protocol) {
             return Err(AssertionError::structure(
                 "the document is not of the configured protocol",
@@ -395,7 +406,7 @@ impl Verifier {
             .not_on_or_after
             .and_then(|end| end.duration_since(now).ok())
             .unwrap_or(Duration::from_secs(3600))
-            + self.cfg.skew;
+            .saturating_add(self.cfg.skew);
         let key = format!("{}\u{0}{}", claims.issuer, claims.id);
         if cache.first_use(key, ttl) {
             Ok(())
@@ -421,6 +432,17 @@ fn detect(doc: &Document) -> Result<Protocol, AssertionError> {
         "unexpected root element {}",
         error::short(&e.local)
     ))))
+}
+
+/// `now + skew`, saturating: the latest clock reading still tolerated.
+pub(crate) fn later(now: SystemTime, skew: Duration) -> SystemTime {
+    now.checked_add(skew)
+        .unwrap_or(SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX as u64 * 64))
+}
+
+/// `now - skew`, saturating at the epoch.
+pub(crate) fn earlier(now: SystemTime, skew: Duration) -> SystemTime {
+    now.checked_sub(skew).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// Parses an `xs:dateTime` as SAML writes it (UTC, `Z`, optional fraction).

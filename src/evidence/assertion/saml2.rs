@@ -141,7 +141,7 @@ pub(crate) fn assertion_claims(
     let mut end: Option<SystemTime> = None;
     if let Some(c) = conditions {
         if let Some(nb) = doc.attr(c, "NotBefore") {
-            if now + skew < parse_instant(nb)? {
+            if super::later(now, skew) < parse_instant(nb)? {
                 return Err(AssertionError::NotYetValid {
                     what: "conditions",
                     at: short(nb),
@@ -150,7 +150,7 @@ pub(crate) fn assertion_claims(
         }
         if let Some(na) = doc.attr(c, "NotOnOrAfter") {
             let t = parse_instant(na)?;
-            if now.checked_sub(skew).unwrap_or(SystemTime::UNIX_EPOCH) >= t {
+            if super::earlier(now, skew) >= t {
                 return Err(AssertionError::Expired {
                     what: "conditions",
                     at: short(na),
@@ -162,7 +162,7 @@ pub(crate) fn assertion_claims(
     let issue_instant = doc
         .attr(a, "IssueInstant")
         .ok_or_else(|| AssertionError::structure("the assertion has no issueinstant"))?;
-    if now + skew < parse_instant(issue_instant)? {
+    if super::later(now, skew) < parse_instant(issue_instant)? {
         return Err(AssertionError::NotYetValid {
             what: "issue instant",
             at: short(issue_instant),
@@ -295,7 +295,7 @@ fn check_bearer(
     // IssueInstant. It may only narrow validity, so it is honoured as a
     // bound rather than refused.
     if let Some(nb) = doc.attr(data, "NotBefore") {
-        if now + cfg.skew < parse_instant(nb)? {
+        if super::later(now, cfg.skew) < parse_instant(nb)? {
             return Err(AssertionError::NotYetValid {
                 what: "subject confirmation",
                 at: short(nb),
@@ -305,7 +305,7 @@ fn check_bearer(
     match doc.attr(data, "NotOnOrAfter") {
         Some(na) => {
             let t = parse_instant(na)?;
-            if now.checked_sub(cfg.skew).unwrap_or(SystemTime::UNIX_EPOCH) >= t {
+            if super::earlier(now, cfg.skew) >= t {
                 return Err(AssertionError::Expired {
                     what: "subject confirmation",
                     at: short(na),
@@ -352,16 +352,13 @@ pub(crate) fn one_child(
 pub(crate) fn unique_ids(doc: &Document) -> Result<(), AssertionError> {
     const WSU: &str =
         "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
-    let mut seen: Vec<&str> = Vec::with_capacity(8);
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for n in doc.elements() {
         for a in &doc.element(n).attrs {
             let is_id = (a.ns == 0 && matches!(a.local.as_str(), "ID" | "AssertionID" | "Id"))
                 || (a.local == "Id" && doc.ns_uri(a.ns) == WSU);
-            if is_id {
-                if seen.contains(&a.value.as_str()) {
-                    return Err(AssertionError::structure("duplicate id in the document"));
-                }
-                seen.push(&a.value);
+            if is_id && !seen.insert(a.value.as_str()) {
+                return Err(AssertionError::structure("duplicate id in the document"));
             }
         }
     }

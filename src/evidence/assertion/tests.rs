@@ -1115,3 +1115,50 @@ attack!(
     "r30_whitespace_change_in_signed_assertion.xml",
     "bad_digest"
 );
+
+// --- resource bounds ----------------------------------------------------------
+
+#[test]
+fn deep_nesting_is_malformed_not_a_stack_overflow() {
+    let depth = 20_000;
+    let xml = format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+    assert_eq!(reason(&xml), "malformed");
+}
+
+#[test]
+fn attribute_flood_is_malformed() {
+    let attrs: String = (0..5000).map(|i| format!(" a{i}=\"\"")).collect();
+    let xml = format!("<r{attrs}/>");
+    assert_eq!(reason(&xml), "malformed");
+}
+
+#[test]
+fn xml_1_1_is_malformed() {
+    let xml = replace_once(&a01(), "version=\"1.0\"", "version=\"1.1\"");
+    assert_eq!(reason(&xml), "malformed");
+}
+
+#[test]
+fn huge_skew_does_not_overflow() {
+    let cfg = VerifierConfig {
+        skew: Duration::from_secs(u64::MAX / 2),
+        replay_capacity: 10,
+        ..config()
+    };
+    Verifier::new(cfg)
+        .verify_document(a01().as_bytes(), now())
+        .unwrap();
+}
+
+#[test]
+fn wsfed_document_in_samlresponse_field_is_refused() {
+    let xml = independent("b01_wsfed_wst2005_rstr_saml11.xml");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLResponse", &b64)
+        .finish();
+    let e = Verifier::new(wsfed_config("urn:federation:MicrosoftOnline"))
+        .verify_post(body.as_bytes(), now())
+        .unwrap_err();
+    assert_eq!(e.reason(), "unexpected_structure");
+}

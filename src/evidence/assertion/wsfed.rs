@@ -122,7 +122,7 @@ fn saml11_claims(
     let conditions = one_child(doc, a, SAML1_NS, "Conditions")?;
     if let Some(c) = conditions {
         if let Some(nb) = doc.attr(c, "NotBefore") {
-            if now + skew < parse_instant(nb)? {
+            if super::later(now, skew) < parse_instant(nb)? {
                 return Err(AssertionError::NotYetValid {
                     what: "conditions",
                     at: short(nb),
@@ -131,7 +131,7 @@ fn saml11_claims(
         }
         if let Some(na) = doc.attr(c, "NotOnOrAfter") {
             let t = parse_instant(na)?;
-            if now.checked_sub(skew).unwrap_or(SystemTime::UNIX_EPOCH) >= t {
+            if super::earlier(now, skew) >= t {
                 return Err(AssertionError::Expired {
                     what: "conditions",
                     at: short(na),
@@ -143,7 +143,7 @@ fn saml11_claims(
     let issue_instant = doc
         .attr(a, "IssueInstant")
         .ok_or_else(|| AssertionError::structure("the assertion has no issueinstant"))?;
-    if now + skew < parse_instant(issue_instant)? {
+    if super::later(now, skew) < parse_instant(issue_instant)? {
         return Err(AssertionError::NotYetValid {
             what: "issue instant",
             at: short(issue_instant),

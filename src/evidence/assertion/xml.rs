@@ -14,6 +14,13 @@ use quick_xml::Reader;
 pub(crate) const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
+/// Deepest element nesting accepted; SAML needs about 10. Bounds recursion
+/// in canonicalization and text collection.
+const MAX_DEPTH: usize = 64;
+/// Most attributes (namespace declarations included) on one element; keeps
+/// duplicate checks cheap.
+const MAX_ATTRIBUTES: usize = 128;
+
 /// Why the bytes are not a document we accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XmlError {
@@ -236,6 +243,7 @@ struct Builder {
     opts: ParseOptions,
     nodes: Vec<Node>,
     namespaces: Vec<String>,
+    interned: std::collections::HashMap<String, NsId>,
     /// Open elements, innermost last.
     stack: Vec<NodeId>,
     /// In-scope bindings, innermost last: (prefix, ns); ns 0 undeclares.
@@ -254,6 +262,9 @@ impl Builder {
             opts,
             nodes: Vec::with_capacity(256),
             namespaces: vec![String::new(), XML_NS.to_string()],
+            interned: [(String::new(), 0), (XML_NS.to_string(), 1)]
+                .into_iter()
+                .collect(),
             stack: Vec::with_capacity(16),
             scope: vec![("xml".to_string(), 1)],
             scope_marks: Vec::with_capacity(16),
@@ -263,11 +274,13 @@ impl Builder {
     }
 
     fn intern(&mut self, uri: &str) -> NsId {
-        if let Some(p) = self.namespaces.iter().position(|n| n == uri) {
-            return p as NsId;
+        if let Some(&id) = self.interned.get(uri) {
+            return id;
         }
+        let id = self.namespaces.len() as NsId;
         self.namespaces.push(uri.to_string());
-        (self.namespaces.len() - 1) as NsId
+        self.interned.insert(uri.to_string(), id);
+        id
     }
 
     fn resolve(&self, prefix: &str) -> Option<NsId> {
@@ -301,6 +314,9 @@ impl Builder {
                 Event::Decl(d) => {
                     if !was_first {
                         return Err(XmlError::Malformed("misplaced xml declaration"));
+                    }
+                    if d.version().ok().as_deref() != Some(b"1.0".as_slice()) {
+                        return Err(XmlError::Malformed("only xml 1.0 is accepted"));
                     }
                     if let Some(enc) = d.encoding() {
                         let enc = enc.map_err(|_| XmlError::Malformed("bad xml declaration"))?;
@@ -431,6 +447,9 @@ impl Builder {
         if self.stack.is_empty() && self.root.is_some() {
             return Err(XmlError::Malformed("more than one root element"));
         }
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(XmlError::Malformed("elements nested too deeply"));
+        }
         let qname = std::str::from_utf8(s.name().into_inner()).map_err(|_| XmlError::NotUtf8)?;
         let (prefix, local) = split_qname(qname)?;
         let mark = self.scope.len();
@@ -438,7 +457,10 @@ impl Builder {
         let mut raw_attrs: Vec<(&str, &str, String)> = Vec::new();
         let mut attrs_iter = s.attributes();
         attrs_iter.with_checks(true);
-        for a in attrs_iter {
+        for (i, a) in attrs_iter.enumerate() {
+            if i >= MAX_ATTRIBUTES {
+                return Err(XmlError::Malformed("too many attributes on one element"));
+            }
             let a = a.map_err(|_| XmlError::Malformed("bad attribute"))?;
             let key = std::str::from_utf8(a.key.into_inner()).map_err(|_| XmlError::NotUtf8)?;
             let raw = std::str::from_utf8(&a.value).map_err(|_| XmlError::NotUtf8)?;
