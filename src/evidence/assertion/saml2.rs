@@ -320,6 +320,7 @@ fn check_bearer(
     }
 }
 
+/// Checks an Issuer against the configured IdP entity ID, when set.
 pub(crate) fn check_issuer(cfg: &VerifierConfig, issuer: &str) -> Result<(), AssertionError> {
     match &cfg.idp_entity_id {
         Some(want) if issuer.trim() != want => Err(AssertionError::WrongIssuer {
