@@ -453,7 +453,7 @@ pub(crate) fn parse_instant(s: &str) -> Result<SystemTime, AssertionError> {
         .or_else(|_| time::OffsetDateTime::parse(&format!("{s}Z"), &Rfc3339));
     parsed
         .map(SystemTime::from)
-        .map_err(|_| AssertionError::structure("a timestamp is not an xs:dateTime"))
+        .map_err(|_| AssertionError::structure("a timestamp is not an xs:datetime"))
 }
 
 #[cfg(test)]
