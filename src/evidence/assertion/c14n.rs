@@ -1,0 +1,227 @@
+//! Exclusive XML canonicalization 1.0 of one subtree of the parsed tree.
+//!
+//! Writes into any [`Sink`]: a reusable byte buffer for SignedInfo, or a
+//! running digest for a Reference, so the canonical form of the signed
+//! element is never materialized. Which subtree to canonicalize, and with
+//! what options, is decided by `dsig`.
+
+use super::xml::{Document, Node, NodeId, NsId};
+
+/// Where canonical bytes go.
+pub(crate) trait Sink {
+    /// Appends bytes to the output.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for ring::digest::Context {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+/// Options of one canonicalization.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Options<'a> {
+    /// `xml-exc-c14n#WithComments`.
+    pub(crate) with_comments: bool,
+    /// InclusiveNamespaces PrefixList; `""` stands for `#default`.
+    pub(crate) inclusive: &'a [String],
+    /// A subtree left out of the output (the enveloped signature).
+    pub(crate) exclude: Option<NodeId>,
+}
+
+/// Canonicalizes the subtree at `apex` into `out`.
+pub(crate) fn canonicalize<S: Sink>(doc: &Document, apex: NodeId, opts: Options<'_>, out: &mut S) {
+    let mut w = Writer {
+        doc,
+        opts,
+        rendered: Vec::with_capacity(16),
+    };
+    w.element(apex, out);
+}
+
+struct Writer<'d, 'o> {
+    doc: &'d Document,
+    opts: Options<'o>,
+    /// Namespace declarations rendered by output ancestors, innermost last.
+    rendered: Vec<(&'d str, NsId)>,
+}
+
+impl<'d> Writer<'d, '_> {
+    fn rendered_binding(&self, prefix: &str) -> Option<NsId> {
+        self.rendered
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == prefix)
+            .map(|(_, ns)| *ns)
+    }
+
+    fn element<S: Sink>(&mut self, id: NodeId, out: &mut S) {
+        let doc = self.doc;
+        let e = doc.element(id);
+        let mark = self.rendered.len();
+
+        // Prefixes visibly utilized by the element and its attributes, plus
+        // the inclusive ones that are in scope.
+        let mut needed: Vec<(&'d str, NsId)> = Vec::with_capacity(4);
+        let mut need = |p: &'d str, ns: NsId| {
+            if p != "xml" && !needed.iter().any(|(q, _)| *q == p) {
+                needed.push((p, ns));
+            }
+        };
+        need(e.prefix.as_str(), e.ns);
+        for a in &e.attrs {
+            if !a.prefix.is_empty() {
+                need(a.prefix.as_str(), a.ns);
+            }
+        }
+        for p in self.opts.inclusive {
+            match doc.lookup_prefix(id, p) {
+                Some(ns) => need(lookup_key(doc, id, p), ns),
+                None if p.is_empty() => need("", 0),
+                None => {}
+            }
+        }
+
+        let mut decls: Vec<(&'d str, NsId)> = Vec::with_capacity(needed.len());
+        for (p, ns) in needed {
+            let current = self.rendered_binding(p);
+            let skip = match current {
+                Some(c) => c == ns,
+                // Nothing rendered yet: an empty default needs no xmlns="".
+                None => p.is_empty() && ns == 0,
+            };
+            if !skip {
+                decls.push((p, ns));
+            }
+        }
+        decls.sort_by(|a, b| a.0.cmp(b.0));
+
+        out.put(b"<");
+        put_qname(out, &e.prefix, &e.local);
+        for (p, ns) in &decls {
+            if p.is_empty() {
+                out.put(b" xmlns=\"");
+            } else {
+                out.put(b" xmlns:");
+                out.put(p.as_bytes());
+                out.put(b"=\"");
+            }
+            escape_attr(out, doc.ns_uri(*ns));
+            out.put(b"\"");
+        }
+        self.rendered.extend(decls.iter().copied());
+
+        let mut attrs: Vec<&super::xml::Attr> = e.attrs.iter().collect();
+        attrs.sort_by(|a, b| {
+            doc.ns_uri(a.ns)
+                .cmp(doc.ns_uri(b.ns))
+                .then_with(|| a.local.cmp(&b.local))
+        });
+        for a in attrs {
+            out.put(b" ");
+            put_qname(out, &a.prefix, &a.local);
+            out.put(b"=\"");
+            escape_attr(out, &a.value);
+            out.put(b"\"");
+        }
+        out.put(b">");
+
+        for &c in &e.children {
+            if Some(c) == self.opts.exclude {
+                continue;
+            }
+            match &doc.nodes[c] {
+                Node::Element(_) => self.element(c, out),
+                Node::Text(t) => escape_text(out, t),
+                Node::Comment(t) => {
+                    if self.opts.with_comments {
+                        out.put(b"<!--");
+                        out.put(t.as_bytes());
+                        out.put(b"-->");
+                    }
+                }
+                Node::Pi { target, data } => {
+                    out.put(b"<?");
+                    out.put(target.as_bytes());
+                    if !data.is_empty() {
+                        out.put(b" ");
+                        out.put(data.as_bytes());
+                    }
+                    out.put(b"?>");
+                }
+            }
+        }
+
+        out.put(b"</");
+        put_qname(out, &e.prefix, &e.local);
+        out.put(b">");
+        self.rendered.truncate(mark);
+    }
+}
+
+/// Returns `p` with the document's lifetime, borrowed from the declaration
+/// that binds it (the PrefixList lives elsewhere).
+fn lookup_key<'d>(doc: &'d Document, id: NodeId, p: &str) -> &'d str {
+    let mut cur = Some(id);
+    while let Some(n) = cur {
+        let e = doc.element(n);
+        if let Some(d) = e.decls.iter().find(|d| d.prefix == p) {
+            return d.prefix.as_str();
+        }
+        cur = e.parent;
+    }
+    ""
+}
+
+fn put_qname<S: Sink>(out: &mut S, prefix: &str, local: &str) {
+    if !prefix.is_empty() {
+        out.put(prefix.as_bytes());
+        out.put(b":");
+    }
+    out.put(local.as_bytes());
+}
+
+fn escape_text<S: Sink>(out: &mut S, s: &str) {
+    escape(out, s, |b| match b {
+        b'&' => Some(b"&amp;"),
+        b'<' => Some(b"&lt;"),
+        b'>' => Some(b"&gt;"),
+        b'\r' => Some(b"&#xD;"),
+        _ => None,
+    });
+}
+
+fn escape_attr<S: Sink>(out: &mut S, s: &str) {
+    escape(out, s, |b| match b {
+        b'&' => Some(b"&amp;"),
+        b'<' => Some(b"&lt;"),
+        b'"' => Some(b"&quot;"),
+        b'\t' => Some(b"&#x9;"),
+        b'\n' => Some(b"&#xA;"),
+        b'\r' => Some(b"&#xD;"),
+        _ => None,
+    });
+}
+
+fn escape<S: Sink>(out: &mut S, s: &str, map: impl Fn(u8) -> Option<&'static [u8]>) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if let Some(rep) = map(b) {
+            out.put(&bytes[start..i]);
+            out.put(rep);
+            start = i + 1;
+        }
+    }
+    out.put(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests;

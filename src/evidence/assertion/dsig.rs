@@ -1,0 +1,468 @@
+//! XML-DSig verification of one enveloped signature, as SAML uses it.
+//!
+//! The caller names the element that must be signed and the `ds:Signature`
+//! that is its direct child; this module checks that the signature has
+//! exactly the SAML shape (one Reference to that element's ID, enveloped +
+//! exc-c14n transforms, whitelisted algorithms), that the digest matches the
+//! element's canonical form, and that a pinned key verifies SignedInfo.
+//! Which elements must be signed, and what the claims mean, is left to
+//! `saml2` and `wsfed`.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use ring::{digest, signature};
+use subtle::ConstantTimeEq;
+
+use super::c14n::{self, Options};
+use super::error::{short, AssertionError};
+use super::keys::{KeyKind, PinnedKey};
+use super::xml::{Document, Node, NodeId};
+
+/// The XML-DSig namespace.
+pub(crate) const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+const EXC_C14N_COMMENTS: &str = "http://www.w3.org/2001/10/xml-exc-c14n#WithComments";
+const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hash {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SigAlg {
+    Rsa(Hash),
+    Ecdsa(Hash),
+}
+
+fn digest_method(uri: &str, allow_sha1: bool) -> Result<Hash, AssertionError> {
+    let h = match uri {
+        "http://www.w3.org/2000/09/xmldsig#sha1" => Hash::Sha1,
+        "http://www.w3.org/2001/04/xmlenc#sha256" => Hash::Sha256,
+        "http://www.w3.org/2001/04/xmldsig-more#sha384" => Hash::Sha384,
+        "http://www.w3.org/2001/04/xmlenc#sha512" => Hash::Sha512,
+        _ => return Err(weak(uri)),
+    };
+    if h == Hash::Sha1 && !allow_sha1 {
+        return Err(weak(uri));
+    }
+    Ok(h)
+}
+
+fn signature_method(uri: &str, allow_sha1: bool) -> Result<SigAlg, AssertionError> {
+    let alg = match uri {
+        "http://www.w3.org/2000/09/xmldsig#rsa-sha1" => SigAlg::Rsa(Hash::Sha1),
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => SigAlg::Rsa(Hash::Sha256),
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384" => SigAlg::Rsa(Hash::Sha384),
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512" => SigAlg::Rsa(Hash::Sha512),
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256" => SigAlg::Ecdsa(Hash::Sha256),
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384" => SigAlg::Ecdsa(Hash::Sha384),
+        // HMAC (any digest), DSA, ECDSA-SHA1 and everything else.
+        _ => return Err(weak(uri)),
+    };
+    if alg == SigAlg::Rsa(Hash::Sha1) && !allow_sha1 {
+        return Err(weak(uri));
+    }
+    Ok(alg)
+}
+
+fn weak(uri: &str) -> AssertionError {
+    AssertionError::WeakAlgorithm { uri: short(uri) }
+}
+
+/// The ring algorithm for `alg` with a key of `kind`, if they fit together.
+fn ring_alg(
+    alg: SigAlg,
+    kind: KeyKind,
+    legacy: bool,
+) -> Option<&'static dyn signature::VerificationAlgorithm> {
+    use signature::*;
+    Some(match (alg, kind) {
+        (SigAlg::Rsa(Hash::Sha1), KeyKind::Rsa(_)) => &RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        (SigAlg::Rsa(Hash::Sha256), KeyKind::Rsa(bits)) if bits < 2048 => {
+            if !legacy {
+                return None;
+            }
+            &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+        }
+        (SigAlg::Rsa(Hash::Sha256), KeyKind::Rsa(_)) => &RSA_PKCS1_2048_8192_SHA256,
+        (SigAlg::Rsa(Hash::Sha384), KeyKind::Rsa(_)) => &RSA_PKCS1_2048_8192_SHA384,
+        (SigAlg::Rsa(Hash::Sha512), KeyKind::Rsa(bits)) if bits < 2048 => {
+            if !legacy {
+                return None;
+            }
+            &RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
+        }
+        (SigAlg::Rsa(Hash::Sha512), KeyKind::Rsa(_)) => &RSA_PKCS1_2048_8192_SHA512,
+        (SigAlg::Ecdsa(Hash::Sha256), KeyKind::EcP256) => &ECDSA_P256_SHA256_FIXED,
+        (SigAlg::Ecdsa(Hash::Sha384), KeyKind::EcP384) => &ECDSA_P384_SHA384_FIXED,
+        _ => return None,
+    })
+}
+
+/// Options of one verification.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy<'k> {
+    pub(crate) keys: &'k [PinnedKey],
+    pub(crate) allow_sha1: bool,
+}
+
+/// Verifies that `sig`, a direct child of `signed`, is a valid enveloped
+/// signature over `signed`, whose ID attribute value is `id`. `scratch` is a
+/// reusable buffer for canonical SignedInfo. Returns the index of the key
+/// that verified.
+pub(crate) fn verify(
+    doc: &Document,
+    signed: NodeId,
+    sig: NodeId,
+    id: &str,
+    policy: Policy<'_>,
+    scratch: &mut Vec<u8>,
+) -> Result<usize, AssertionError> {
+    debug_assert_eq!(doc.element(sig).parent, Some(signed));
+    let parts = SignatureParts::read(doc, sig)?;
+    let si = SignedInfoParts::read(doc, parts.signed_info, policy.allow_sha1)?;
+
+    // The one Reference must point at the signature's own parent.
+    let uri = doc.attr(si.reference, "URI").unwrap_or("");
+    if uri.strip_prefix('#') != Some(id) || id.is_empty() {
+        return Err(AssertionError::structure(
+            "the reference does not point at the signed element",
+        ));
+    }
+    let reference = ReferenceParts::read(doc, si.reference, policy.allow_sha1)?;
+
+    // Reference validation: the digest of the canonical signed element,
+    // without the enveloped signature. A `#id` reference never keeps
+    // comments, whatever the c14n transform says.
+    let mut ctx = digest::Context::new(match reference.hash {
+        Hash::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+        Hash::Sha256 => &digest::SHA256,
+        Hash::Sha384 => &digest::SHA384,
+        Hash::Sha512 => &digest::SHA512,
+    });
+    c14n::canonicalize(
+        doc,
+        signed,
+        Options {
+            with_comments: false,
+            inclusive: &reference.inclusive,
+            exclude: Some(sig),
+        },
+        &mut ctx,
+    );
+    let computed = ctx.finish();
+    let expected = decode_b64(&doc.text(reference.digest_value))
+        .ok_or_else(|| AssertionError::BadDigest { id: short(id) })?;
+    let same: bool = (computed.as_ref().len() == expected.len())
+        && bool::from(computed.as_ref().ct_eq(expected.as_slice()));
+    if !same {
+        return Err(AssertionError::BadDigest { id: short(id) });
+    }
+
+    // Signature validation over canonical SignedInfo.
+    let sig_value = decode_b64(&doc.text(parts.signature_value)).ok_or(
+        AssertionError::BadSignature("signature value is not base64"),
+    )?;
+    if sig_value.is_empty() {
+        return Err(AssertionError::BadSignature("empty signature value"));
+    }
+    scratch.clear();
+    c14n::canonicalize(
+        doc,
+        parts.signed_info,
+        Options {
+            with_comments: si.c14n_comments,
+            inclusive: &si.c14n_inclusive,
+            exclude: None,
+        },
+        scratch,
+    );
+
+    // KeyInfo may only select among pinned keys.
+    let offered = parts
+        .key_info
+        .map(|k| key_info_certs(doc, k))
+        .unwrap_or_default();
+    let selected: Option<usize> = policy
+        .keys
+        .iter()
+        .position(|k| offered.iter().any(|c| c.as_slice() == k.cert_der()));
+    let candidates: Vec<usize> = match selected {
+        Some(i) => vec![i],
+        None => (0..policy.keys.len()).collect(),
+    };
+    let mut fitting = 0;
+    for i in candidates {
+        let key = &policy.keys[i];
+        let Some(alg) = ring_alg(si.alg, key.kind(), policy.allow_sha1) else {
+            continue;
+        };
+        fitting += 1;
+        if signature::UnparsedPublicKey::new(alg, key.public_key())
+            .verify(scratch, &sig_value)
+            .is_ok()
+        {
+            return Ok(i);
+        }
+    }
+    if fitting == 0 {
+        return Err(AssertionError::UntrustedKey(
+            "no pinned key fits the signature algorithm",
+        ));
+    }
+    if !offered.is_empty() && selected.is_none() {
+        return Err(AssertionError::UntrustedKey(
+            "signed by a certificate that is not pinned",
+        ));
+    }
+    Err(AssertionError::BadSignature(
+        "no pinned key verifies the signature",
+    ))
+}
+
+/// Decodes base64 text, ignoring XML whitespace.
+pub(crate) fn decode_b64(text: &str) -> Option<Vec<u8>> {
+    let compact: Cow<'_, str> = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        Cow::Owned(text.chars().filter(|c| !c.is_ascii_whitespace()).collect())
+    } else {
+        Cow::Borrowed(text)
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()
+}
+
+fn key_info_certs(doc: &Document, key_info: NodeId) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for x509 in doc.children_named(key_info, DSIG_NS, "X509Data") {
+        for cert in doc.children_named(x509, DSIG_NS, "X509Certificate") {
+            if let Some(der) = decode_b64(&doc.text(cert)) {
+                out.push(der);
+            }
+        }
+    }
+    out
+}
+
+/// The element children of `id`, refusing non-whitespace text.
+fn strict_children(doc: &Document, id: NodeId) -> Result<Vec<NodeId>, AssertionError> {
+    if !doc.only_whitespace_text(id) {
+        return Err(AssertionError::structure("text inside a signature element"));
+    }
+    Ok(doc.child_elements(id).collect())
+}
+
+fn expect_dsig(doc: &Document, id: NodeId, local: &str) -> bool {
+    doc.is(id, DSIG_NS, local)
+}
+
+struct SignatureParts {
+    signed_info: NodeId,
+    signature_value: NodeId,
+    key_info: Option<NodeId>,
+}
+
+impl SignatureParts {
+    fn read(doc: &Document, sig: NodeId) -> Result<Self, AssertionError> {
+        let kids = strict_children(doc, sig)?;
+        let mut it = kids.into_iter();
+        let signed_info = it
+            .next()
+            .filter(|n| expect_dsig(doc, *n, "SignedInfo"))
+            .ok_or_else(|| AssertionError::structure("signature without signedinfo"))?;
+        let signature_value = it
+            .next()
+            .filter(|n| expect_dsig(doc, *n, "SignatureValue"))
+            .ok_or_else(|| AssertionError::structure("signature without signaturevalue"))?;
+        let mut key_info = None;
+        for n in it {
+            if expect_dsig(doc, n, "KeyInfo") && key_info.is_none() {
+                key_info = Some(n);
+            } else {
+                return Err(AssertionError::structure(
+                    "unexpected element in signature (object or a second keyinfo)",
+                ));
+            }
+        }
+        if doc.child_elements(signature_value).next().is_some() {
+            return Err(AssertionError::structure("markup inside signaturevalue"));
+        }
+        Ok(SignatureParts {
+            signed_info,
+            signature_value,
+            key_info,
+        })
+    }
+}
+
+struct SignedInfoParts {
+    c14n_comments: bool,
+    c14n_inclusive: Vec<String>,
+    alg: SigAlg,
+    reference: NodeId,
+}
+
+impl SignedInfoParts {
+    fn read(doc: &Document, si: NodeId, allow_sha1: bool) -> Result<Self, AssertionError> {
+        let kids = strict_children(doc, si)?;
+        if kids.len() < 3 {
+            return Err(AssertionError::structure("incomplete signedinfo"));
+        }
+        let cm = kids[0];
+        let sm = kids[1];
+        if !expect_dsig(doc, cm, "CanonicalizationMethod")
+            || !expect_dsig(doc, sm, "SignatureMethod")
+        {
+            return Err(AssertionError::structure(
+                "signedinfo children out of order",
+            ));
+        }
+        let refs = &kids[2..];
+        if refs.iter().any(|r| !expect_dsig(doc, *r, "Reference")) {
+            return Err(AssertionError::structure(
+                "unexpected element in signedinfo",
+            ));
+        }
+        if refs.len() != 1 {
+            return Err(AssertionError::structure(
+                "signedinfo must hold exactly one reference",
+            ));
+        }
+        let (c14n_comments, c14n_inclusive) = c14n_method(doc, cm)?;
+        let sm_uri = doc.attr(sm, "Algorithm").unwrap_or("");
+        if doc
+            .child_elements(sm)
+            .any(|c| doc.element(c).local == "HMACOutputLength")
+        {
+            return Err(weak(sm_uri));
+        }
+        let alg = signature_method(sm_uri, allow_sha1)?;
+        if doc.child_elements(sm).next().is_some() {
+            return Err(AssertionError::structure(
+                "unexpected element in signaturemethod",
+            ));
+        }
+        Ok(SignedInfoParts {
+            c14n_comments,
+            c14n_inclusive,
+            alg,
+            reference: refs[0],
+        })
+    }
+}
+
+/// Reads an exc-c14n method element: whether it keeps comments, and its
+/// InclusiveNamespaces PrefixList.
+fn c14n_method(doc: &Document, m: NodeId) -> Result<(bool, Vec<String>), AssertionError> {
+    let uri = doc.attr(m, "Algorithm").unwrap_or("");
+    let comments = match uri {
+        EXC_C14N => false,
+        EXC_C14N_COMMENTS => true,
+        _ => {
+            return Err(AssertionError::UnexpectedStructure(Cow::Owned(format!(
+                "canonicalization not allowed: {}",
+                short(uri)
+            ))))
+        }
+    };
+    let kids = strict_children(doc, m)?;
+    let mut inclusive = Vec::new();
+    match kids.as_slice() {
+        [] => {}
+        [inc] if doc.is(*inc, EXC_C14N, "InclusiveNamespaces") => {
+            let list = doc.attr(*inc, "PrefixList").unwrap_or("");
+            for p in list.split_ascii_whitespace() {
+                inclusive.push(if p == "#default" {
+                    String::new()
+                } else {
+                    p.to_string()
+                });
+            }
+        }
+        _ => {
+            return Err(AssertionError::structure(
+                "unexpected element in a c14n method",
+            ))
+        }
+    }
+    Ok((comments, inclusive))
+}
+
+struct ReferenceParts {
+    hash: Hash,
+    inclusive: Vec<String>,
+    digest_value: NodeId,
+}
+
+impl ReferenceParts {
+    fn read(doc: &Document, r: NodeId, allow_sha1: bool) -> Result<Self, AssertionError> {
+        let kids = strict_children(doc, r)?;
+        let [transforms, dm, dv] = kids.as_slice() else {
+            return Err(AssertionError::structure(
+                "reference must hold transforms, digestmethod and digestvalue",
+            ));
+        };
+        if !expect_dsig(doc, *transforms, "Transforms")
+            || !expect_dsig(doc, *dm, "DigestMethod")
+            || !expect_dsig(doc, *dv, "DigestValue")
+        {
+            return Err(AssertionError::structure("reference children out of order"));
+        }
+        // Exactly enveloped-signature then exc-c14n: anything else (XPath,
+        // XSLT, base64, inclusive c14n) changes what the digest covers.
+        let ts = strict_children(doc, *transforms)?;
+        if ts.iter().any(|t| !expect_dsig(doc, *t, "Transform")) {
+            return Err(AssertionError::structure(
+                "unexpected element in transforms",
+            ));
+        }
+        for t in &ts {
+            let uri = doc.attr(*t, "Algorithm").unwrap_or("");
+            if uri != ENVELOPED && uri != EXC_C14N && uri != EXC_C14N_COMMENTS {
+                return Err(AssertionError::UnexpectedStructure(Cow::Owned(format!(
+                    "transform not allowed: {}",
+                    short(uri)
+                ))));
+            }
+        }
+        let [env, c14n_t] = ts.as_slice() else {
+            return Err(AssertionError::structure(
+                "transforms must be enveloped-signature then exc-c14n",
+            ));
+        };
+        if doc.attr(*env, "Algorithm") != Some(ENVELOPED)
+            || doc.child_elements(*env).next().is_some()
+        {
+            return Err(AssertionError::structure(
+                "transforms must be enveloped-signature then exc-c14n",
+            ));
+        }
+        let (_, inclusive) = c14n_method(doc, *c14n_t)?;
+        let hash = digest_method(doc.attr(*dm, "Algorithm").unwrap_or(""), allow_sha1)?;
+        if doc.child_elements(*dm).next().is_some() || doc.child_elements(*dv).next().is_some() {
+            return Err(AssertionError::structure("markup inside digest elements"));
+        }
+        // The digest value must be plain text, never split by comments.
+        if doc
+            .element(*dv)
+            .children
+            .iter()
+            .any(|c| !matches!(doc.nodes[*c], Node::Text(_)))
+        {
+            return Err(AssertionError::structure("markup inside digestvalue"));
+        }
+        Ok(ReferenceParts {
+            hash,
+            inclusive,
+            digest_value: *dv,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

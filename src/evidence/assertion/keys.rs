@@ -1,0 +1,164 @@
+//! Pinned IdP keys, taken from configured PEM certificates.
+//!
+//! The certificate is only a key container: its dates, issuer and chain do
+//! not matter, the pinned key is the trust. Choosing which key verifies a
+//! given signature is left to `dsig`.
+
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
+};
+use x509_parser::prelude::*;
+
+/// Why a configured certificate could not be pinned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The PEM text holds no CERTIFICATE block.
+    #[error("no certificate found in pem")]
+    NoCertificate,
+    /// A CERTIFICATE block is not valid PEM or DER.
+    #[error("certificate {index} does not parse")]
+    BadCertificate {
+        /// Position of the block in the PEM text, from 0.
+        index: usize,
+    },
+    /// The certificate's key type or curve is not supported.
+    #[error("certificate {index} has an unsupported key ({what})")]
+    UnsupportedKey {
+        /// Position of the block in the PEM text, from 0.
+        index: usize,
+        /// Which key type was found.
+        what: &'static str,
+    },
+}
+
+impl KeyError {
+    /// The static reason, for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            KeyError::NoCertificate => "no_certificate",
+            KeyError::BadCertificate { .. } => "bad_certificate",
+            KeyError::UnsupportedKey { .. } => "unsupported_key",
+        }
+    }
+}
+
+/// The kind of a pinned public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RSA with the modulus size in bits.
+    Rsa(usize),
+    /// ECDSA on P-256.
+    EcP256,
+    /// ECDSA on P-384.
+    EcP384,
+}
+
+/// One trusted IdP signing key, from a configured certificate.
+#[derive(Clone)]
+pub struct PinnedKey {
+    kind: KeyKind,
+    /// RSAPublicKey DER for RSA, the uncompressed point for EC.
+    public_key: Vec<u8>,
+    cert_der: Vec<u8>,
+    subject: String,
+    not_after: i64,
+}
+
+impl std::fmt::Debug for PinnedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinnedKey")
+            .field("kind", &self.kind)
+            .field("subject", &self.subject)
+            .field("not_after", &self.not_after)
+            .finish()
+    }
+}
+
+impl PinnedKey {
+    /// Pins the key of every CERTIFICATE block in `pem`.
+    pub fn from_pem(pem: &[u8]) -> Result<Vec<PinnedKey>, KeyError> {
+        let mut keys = Vec::new();
+        for (index, block) in x509_parser::pem::Pem::iter_from_buffer(pem).enumerate() {
+            let block = block.map_err(|_| KeyError::BadCertificate { index })?;
+            if block.label != "CERTIFICATE" {
+                continue;
+            }
+            keys.push(Self::from_der(&block.contents).map_err(|e| match e {
+                KeyError::BadCertificate { .. } => KeyError::BadCertificate { index },
+                KeyError::UnsupportedKey { what, .. } => KeyError::UnsupportedKey { index, what },
+                other => other,
+            })?);
+        }
+        if keys.is_empty() {
+            return Err(KeyError::NoCertificate);
+        }
+        Ok(keys)
+    }
+
+    /// Pins the key of one DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<PinnedKey, KeyError> {
+        let bad = KeyError::BadCertificate { index: 0 };
+        let (rest, cert) = X509Certificate::from_der(der).map_err(|_| bad.clone())?;
+        if !rest.is_empty() {
+            return Err(bad);
+        }
+        let spki = cert.public_key();
+        let alg = &spki.algorithm.algorithm;
+        let unsupported = |what| KeyError::UnsupportedKey { index: 0, what };
+        let kind = if *alg == OID_PKCS1_RSAENCRYPTION {
+            match spki.parsed() {
+                Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyKind::Rsa(rsa.key_size()),
+                _ => return Err(bad),
+            }
+        } else if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .ok_or_else(|| unsupported("ec without named curve"))?;
+            if curve == OID_EC_P256 {
+                KeyKind::EcP256
+            } else if curve == OID_NIST_EC_P384 {
+                KeyKind::EcP384
+            } else {
+                return Err(unsupported("ec curve"));
+            }
+        } else {
+            return Err(unsupported("key algorithm"));
+        };
+        Ok(PinnedKey {
+            kind,
+            public_key: spki.subject_public_key.data.to_vec(),
+            cert_der: der.to_vec(),
+            subject: cert.subject().to_string(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
+    }
+
+    /// The key type.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The certificate's subject DN, for an expiry gauge label or a log line.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The certificate's notAfter in unix seconds; informative only, since
+    /// verification ignores certificate dates.
+    pub fn not_after(&self) -> i64 {
+        self.not_after
+    }
+
+    /// The DER of the certificate the key was pinned from.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The raw public key (RSAPublicKey DER, or the uncompressed EC point).
+    pub(crate) fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+}

@@ -1,0 +1,213 @@
+//! WS-Federation checks: the WS-Trust envelope of a `wresult`, and the SAML
+//! 1.1 or SAML 2.0 token inside it.
+//!
+//! The RSTR's Lifetime and AppliesTo are unsigned hints and are never read;
+//! only the signed token counts. SAML 2.0 tokens reuse `saml2`'s checks.
+
+use std::time::SystemTime;
+
+use super::dsig::{self, Policy, DSIG_NS};
+use super::error::{short, AssertionError};
+use super::saml2::{self, check_issuer, one_child, unique_ids, Binding, SAML_NS};
+use super::xml::{Document, NodeId};
+use super::{parse_instant, Claims, VerifierConfig};
+
+/// WS-Trust 2005/02 (ADFS 1.x / Office 365 layout).
+const WST_2005: &str = "http://schemas.xmlsoap.org/ws/2005/02/trust";
+/// WS-Trust 1.3.
+const WST_13: &str = "http://docs.oasis-open.org/ws-sx/ws-trust/200512";
+/// SAML 1.x assertion namespace.
+const SAML1_NS: &str = "urn:oasis:names:tc:SAML:1.0:assertion";
+const XENC_NS: &str = "http://www.w3.org/2001/04/xmlenc#";
+
+/// Whether `root` is an RSTR or an RSTR collection.
+pub(crate) fn is_envelope(doc: &Document, root: NodeId) -> bool {
+    [WST_2005, WST_13].iter().any(|ns| {
+        doc.is(root, ns, "RequestSecurityTokenResponse")
+            || doc.is(root, ns, "RequestSecurityTokenResponseCollection")
+    })
+}
+
+/// Verifies a wresult document and returns its token's claims.
+pub(crate) fn verify_rstr(
+    doc: &Document,
+    cfg: &VerifierConfig,
+    now: SystemTime,
+    scratch: &mut Vec<u8>,
+) -> Result<Claims, AssertionError> {
+    let root = doc.root;
+    let e = doc.element(root);
+    let ns = doc.ns_uri(e.ns);
+    let rstr = if e.local == "RequestSecurityTokenResponseCollection" {
+        let mut it = doc.children_named(root, ns, "RequestSecurityTokenResponse");
+        let (Some(r), None) = (it.next(), it.next()) else {
+            return Err(AssertionError::structure(
+                "the collection must hold exactly one response",
+            ));
+        };
+        r
+    } else {
+        root
+    };
+
+    if doc
+        .elements()
+        .any(|n| doc.is(n, SAML_NS, "EncryptedAssertion") || doc.is(n, XENC_NS, "EncryptedData"))
+    {
+        return Err(AssertionError::EncryptedUnsupported);
+    }
+    let count = doc
+        .elements()
+        .filter(|n| doc.is(*n, SAML_NS, "Assertion") || doc.is(*n, SAML1_NS, "Assertion"))
+        .count();
+    if count > 1 {
+        return Err(AssertionError::MultipleAssertions { count });
+    }
+    unique_ids(doc)?;
+    let token_holder = one_child(doc, rstr, ns, "RequestedSecurityToken")?
+        .ok_or_else(|| AssertionError::structure("no requestedsecuritytoken"))?;
+    let mut tokens = doc.child_elements(token_holder);
+    let (Some(token), None) = (tokens.next(), tokens.next()) else {
+        return Err(AssertionError::structure(
+            "the requestedsecuritytoken must hold exactly one token",
+        ));
+    };
+    let saml1 = doc.is(token, SAML1_NS, "Assertion");
+    if !saml1 && !doc.is(token, SAML_NS, "Assertion") {
+        return Err(AssertionError::structure(
+            "the token is not a saml assertion",
+        ));
+    }
+
+    // The token must carry its own signature.
+    let id_attr = if saml1 { "AssertionID" } else { "ID" };
+    let id = doc
+        .attr(token, id_attr)
+        .ok_or_else(|| AssertionError::structure("the assertion has no id"))?;
+    let sig = one_child(doc, token, DSIG_NS, "Signature")?.ok_or(AssertionError::Unsigned)?;
+    let policy = Policy {
+        keys: &cfg.keys,
+        allow_sha1: cfg.allow_sha1,
+    };
+    dsig::verify(doc, token, sig, id, policy, scratch)?;
+
+    if saml1 {
+        saml11_claims(doc, token, cfg, now)
+    } else {
+        saml2::assertion_claims(doc, token, cfg, now, Binding::WsFed)
+    }
+}
+
+/// Checks a signed SAML 1.1 assertion and reads its claims.
+fn saml11_claims(
+    doc: &Document,
+    a: NodeId,
+    cfg: &VerifierConfig,
+    now: SystemTime,
+) -> Result<Claims, AssertionError> {
+    if doc.attr(a, "MajorVersion") != Some("1") {
+        return Err(AssertionError::structure("the assertion is not saml 1.x"));
+    }
+    let mut claims = Claims {
+        id: doc.attr(a, "AssertionID").unwrap_or_default().to_string(),
+        issuer: doc
+            .attr(a, "Issuer")
+            .ok_or_else(|| AssertionError::structure("the assertion has no issuer"))?
+            .to_string(),
+        ..Claims::default()
+    };
+    check_issuer(cfg, &claims.issuer)?;
+
+    let skew = cfg.skew;
+    let conditions = one_child(doc, a, SAML1_NS, "Conditions")?;
+    if let Some(c) = conditions {
+        if let Some(nb) = doc.attr(c, "NotBefore") {
+            if super::later(now, skew) < parse_instant(nb)? {
+                return Err(AssertionError::NotYetValid {
+                    what: "conditions",
+                    at: short(nb),
+                });
+            }
+        }
+        if let Some(na) = doc.attr(c, "NotOnOrAfter") {
+            let t = parse_instant(na)?;
+            if super::earlier(now, skew) >= t {
+                return Err(AssertionError::Expired {
+                    what: "conditions",
+                    at: short(na),
+                });
+            }
+            claims.not_on_or_after = Some(t);
+        }
+    }
+    let issue_instant = doc
+        .attr(a, "IssueInstant")
+        .ok_or_else(|| AssertionError::structure("the assertion has no issueinstant"))?;
+    if super::later(now, skew) < parse_instant(issue_instant)? {
+        return Err(AssertionError::NotYetValid {
+            what: "issue instant",
+            at: short(issue_instant),
+        });
+    }
+    if let Some(aud) = &cfg.audience {
+        let restrictions: Vec<NodeId> = conditions
+            .map(|c| {
+                doc.children_named(c, SAML1_NS, "AudienceRestrictionCondition")
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ok = !restrictions.is_empty()
+            && restrictions.iter().all(|r| {
+                doc.children_named(*r, SAML1_NS, "Audience")
+                    .any(|x| doc.text(x).trim() == aud)
+            });
+        if !ok {
+            return Err(AssertionError::WrongAudience {
+                expected: short(aud),
+            });
+        }
+    }
+
+    // Every statement's subject must name the same NameIdentifier.
+    let mut subject: Option<(String, Option<String>)> = None;
+    for st in doc.child_elements(a) {
+        let e = doc.element(st);
+        if !e.local.ends_with("Statement") || doc.ns_uri(e.ns) != SAML1_NS {
+            continue;
+        }
+        let Some(subj) = one_child(doc, st, SAML1_NS, "Subject")? else {
+            continue;
+        };
+        let Some(ni) = one_child(doc, subj, SAML1_NS, "NameIdentifier")? else {
+            continue;
+        };
+        let this = (doc.text(ni), doc.attr(ni, "Format").map(str::to_string));
+        match &subject {
+            Some(s) if s.0 != this.0 => {
+                return Err(AssertionError::structure(
+                    "statements name different subjects",
+                ))
+            }
+            Some(_) => {}
+            None => subject = Some(this),
+        }
+    }
+    let (name_id, format) =
+        subject.ok_or_else(|| AssertionError::structure("the assertion has no nameidentifier"))?;
+    claims.name_id = name_id;
+    claims.name_id_format = format;
+
+    for st in doc.children_named(a, SAML1_NS, "AttributeStatement") {
+        for attr in doc.children_named(st, SAML1_NS, "Attribute") {
+            let name = doc
+                .attr(attr, "AttributeName")
+                .ok_or_else(|| AssertionError::structure("an attribute has no name"))?;
+            let values = doc
+                .children_named(attr, SAML1_NS, "AttributeValue")
+                .map(|v| doc.text(v))
+                .collect();
+            claims.push_attribute(name.to_string(), values);
+        }
+    }
+    Ok(claims)
+}
