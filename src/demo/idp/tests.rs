@@ -77,3 +77,42 @@ fn xmlsec1_verifies_the_demo_signature() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The gateway's verifier accepts what the demo IdP signs, and reads the
+/// claims back.
+#[test]
+fn verifier_accepts_the_demo_signature() {
+    use crate::evidence::assertion::{PinnedKey, Verifier, VerifierConfig};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let keys =
+        PinnedKey::from_pem(&std::fs::read(root.join("certs/demo-idp.pem")).unwrap()).unwrap();
+    let now = SystemTime::now();
+    let g = grant(now);
+    let verifier = Verifier::new(VerifierConfig {
+        keys,
+        idp_entity_id: Some(g.issuer.into()),
+        audience: Some(g.audience.into()),
+        acs_url: Some(g.acs_url.into()),
+        ..VerifierConfig::default()
+    });
+    let body = format!(
+        "SAMLResponse={}&RelayState=%2Finbox",
+        form_urlencoded::byte_serialize(signer().response_b64(&g).as_bytes()).collect::<String>()
+    );
+    let d = verifier.verify_post(body.as_bytes(), now).unwrap();
+    assert_eq!(d.relay_state.as_deref(), Some("/inbox"));
+    assert_eq!(d.assertion.name_id(), "alice@corp.example");
+    assert_eq!(
+        d.assertion.device_trust(),
+        crate::evidence::DeviceTrust::Trusted
+    );
+    assert_eq!(d.assertion.groups(), ["Everyone", "R&D <lab>"]);
+    // The same delivery twice is a replay.
+    assert_eq!(
+        verifier
+            .verify_post(body.as_bytes(), now)
+            .unwrap_err()
+            .reason(),
+        "replay"
+    );
+}
