@@ -14,6 +14,9 @@ use http::uri::{Authority, Scheme};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::decide::{host_matches, Lint, Policy, PolicySource, Severity, Zones};
+use crate::evidence::assertion::{PinnedKey, ProtocolSelector, TrustMapping, VerifierConfig};
+use crate::evidence::DeviceTrust;
 use crate::observe::LogFormat;
 use raw::{RawApp, RawConfig, RawSecret};
 
@@ -74,6 +77,10 @@ pub struct Config {
     pub demo: Option<DemoConfig>,
     /// Protected apps, sorted by name.
     pub apps: Vec<App>,
+    /// Network zones that policies name.
+    pub zones: Zones,
+    /// Findings that do not stop the config, for `check` and the log.
+    pub warnings: Vec<Lint>,
 }
 
 /// `[server]`, typed.
@@ -97,6 +104,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Time in-flight requests get to finish after SIGTERM.
     pub grace_period: Duration,
+    /// Proxies in front whose X-Forwarded-For entries are trusted.
+    pub trusted_proxy_hops: usize,
 }
 
 /// One server certificate and the names it answers for.
@@ -158,6 +167,116 @@ pub struct App {
     pub upstream_authority: Authority,
     /// Host header policy.
     pub host_header: HostHeader,
+    /// Device-trust enforcement; `None` for a plain proxied app.
+    pub enforcement: Option<Arc<Enforcement>>,
+}
+
+/// What is gated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnforceMode {
+    /// Only the assertion POST is gated; other requests pass.
+    Assertion,
+    /// Every request needs a gateway session, except public paths.
+    Session,
+}
+
+/// One app's device-trust enforcement.
+#[derive(Debug, Clone)]
+pub struct Enforcement {
+    /// What is gated.
+    pub mode: EnforceMode,
+    /// Paths where assertions arrive.
+    pub acs_paths: Vec<String>,
+    /// Where a request without a session is sent to sign in again.
+    pub login_path: String,
+    /// Path prefixes that need no session.
+    pub public_paths: Vec<String>,
+    /// The enrollment link, when the policy can enroll.
+    pub enrollment: Option<EnrollmentUrl>,
+    /// How long an enrollment detour may take and still resume.
+    pub enrollment_window: Duration,
+    /// The longest a session lasts unless a rule caps it lower.
+    pub session_lifetime: Duration,
+    /// Whether `X-Trustgate-*` headers are set for the app.
+    pub trust_headers: bool,
+    /// The app is Google Workspace.
+    pub google_workspace: bool,
+    /// How assertions are verified.
+    pub verifier: VerifierConfig,
+    /// The ordered rules.
+    pub policy: Policy,
+    /// Each pinned IdP certificate's name and notAfter (unix seconds).
+    pub idp_certs: Vec<(String, i64)>,
+}
+
+/// A validated enrollment link. Placeholders (`{app}`, `{platform}`,
+/// `{detour}`) may appear only in the query and are percent-encoded, so the
+/// link can never point anywhere but the configured host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentUrl {
+    template: String,
+}
+
+impl EnrollmentUrl {
+    const PLACEHOLDERS: [&'static str; 3] = ["{app}", "{platform}", "{detour}"];
+
+    /// Checks a template.
+    pub fn parse(template: &str) -> Result<EnrollmentUrl, String> {
+        let (base, query) = match template.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (template, None),
+        };
+        if base.contains(['{', '}']) {
+            return Err("placeholders may appear only in the query".into());
+        }
+        let uri: http::Uri = base.parse().map_err(|e| format!("not a URL: {e}"))?;
+        let host = uri.host().ok_or("needs a host")?;
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if loopback => {}
+            _ => return Err("must be an https URL (http only on loopback)".into()),
+        }
+        if let Some(q) = query {
+            let mut rest = q;
+            while let Some(start) = rest.find('{') {
+                let end = rest[start..]
+                    .find('}')
+                    .ok_or("unclosed '{' in the query")?;
+                let name = &rest[start..start + end + 1];
+                if !Self::PLACEHOLDERS.contains(&name) {
+                    return Err(format!(
+                        "unknown placeholder {name}; use {{app}}, {{platform}} or {{detour}}"
+                    ));
+                }
+                rest = &rest[start + end + 1..];
+            }
+            if rest.contains('}') {
+                return Err("unmatched '}' in the query".into());
+            }
+        }
+        Ok(EnrollmentUrl {
+            template: template.to_string(),
+        })
+    }
+
+    /// The link for one detour, values percent-encoded.
+    pub fn render(&self, app: &str, platform: &str, detour: &str) -> String {
+        let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        self.template
+            .replace("{app}", &enc(app))
+            .replace("{platform}", &enc(platform))
+            .replace("{detour}", &enc(detour))
+    }
+
+    /// The template as configured.
+    pub fn as_str(&self) -> &str {
+        &self.template
+    }
 }
 
 impl Config {
@@ -208,6 +327,7 @@ impl Config {
             tls_handshake_timeout: raw.server.tls_handshake_timeout,
             idle_timeout: raw.server.idle_timeout,
             grace_period: raw.server.grace_period,
+            trusted_proxy_hops: raw.server.trusted_proxy_hops,
         };
         if raw.server.listen.is_none() && raw.server.plain_listen.is_none() {
             errors.push("server", "set listen, plain_listen or both");
@@ -294,13 +414,28 @@ impl Config {
             None
         };
 
+        let zones = match Zones::try_from(&raw.zones) {
+            Ok(z) => z,
+            Err(e) => {
+                errors.push(&e.path, e.problem.to_string());
+                Zones::try_from(&crate::decide::RawZones::new()).expect("no zones is valid")
+            }
+        };
+        let mut warnings = Vec::new();
         let mut apps = Vec::new();
         for (name, app) in &raw.apps {
-            if let Some(app) = check_app(name, app, &mut errors) {
+            if let Some(app) = check_app(name, app, base, &zones, &mut errors, &mut warnings) {
                 apps.push(app);
             }
         }
         check_routes_unique(&apps, &mut errors);
+        check_enrollment_hosts(&apps, &mut errors);
+        if session_keys.is_empty() && apps.iter().any(|a| a.enforcement.is_some()) {
+            errors.push(
+                "session.keys",
+                "apps enforce device trust, so the session cookie needs at least one key",
+            );
+        }
 
         if !errors.0.is_empty() {
             return Err(ConfigErrors(errors.0));
@@ -316,6 +451,8 @@ impl Config {
             session_keys,
             demo,
             apps,
+            zones,
+            warnings,
         })
     }
 }
@@ -464,7 +601,14 @@ fn read_secret(base: &Path, s: &RawSecret) -> Result<Vec<u8>, String> {
     }
 }
 
-fn check_app(name: &str, raw: &RawApp, errors: &mut Errors) -> Option<App> {
+fn check_app(
+    name: &str,
+    raw: &RawApp,
+    base: &Path,
+    zones: &Zones,
+    errors: &mut Errors,
+    warnings: &mut Vec<Lint>,
+) -> Option<App> {
     let at = |k: &str| format!("apps.{name}.{k}");
     let before = errors.0.len();
     if name.is_empty()
@@ -535,6 +679,7 @@ fn check_app(name: &str, raw: &RawApp, errors: &mut Errors) -> Option<App> {
             HostHeader::Preserve
         }
     };
+    let enforcement = check_enforcement(name, raw, base, zones, errors, warnings);
     let (upstream_scheme, upstream_authority) = upstream?;
     if errors.0.len() != before {
         return None;
@@ -546,7 +691,220 @@ fn check_app(name: &str, raw: &RawApp, errors: &mut Errors) -> Option<App> {
         upstream_scheme,
         upstream_authority,
         host_header,
+        enforcement: enforcement.map(Arc::new),
     })
+}
+
+/// The `enforce`, `idp`, `sp`, `attributes` and `policy` keys of one app.
+fn check_enforcement(
+    name: &str,
+    raw: &RawApp,
+    base: &Path,
+    zones: &Zones,
+    errors: &mut Errors,
+    warnings: &mut Vec<Lint>,
+) -> Option<Enforcement> {
+    let at = |k: &str| format!("apps.{name}.{k}");
+    let mode = match (raw.enforce.as_deref(), raw.idp.is_some()) {
+        (Some("off"), _) | (None, false) => {
+            if raw.idp.is_some() || !raw.acs_paths.is_empty() || !raw.policy.rules.is_empty() {
+                errors.push(
+                    &at("enforce"),
+                    "is off, yet idp, acs_paths or policy rules are set; remove them or enforce",
+                );
+            }
+            return None;
+        }
+        (Some("assertion"), _) => EnforceMode::Assertion,
+        (Some("session"), _) | (None, true) => EnforceMode::Session,
+        (Some(other), _) => {
+            errors.push(
+                &at("enforce"),
+                format!("{other:?} is not one of \"off\", \"assertion\", \"session\""),
+            );
+            return None;
+        }
+    };
+    let before = errors.0.len();
+    let protocol = match raw.protocol.as_deref().unwrap_or("saml2").parse::<ProtocolSelector>() {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(&at("protocol"), e);
+            ProtocolSelector::Saml2
+        }
+    };
+    let Some(idp) = &raw.idp else {
+        errors.push(&at("idp"), "enforcing device trust needs the IdP's entity_id and certs");
+        return None;
+    };
+    let mut keys = Vec::new();
+    let mut idp_certs = Vec::new();
+    if idp.certs.is_empty() {
+        errors.push(&at("idp.certs"), "list at least one pinned IdP certificate");
+    }
+    for (i, cert) in idp.certs.iter().enumerate() {
+        let path = resolve(base, cert);
+        match std::fs::read(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|pem| PinnedKey::from_pem(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(k) => {
+                let file = cert
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                for key in &k {
+                    idp_certs.push((format!("{name}/{file}"), key.not_after()));
+                }
+                keys.extend(k);
+            }
+            Err(e) => errors.push(&format!("{}[{i}]", at("idp.certs")), e),
+        }
+    }
+    if idp.entity_id.trim().is_empty() {
+        errors.push(&at("idp.entity_id"), "must not be empty");
+    }
+    let Some(sp) = &raw.sp else {
+        errors.push(&at("sp"), "enforcing device trust needs the SP entity_id (audience)");
+        return None;
+    };
+    if sp.entity_id.trim().is_empty() {
+        errors.push(&at("sp.entity_id"), "must not be empty");
+    }
+    if sp.acs_url.is_none() && protocol != ProtocolSelector::WsFed {
+        errors.push(&at("sp.acs_url"), "SAML 2.0 needs the ACS URL for Destination and Recipient checks");
+    }
+    let mut acs_paths = raw.acs_paths.clone();
+    if acs_paths.is_empty() {
+        match sp.acs_url.as_deref().map(str::parse::<http::Uri>) {
+            Some(Ok(uri)) => acs_paths.push(uri.path().to_string()),
+            Some(Err(e)) => errors.push(&at("sp.acs_url"), format!("not a URL: {e}")),
+            None => errors.push(&at("acs_paths"), "list the path(s) where the IdP posts"),
+        }
+    }
+    for (i, p) in acs_paths.iter().enumerate() {
+        if !p.starts_with('/') {
+            errors.push(&format!("{}[{i}]", at("acs_paths")), "must start with '/'");
+        }
+    }
+    for (i, p) in raw.public_paths.iter().enumerate() {
+        if !p.starts_with('/') {
+            errors.push(&format!("{}[{i}]", at("public_paths")), "must start with '/'");
+        }
+    }
+    let login_path = raw.login_path.clone().unwrap_or_else(|| "/".into());
+    if !login_path.starts_with('/') {
+        errors.push(&at("login_path"), "must start with '/'");
+    }
+    let enrollment = match raw.enrollment_url.as_deref().map(EnrollmentUrl::parse) {
+        Some(Ok(u)) => Some(u),
+        Some(Err(e)) => {
+            errors.push(&at("enrollment_url"), e);
+            None
+        }
+        None => None,
+    };
+    let a = &raw.attributes;
+    if a.device_trust.is_empty() {
+        errors.push(&at("attributes.device_trust"), "list at least one attribute name");
+    }
+    let mut values = Vec::new();
+    for (list, trust) in [
+        (&a.trusted, DeviceTrust::Trusted),
+        (&a.not_trusted, DeviceTrust::NotTrusted),
+        (&a.unknown, DeviceTrust::Unknown),
+    ] {
+        for v in list {
+            values.push((v.clone(), trust));
+        }
+    }
+    let policy = match Policy::try_from(PolicySource {
+        path: &format!("apps.{name}.policy"),
+        raw: &raw.policy,
+        zones,
+    }) {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(&e.path, e.problem.to_string());
+            return None;
+        }
+    };
+    for lint in policy.lints(raw.google_workspace) {
+        match lint.severity {
+            Severity::Error => errors.push(&lint.path, lint.message),
+            Severity::Warning => warnings.push(lint),
+        }
+    }
+    let enrolls = policy.default_action() == crate::decide::Action::Enroll
+        || policy
+            .rules()
+            .iter()
+            .any(|r| r.action() == crate::decide::Action::Enroll);
+    if enrolls && raw.enrollment_url.is_none() {
+        errors.push(&at("enrollment_url"), "the policy can enroll, so it needs the enrollment link");
+    }
+    let window = raw.enrollment_window.unwrap_or(Duration::from_secs(600));
+    let lifetime = raw.session_lifetime.unwrap_or(Duration::from_secs(8 * 3600));
+    for (key, d) in [("enrollment_window", window), ("session_lifetime", lifetime)] {
+        if d.is_zero() {
+            errors.push(&at(key), "must be longer than 0s");
+        }
+    }
+    if errors.0.len() != before {
+        return None;
+    }
+    Some(Enforcement {
+        mode,
+        acs_paths,
+        login_path,
+        public_paths: raw.public_paths.clone(),
+        enrollment,
+        enrollment_window: window,
+        session_lifetime: lifetime,
+        trust_headers: raw.trust_headers.unwrap_or(true),
+        google_workspace: raw.google_workspace,
+        verifier: VerifierConfig {
+            protocol,
+            idp_entity_id: Some(idp.entity_id.clone()),
+            keys,
+            allow_sha1: idp.allow_sha1,
+            audience: Some(sp.entity_id.clone()),
+            acs_url: sp.acs_url.clone(),
+            skew: idp.clock_skew.unwrap_or(Duration::from_secs(60)),
+            trust: TrustMapping {
+                attributes: a.device_trust.clone(),
+                values,
+            },
+            groups_attribute: a.groups.clone(),
+            ..VerifierConfig::default()
+        },
+        policy,
+        idp_certs,
+    })
+}
+
+/// Workspace ONE must stay reachable for devices that are not yet trusted:
+/// no app may serve or be the enrollment host.
+fn check_enrollment_hosts(apps: &[App], errors: &mut Errors) {
+    for app in apps {
+        let Some(link) = app.enforcement.as_ref().and_then(|e| e.enrollment.as_ref()) else {
+            continue;
+        };
+        for other in apps {
+            let serves = other.hosts.iter().any(|h| host_matches(h, link.as_str()))
+                || host_matches(other.upstream_authority.as_str(), link.as_str());
+            if serves {
+                errors.push(
+                    &format!("apps.{}.enrollment_url", app.name),
+                    format!(
+                        "its host is served by apps.{}: do not protect Workspace ONE with \
+                         device trust, or devices that are not yet trusted can never enroll",
+                        other.name
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Two apps may share a host only under different path prefixes.

@@ -28,6 +28,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub demo: RawDemo,
     #[serde(default)]
+    pub zones: crate::decide::RawZones,
+    #[serde(default)]
     pub apps: BTreeMap<String, RawApp>,
 }
 
@@ -48,6 +50,9 @@ pub struct RawServer {
     pub idle_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
+    /// Proxies in front of the gateway whose X-Forwarded-For entries are
+    /// trusted when finding the client address.
+    pub trusted_proxy_hops: usize,
 }
 
 impl Default for RawServer {
@@ -62,6 +67,7 @@ impl Default for RawServer {
             tls_handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             grace_period: Duration::from_secs(30),
+            trusted_proxy_hops: 0,
         }
     }
 }
@@ -187,4 +193,88 @@ pub struct RawApp {
     pub upstream: String,
     #[serde(default)]
     pub host_header: Option<String>,
+    /// `off` (plain proxy), `assertion` or `session`; default `session`
+    /// when `idp` is set, else `off`.
+    #[serde(default)]
+    pub enforce: Option<String>,
+    /// `saml2`, `wsfed` or `auto`.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// Paths where the IdP posts assertions (SAML ACS, WS-Fed endpoint).
+    #[serde(default)]
+    pub acs_paths: Vec<String>,
+    /// Where a request without a session goes to start sign-in again.
+    #[serde(default)]
+    pub login_path: Option<String>,
+    /// Path prefixes that need no session in `session` mode.
+    #[serde(default)]
+    pub public_paths: Vec<String>,
+    /// The enrollment link, optionally with `{app}`, `{platform}` and
+    /// `{detour}` in its query.
+    #[serde(default)]
+    pub enrollment_url: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub enrollment_window: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub session_lifetime: Option<Duration>,
+    /// Set `X-Trustgate-*` headers for the app.
+    #[serde(default)]
+    pub trust_headers: Option<bool>,
+    /// The app is Google Workspace (Android devices show as unmanaged).
+    #[serde(default)]
+    pub google_workspace: bool,
+    #[serde(default)]
+    pub idp: Option<RawIdp>,
+    #[serde(default)]
+    pub sp: Option<RawSp>,
+    #[serde(default)]
+    pub attributes: RawAttributes,
+    #[serde(default)]
+    pub policy: crate::decide::RawPolicy,
+}
+
+/// `[apps.NAME.idp]`: the IdP whose assertions the app accepts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdp {
+    pub entity_id: String,
+    pub certs: Vec<PathBuf>,
+    #[serde(default)]
+    pub allow_sha1: bool,
+    #[serde(default, with = "humantime_serde")]
+    pub clock_skew: Option<Duration>,
+}
+
+/// `[apps.NAME.sp]`: the app as a service provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSp {
+    /// SP entity ID (SAML audience) or wtrealm (WS-Fed).
+    pub entity_id: String,
+    /// The ACS URL the IdP posts to (Destination, Recipient).
+    #[serde(default)]
+    pub acs_url: Option<String>,
+}
+
+/// `[apps.NAME.attributes]`: where device trust and groups are read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAttributes {
+    pub device_trust: Vec<String>,
+    pub trusted: Vec<String>,
+    pub not_trusted: Vec<String>,
+    pub unknown: Vec<String>,
+    pub groups: String,
+}
+
+impl Default for RawAttributes {
+    fn default() -> Self {
+        RawAttributes {
+            device_trust: vec!["DeviceTrustSignal".into()],
+            trusted: vec!["TRUSTED".into(), "true".into()],
+            not_trusted: vec!["NOT_TRUSTED".into(), "false".into()],
+            unknown: vec!["UNKNOWN".into(), String::new()],
+            groups: "groups".into(),
+        }
+    }
 }

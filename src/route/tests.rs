@@ -9,6 +9,7 @@ fn app(name: &str, hosts: &[&str], prefix: &str) -> App {
         upstream_scheme: http::uri::Scheme::HTTP,
         upstream_authority: "127.0.0.1:1".parse().unwrap(),
         host_header: HostHeader::Preserve,
+        enforcement: None,
     }
 }
 

@@ -1,0 +1,139 @@
+//! Enrollment detours: when policy sends a device to enroll, the gateway
+//! remembers where the user was going. Within the window a trusted sign-in
+//! resumes there; after it, the user gets a clear page instead of the dead
+//! sign-in that Okta's native-app flow leaves behind.
+//!
+//! The detour itself lives in a moka cache with TTL = the longest window.
+//! The browser holds a sealed cookie with the detour id, app and start time,
+//! so that an expired detour can be told apart from a foreign cookie, even
+//! on another replica or after the cache entry is gone.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moka::sync::Cache;
+
+use super::seal::Sealer;
+
+/// The detour cookie's name.
+pub const COOKIE_NAME: &str = "__Host-trustgate-detour";
+const CONTEXT: &[u8] = b"trustgate detour v1\0";
+
+/// One pending detour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detour {
+    /// Random id, hex.
+    pub id: String,
+    /// The app the user was signing in to.
+    pub app: String,
+    /// Where the user was going: RelayState, wctx or the requested URL.
+    pub target: Option<String>,
+    /// The platform that was sent to enroll.
+    pub platform: &'static str,
+    /// When the detour began (unix seconds).
+    pub started: u64,
+}
+
+/// What a returning detour cookie means now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Return {
+    /// Within the window; the detour as recorded here, if this replica has it.
+    Alive(Option<Arc<Detour>>),
+    /// The window has passed.
+    Expired {
+        /// The app of the detour.
+        app: String,
+    },
+}
+
+/// Pending detours.
+pub struct Detours {
+    cache: Cache<String, Arc<Detour>>,
+}
+
+impl Detours {
+    /// A store whose entries live for `max_window`; each app checks its own
+    /// window on return.
+    pub fn new(max_window: Duration) -> Detours {
+        Detours {
+            cache: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(max_window.max(Duration::from_secs(1)))
+                .build(),
+        }
+    }
+
+    /// Records a detour and returns its sealed cookie value.
+    pub fn start(
+        &self,
+        sealer: &Sealer,
+        app: &str,
+        target: Option<String>,
+        platform: &'static str,
+        now: SystemTime,
+    ) -> Option<(Arc<Detour>, String)> {
+        let mut id = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).ok()?;
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let started = unix(now);
+        let detour = Arc::new(Detour {
+            id: id.clone(),
+            app: app.to_string(),
+            target,
+            platform,
+            started,
+        });
+        let payload = format!("{id}\n{started}\n{app}");
+        let cookie = sealer.seal(CONTEXT, payload.as_bytes())?;
+        self.cache.insert(id, detour.clone());
+        Some((detour, cookie))
+    }
+
+    /// Reads a detour cookie: `None` when it is not ours or not for `app`.
+    pub fn check(
+        &self,
+        sealer: &Sealer,
+        cookie: &str,
+        app: &str,
+        window: Duration,
+        now: SystemTime,
+    ) -> Option<Return> {
+        let payload = sealer.open(CONTEXT, cookie)?;
+        let text = std::str::from_utf8(&payload).ok()?;
+        let mut parts = text.splitn(3, '\n');
+        let (id, started, cookie_app) = (parts.next()?, parts.next()?, parts.next()?);
+        let started: u64 = started.parse().ok()?;
+        if cookie_app != app {
+            return None;
+        }
+        if unix(now) >= started.saturating_add(window.as_secs()) {
+            self.cache.invalidate(id);
+            return Some(Return::Expired {
+                app: cookie_app.to_string(),
+            });
+        }
+        Some(Return::Alive(self.cache.get(id)))
+    }
+
+    /// Forgets a detour once it has resumed.
+    pub fn finish(&self, id: &str) {
+        self.cache.invalidate(id);
+    }
+}
+
+/// The `Set-Cookie` value for a detour cookie; it outlives the window so
+/// that a late return can still be recognised.
+pub fn set_cookie(value: &str) -> String {
+    format!("{COOKIE_NAME}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=86400")
+}
+
+/// The `Set-Cookie` value that removes the detour cookie.
+pub const CLEAR_COOKIE: &str =
+    "__Host-trustgate-detour=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0";
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;
