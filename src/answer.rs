@@ -4,6 +4,8 @@
 
 pub mod forward;
 
+pub mod pages;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
@@ -44,6 +46,12 @@ pub enum GatewayError {
     /// No app is configured for the host and path.
     #[error("no app is configured for this host")]
     UnknownHost,
+    /// A body the gateway must read could not be read.
+    #[error("request body could not be read: {0}")]
+    ClientBody(String),
+    /// The gateway failed in a way it should not.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A body the gateway must read was over the limit.
     #[error("request body is over the limit of {limit} bytes")]
     BodyTooLarge {
@@ -97,6 +105,20 @@ impl GatewayError {
                 Source::Downstream,
                 "Request too large",
                 "The sign-in message was larger than this gateway accepts.",
+            ),
+            ClientBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request_body",
+                Source::Downstream,
+                "Bad request",
+                "The request body could not be read.",
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                Source::Internal,
+                "Internal error",
+                "Something went wrong in the gateway. Please try again.",
             ),
             UpstreamConnect(_) => (
                 StatusCode::BAD_GATEWAY,

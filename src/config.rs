@@ -244,9 +244,7 @@ impl EnrollmentUrl {
         if let Some(q) = query {
             let mut rest = q;
             while let Some(start) = rest.find('{') {
-                let end = rest[start..]
-                    .find('}')
-                    .ok_or("unclosed '{' in the query")?;
+                let end = rest[start..].find('}').ok_or("unclosed '{' in the query")?;
                 let name = &rest[start..start + end + 1];
                 if !Self::PLACEHOLDERS.contains(&name) {
                     return Err(format!(
@@ -726,7 +724,12 @@ fn check_enforcement(
         }
     };
     let before = errors.0.len();
-    let protocol = match raw.protocol.as_deref().unwrap_or("saml2").parse::<ProtocolSelector>() {
+    let protocol = match raw
+        .protocol
+        .as_deref()
+        .unwrap_or("saml2")
+        .parse::<ProtocolSelector>()
+    {
         Ok(p) => p,
         Err(e) => {
             errors.push(&at("protocol"), e);
@@ -734,7 +737,10 @@ fn check_enforcement(
         }
     };
     let Some(idp) = &raw.idp else {
-        errors.push(&at("idp"), "enforcing device trust needs the IdP's entity_id and certs");
+        errors.push(
+            &at("idp"),
+            "enforcing device trust needs the IdP's entity_id and certs",
+        );
         return None;
     };
     let mut keys = Vec::new();
@@ -765,14 +771,20 @@ fn check_enforcement(
         errors.push(&at("idp.entity_id"), "must not be empty");
     }
     let Some(sp) = &raw.sp else {
-        errors.push(&at("sp"), "enforcing device trust needs the SP entity_id (audience)");
+        errors.push(
+            &at("sp"),
+            "enforcing device trust needs the SP entity_id (audience)",
+        );
         return None;
     };
     if sp.entity_id.trim().is_empty() {
         errors.push(&at("sp.entity_id"), "must not be empty");
     }
     if sp.acs_url.is_none() && protocol != ProtocolSelector::WsFed {
-        errors.push(&at("sp.acs_url"), "SAML 2.0 needs the ACS URL for Destination and Recipient checks");
+        errors.push(
+            &at("sp.acs_url"),
+            "SAML 2.0 needs the ACS URL for Destination and Recipient checks",
+        );
     }
     let mut acs_paths = raw.acs_paths.clone();
     if acs_paths.is_empty() {
@@ -789,7 +801,10 @@ fn check_enforcement(
     }
     for (i, p) in raw.public_paths.iter().enumerate() {
         if !p.starts_with('/') {
-            errors.push(&format!("{}[{i}]", at("public_paths")), "must start with '/'");
+            errors.push(
+                &format!("{}[{i}]", at("public_paths")),
+                "must start with '/'",
+            );
         }
     }
     let login_path = raw.login_path.clone().unwrap_or_else(|| "/".into());
@@ -806,7 +821,10 @@ fn check_enforcement(
     };
     let a = &raw.attributes;
     if a.device_trust.is_empty() {
-        errors.push(&at("attributes.device_trust"), "list at least one attribute name");
+        errors.push(
+            &at("attributes.device_trust"),
+            "list at least one attribute name",
+        );
     }
     let mut values = Vec::new();
     for (list, trust) in [
@@ -841,13 +859,35 @@ fn check_enforcement(
             .iter()
             .any(|r| r.action() == crate::decide::Action::Enroll);
     if enrolls && raw.enrollment_url.is_none() {
-        errors.push(&at("enrollment_url"), "the policy can enroll, so it needs the enrollment link");
+        errors.push(
+            &at("enrollment_url"),
+            "the policy can enroll, so it needs the enrollment link",
+        );
     }
     let window = raw.enrollment_window.unwrap_or(Duration::from_secs(600));
-    let lifetime = raw.session_lifetime.unwrap_or(Duration::from_secs(8 * 3600));
-    for (key, d) in [("enrollment_window", window), ("session_lifetime", lifetime)] {
+    let lifetime = raw
+        .session_lifetime
+        .unwrap_or(Duration::from_secs(8 * 3600));
+    for (key, d, max) in [
+        (
+            "enrollment_window",
+            window,
+            crate::service::MAX_ENROLLMENT_WINDOW,
+        ),
+        (
+            "session_lifetime",
+            lifetime,
+            crate::service::MAX_SESSION_LIFETIME,
+        ),
+    ] {
         if d.is_zero() {
             errors.push(&at(key), "must be longer than 0s");
+        }
+        if d > max {
+            errors.push(
+                &at(key),
+                format!("must be at most {}", humantime::format_duration(max)),
+            );
         }
     }
     if errors.0.len() != before {

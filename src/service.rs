@@ -1,8 +1,11 @@
 //! The request pipeline. Each phase is a named step with its contract:
-//! route (host and path to an app), forward (answer from the upstream), and
-//! observe (metrics and one span per request). Later phases (classify,
-//! evidence, decide, remember) slot in between route and forward.
+//! route (host and path to an app); for enforced apps the enforcement phases
+//! in `service/enforce.rs` (classify, evidence, decide, remember); forward
+//! (answer from the upstream); observe (metrics and one span per request).
 
+pub mod enforce;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -18,8 +21,21 @@ use crate::accept::tls::CertStore;
 use crate::answer::forward::{Downstream, Forwarder, X_REQUEST_ID};
 use crate::answer::{Body, GatewayError};
 use crate::config::Config;
+use crate::evidence::assertion::replay::ReplayCache;
+use crate::evidence::assertion::Verifier;
 use crate::observe::{method_class, status_class, Metrics};
+use crate::remember::detour::Detours;
+use crate::remember::seal::Sealer;
+use crate::remember::sessions::Sessions;
+use crate::remember::token::TokenKeys;
 use crate::route::{request_host, Routes};
+use enforce::Outcome;
+
+/// The longest enrollment window and session the caches are sized for;
+/// config refuses longer ones.
+pub const MAX_ENROLLMENT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+/// See [`MAX_ENROLLMENT_WINDOW`].
+pub const MAX_SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What one config means at run time. A reload builds a new one and swaps it
 /// in whole; requests in flight keep the one they started with.
@@ -30,14 +46,43 @@ pub struct State {
     pub routes: Routes,
     /// The upstream client pool.
     pub forwarder: Forwarder,
+    /// Session keys: the configured ones, or a random one when no app
+    /// enforces (nothing then verifies a session anyway).
+    pub keys: TokenKeys,
+    /// Seals the detour and lock cookies with the same keys.
+    pub sealer: Sealer,
+    /// One verifier per enforced app, sharing one replay cache.
+    pub verifiers: HashMap<Arc<str>, Verifier>,
 }
 
 impl State {
     /// Builds the run-time state for a config.
-    pub fn new(config: Arc<Config>) -> State {
+    pub(crate) fn new(config: Arc<Config>, replay: &ReplayCache) -> State {
+        let keys = if config.session_keys.is_empty() {
+            let mut k = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+                .expect("system randomness");
+            vec![k.to_vec()]
+        } else {
+            config.session_keys.clone()
+        };
+        let verifiers = config
+            .apps
+            .iter()
+            .filter_map(|a| {
+                let e = a.enforcement.as_ref()?;
+                Some((
+                    a.name.clone(),
+                    Verifier::with_replay(e.verifier.clone(), replay.clone()),
+                ))
+            })
+            .collect();
         State {
             routes: Routes::new(&config.apps),
             forwarder: Forwarder::new(&config.upstream),
+            keys: TokenKeys::new(&keys).expect("config checked the key lengths"),
+            sealer: Sealer::new(&keys),
+            verifiers,
             config,
         }
     }
@@ -60,6 +105,11 @@ pub struct Gateway {
     state: ArcSwap<State>,
     certs: Arc<CertStore>,
     ready: AtomicBool,
+    replay: ReplayCache,
+    /// Sessions: decision cache, revocations, locks. Survives reloads.
+    pub sessions: Sessions,
+    /// Pending enrollment detours. Survives reloads.
+    pub detours: Detours,
 }
 
 impl Gateway {
@@ -67,11 +117,15 @@ impl Gateway {
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Arc<Gateway> {
         let certs = CertStore::new(&config.certificates);
         publish_certificate_expiry(&metrics, &config);
+        let replay = ReplayCache::new(1_000_000);
         Arc::new(Gateway {
             metrics,
-            state: ArcSwap::from_pointee(State::new(config)),
+            state: ArcSwap::from_pointee(State::new(config, &replay)),
             certs,
             ready: AtomicBool::new(false),
+            replay,
+            sessions: Sessions::new(MAX_SESSION_LIFETIME, 2_000_000),
+            detours: Detours::new(MAX_ENROLLMENT_WINDOW),
         })
     }
 
@@ -89,7 +143,11 @@ impl Gateway {
     pub fn apply(&self, config: Arc<Config>) {
         self.certs.replace(&config.certificates);
         publish_certificate_expiry(&self.metrics, &config);
-        self.state.store(Arc::new(State::new(config)));
+        if config.session_keys != self.state().config.session_keys {
+            // A cached decision must not outlive the key that signed it.
+            self.sessions.clear_cache();
+        }
+        self.state.store(Arc::new(State::new(config, &self.replay)));
     }
 
     /// Marks the gateway ready (listeners bound) or not (draining).
@@ -135,6 +193,7 @@ impl Gateway {
                 .request_duration
                 .with_label_values(&[&app_label])
                 .observe(start.elapsed().as_secs_f64());
+            self.metrics.cache_entries.set(self.sessions.cached() as i64);
             tracing::debug!(target: "trustgate::access", status = status.as_u16(), elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "done");
             resp
         }
@@ -160,7 +219,20 @@ impl Gateway {
             .clone();
         tracing::Span::current().record("app", &*app.name);
         let host = host.to_string();
-        let req = Request::from_parts(parts, body.map_err(Into::into).boxed());
+        let mut parts = parts;
+        enforce::strip_trust_headers(&mut parts.headers);
+        let rid = request_id.to_str().unwrap_or("");
+        let (req, cookies) = match &app.enforcement {
+            None => (
+                Request::from_parts(parts, body.map_err(Into::into).boxed()),
+                Vec::new(),
+            ),
+            Some(enf) => match self.enforce(state, &app, enf, parts, body, conn, rid).await {
+                Ok(Outcome::Forward(req, cookies)) => (req, cookies),
+                Ok(Outcome::Answer(resp)) => return Ok((app.name.clone(), resp)),
+                Err(e) => return Err((app.name.clone(), e)),
+            },
+        };
         let down = Downstream {
             client_ip: conn.peer.ip(),
             proto: conn.proto,
@@ -168,11 +240,16 @@ impl Gateway {
             request_id,
         };
         match state.forwarder.forward(&app, req, &down).await {
-            Ok(f) => {
+            Ok(mut f) => {
                 self.metrics
                     .upstream_duration
                     .with_label_values(&[&app.name])
                     .observe(f.upstream_time.as_secs_f64());
+                for c in cookies {
+                    if let Ok(v) = HeaderValue::from_str(&c) {
+                        f.response.headers_mut().append(http::header::SET_COOKIE, v);
+                    }
+                }
                 Ok((app.name.clone(), f.response))
             }
             Err(e) => {
@@ -201,6 +278,17 @@ fn publish_certificate_expiry(metrics: &Metrics, config: &Config) {
             .certificate_expiry
             .with_label_values(&["tls", &c.name])
             .set(c.not_after as f64);
+    }
+    for (name, not_after) in config
+        .apps
+        .iter()
+        .filter_map(|a| a.enforcement.as_ref())
+        .flat_map(|e| e.idp_certs.iter())
+    {
+        metrics
+            .certificate_expiry
+            .with_label_values(&["idp", name])
+            .set(*not_after as f64);
     }
 }
 

@@ -11,7 +11,7 @@ mod dsig;
 mod error;
 mod form;
 mod keys;
-mod replay;
+pub(crate) mod replay;
 mod saml2;
 mod wsfed;
 mod xml;
@@ -303,6 +303,15 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
+    /// A verifier that shares `replay` with others, so that a reload or a
+    /// second app does not forget which assertions were used.
+    pub(crate) fn with_replay(cfg: VerifierConfig, replay: replay::ReplayCache) -> Verifier {
+        Verifier {
+            cfg,
+            replay: Some(replay),
+        }
+    }
+
     /// A verifier with its own replay cache.
     pub fn new(cfg: VerifierConfig) -> Verifier {
         let replay =

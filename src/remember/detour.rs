@@ -132,7 +132,9 @@ pub const CLEAR_COOKIE: &str =
     "__Host-trustgate-detour=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0";
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -94,7 +94,9 @@ mod tests {
         assert!(s.open(b"locks", &sealed).is_none());
         let mut bytes = sealed.into_bytes();
         bytes[0] ^= 1;
-        assert!(s.open(b"detour", &String::from_utf8_lossy(&bytes)).is_none());
+        assert!(s
+            .open(b"detour", &String::from_utf8_lossy(&bytes))
+            .is_none());
         for junk in ["", ".", "a.b", "....", "%%%.%%%"] {
             assert!(s.open(b"detour", junk).is_none());
         }

@@ -42,9 +42,9 @@ pub struct Valid {
     pub cached: bool,
 }
 
-/// Session state shared by every connection.
+/// Session state shared by every connection; it outlives config reloads.
+/// The keys come with each call, since a reload may rotate them.
 pub struct Sessions {
-    keys: TokenKeys,
     cache: Cache<String, Arc<SessionToken>>,
     revoked_sessions: DashMap<SessionId, u64>,
     revoked_subjects: DashMap<SubjectHash, u64>,
@@ -55,9 +55,8 @@ pub struct Sessions {
 impl Sessions {
     /// Session state over `keys`; cached entries and locks live at most
     /// `max_lifetime`.
-    pub fn new(keys: TokenKeys, max_lifetime: Duration, capacity: u64) -> Sessions {
+    pub fn new(max_lifetime: Duration, capacity: u64) -> Sessions {
         Sessions {
-            keys,
             cache: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(max_lifetime.max(Duration::from_secs(1)))
@@ -72,16 +71,12 @@ impl Sessions {
         }
     }
 
-    /// The signing keys.
-    pub fn keys(&self) -> &TokenKeys {
-        &self.keys
-    }
-
     /// Checks a cookie value for `app` and `client` at `now`: from the cache
     /// when it has been seen, else by its HMAC. Revocation is checked either
     /// way.
     pub fn check(
         &self,
+        keys: &TokenKeys,
         cookie: &str,
         app: &str,
         client: Client,
@@ -90,7 +85,7 @@ impl Sessions {
         let (token, cached) = match self.cache.get(cookie) {
             Some(t) => (t, true),
             None => {
-                let t = Arc::new(self.keys.open(cookie)?);
+                let t = Arc::new(keys.open(cookie)?);
                 // Cache only what verified; the binding is checked per request.
                 self.cache.insert(cookie.to_string(), t.clone());
                 (t, false)
@@ -104,14 +99,15 @@ impl Sessions {
     }
 
     /// Signs a new session and caches it; returns the cookie value.
-    pub fn issue(&self, token: SessionToken) -> Result<String, TokenError> {
-        let value = self.keys.sign(&token)?;
+    pub fn issue(&self, keys: &TokenKeys, token: SessionToken) -> Result<String, TokenError> {
+        let value = keys.sign(&token)?;
         self.cache.insert(value.clone(), Arc::new(token));
         Ok(value)
     }
 
     fn is_revoked(&self, token: &SessionToken) -> bool {
-        if !self.revoked_sessions.is_empty() && self.revoked_sessions.contains_key(&token.session_id)
+        if !self.revoked_sessions.is_empty()
+            && self.revoked_sessions.contains_key(&token.session_id)
         {
             return true;
         }
@@ -149,7 +145,9 @@ impl Sessions {
         let set = self
             .locks
             .get_with(subject, || Arc::new(Mutex::new(BTreeSet::new())));
-        set.lock().expect("lock set poisoned").insert(app.to_string());
+        set.lock()
+            .expect("lock set poisoned")
+            .insert(app.to_string());
     }
 
     /// The apps locked for `subject`.
@@ -160,6 +158,11 @@ impl Sessions {
             .unwrap_or_default()
     }
 
+    /// Forgets every cached decision (after the keys changed).
+    pub fn clear_cache(&self) {
+        self.cache.invalidate_all();
+    }
+
     /// Cached decisions right now (approximate, for the gauge).
     pub fn cached(&self) -> u64 {
         self.cache.entry_count()
@@ -167,7 +170,9 @@ impl Sessions {
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -13,7 +13,13 @@ fn back_within_the_window_resumes() {
     let (detour, cookie) = d
         .start(&sealer(), "mail", Some("/inbox".into()), "ios", t0)
         .unwrap();
-    let back = d.check(&sealer(), &cookie, "mail", WINDOW, t0 + Duration::from_secs(599));
+    let back = d.check(
+        &sealer(),
+        &cookie,
+        "mail",
+        WINDOW,
+        t0 + Duration::from_secs(599),
+    );
     assert_eq!(back, Some(Return::Alive(Some(detour))));
 }
 

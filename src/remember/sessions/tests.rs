@@ -3,11 +3,11 @@ use crate::classify::{ClientKind, Platform};
 use crate::evidence::DeviceTrust;
 
 fn sessions() -> Sessions {
-    Sessions::new(
-        TokenKeys::new([[9u8; 32]]).unwrap(),
-        Duration::from_secs(3600),
-        1000,
-    )
+    Sessions::new(Duration::from_secs(3600), 1000)
+}
+
+fn keys() -> TokenKeys {
+    TokenKeys::new([[9u8; 32]]).unwrap()
 }
 
 const IPHONE: Client = Client {
@@ -25,7 +25,7 @@ fn issue(s: &Sessions, subject: &str, now: SystemTime) -> (String, SessionToken)
         Duration::from_secs(600),
     )
     .unwrap();
-    (s.issue(token.clone()).unwrap(), token)
+    (s.issue(&keys(), token.clone()).unwrap(), token)
 }
 
 #[test]
@@ -33,7 +33,7 @@ fn issued_session_is_a_cache_hit() {
     let s = sessions();
     let now = SystemTime::now();
     let (cookie, _) = issue(&s, "alice", now);
-    let v = s.check(&cookie, "mail", IPHONE, now).unwrap();
+    let v = s.check(&keys(), &cookie, "mail", IPHONE, now).unwrap();
     assert!(v.cached);
 }
 
@@ -43,8 +43,18 @@ fn unseen_cookie_is_verified_then_cached() {
     let other_replica = sessions();
     let now = SystemTime::now();
     let (cookie, _) = issue(&issuer, "alice", now);
-    assert!(!other_replica.check(&cookie, "mail", IPHONE, now).unwrap().cached);
-    assert!(other_replica.check(&cookie, "mail", IPHONE, now).unwrap().cached);
+    assert!(
+        !other_replica
+            .check(&keys(), &cookie, "mail", IPHONE, now)
+            .unwrap()
+            .cached
+    );
+    assert!(
+        other_replica
+            .check(&keys(), &cookie, "mail", IPHONE, now)
+            .unwrap()
+            .cached
+    );
 }
 
 #[test]
@@ -57,16 +67,22 @@ fn cached_session_still_checks_binding_and_expiry() {
         kind: ClientKind::Browser,
     };
     assert_eq!(
-        s.check(&cookie, "mail", android, now).unwrap_err().reason(),
+        s.check(&keys(), &cookie, "mail", android, now)
+            .unwrap_err()
+            .reason(),
         "wrong_client"
     );
     assert_eq!(
-        s.check(&cookie, "wiki", IPHONE, now).unwrap_err().reason(),
+        s.check(&keys(), &cookie, "wiki", IPHONE, now)
+            .unwrap_err()
+            .reason(),
         "wrong_app"
     );
     let later = now + Duration::from_secs(601);
     assert_eq!(
-        s.check(&cookie, "mail", IPHONE, later).unwrap_err().reason(),
+        s.check(&keys(), &cookie, "mail", IPHONE, later)
+            .unwrap_err()
+            .reason(),
         "expired"
     );
 }
@@ -78,13 +94,21 @@ fn revoking_a_session_or_subject_voids_cached_cookies() {
     let (a, ta) = issue(&s, "alice", now);
     let (b, _) = issue(&s, "bob", now);
     s.revoke_session(ta.session_id, now);
-    assert_eq!(s.check(&a, "mail", IPHONE, now).unwrap_err(), SessionReject::Revoked);
-    assert!(s.check(&b, "mail", IPHONE, now).is_ok());
+    assert_eq!(
+        s.check(&keys(), &a, "mail", IPHONE, now).unwrap_err(),
+        SessionReject::Revoked
+    );
+    assert!(s.check(&keys(), &b, "mail", IPHONE, now).is_ok());
     s.revoke_subject(SubjectHash::of("bob"), now);
-    assert_eq!(s.check(&b, "mail", IPHONE, now).unwrap_err(), SessionReject::Revoked);
+    assert_eq!(
+        s.check(&keys(), &b, "mail", IPHONE, now).unwrap_err(),
+        SessionReject::Revoked
+    );
     // A session issued after the revocation holds.
     let (b2, _) = issue(&s, "bob", now + Duration::from_secs(2));
-    assert!(s.check(&b2, "mail", IPHONE, now + Duration::from_secs(2)).is_ok());
+    assert!(s
+        .check(&keys(), &b2, "mail", IPHONE, now + Duration::from_secs(2))
+        .is_ok());
 }
 
 #[test]
@@ -96,7 +120,7 @@ fn tampered_cookie_is_rejected() {
     let last = bad.len() - 1;
     bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
     let bad = String::from_utf8(bad).unwrap();
-    assert!(s.check(&bad, "mail", IPHONE, now).is_err());
+    assert!(s.check(&keys(), &bad, "mail", IPHONE, now).is_err());
 }
 
 #[test]

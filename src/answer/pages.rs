@@ -1,0 +1,137 @@
+//! The pages trustgate shows users after a decision: refused, enrollment
+//! expired, sign-in not verified, and the lock-state list. Plain words, small
+//! enough for a phone's webview, no internals.
+
+use http::{header, HeaderValue, Response, StatusCode};
+
+use super::{escape_html, full, Body};
+
+/// A page with a title, paragraphs (already escaped HTML) and a request id.
+fn render(
+    status: StatusCode,
+    title: &str,
+    paragraphs: &[String],
+    request_id: &str,
+) -> Response<Body> {
+    let mut body = String::new();
+    for p in paragraphs {
+        body.push_str("<p>");
+        body.push_str(p);
+        body.push_str("</p>");
+    }
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:36rem;\
+margin:2rem auto;padding:0 1rem;line-height:1.5;color:#222}}a.button{{display:inline-block;\
+padding:.6rem 1rem;background:#1a5fb4;color:#fff;border-radius:.4rem;text-decoration:none}}\
+small{{color:#666}}li{{margin:.3rem 0}}</style></head><body><h1>{title}</h1>{body}\
+<p><small>request {rid}</small></p></body></html>\n",
+        title = escape_html(title),
+        rid = escape_html(request_id),
+    );
+    let mut resp = Response::new(full(html));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// 403: policy refused this device for `app`.
+pub fn denied(app: &str, enrollment: Option<&str>, request_id: &str) -> Response<Body> {
+    let mut p = vec![format!(
+        "Your organization does not allow <b>{}</b> on this device. The app stays locked on \
+         this device for the rest of your session.",
+        escape_html(app)
+    )];
+    if let Some(link) = enrollment {
+        p.push(format!(
+            "To get access, enroll this device with your organization. \
+             <a class=\"button\" href=\"{}\">Enroll this device</a>",
+            escape_html(link)
+        ));
+    } else {
+        p.push("Contact your IT help desk if you think this is wrong.".into());
+    }
+    render(
+        StatusCode::FORBIDDEN,
+        "Access blocked on this device",
+        &p,
+        request_id,
+    )
+}
+
+/// 200: the enrollment detour outlived its window, so the sign-in it would
+/// resume is dead; restart it instead of showing a bare SSO error.
+pub fn enrollment_expired(app: &str, restart: &str, request_id: &str) -> Response<Body> {
+    let app = escape_html(app);
+    let p = vec![
+        format!(
+            "Your sign-in to <b>{app}</b> expired while this device was being enrolled. \
+             Open <b>{app}</b> again."
+        ),
+        format!(
+            "<a class=\"button\" href=\"{}\">Sign in to {app} again</a>",
+            escape_html(restart)
+        ),
+    ];
+    render(StatusCode::OK, "Sign-in expired", &p, request_id)
+}
+
+/// 403: the assertion failed a check; `reason` is the verifier's static label.
+pub fn assertion_rejected(
+    app: &str,
+    reason: &str,
+    restart: &str,
+    request_id: &str,
+) -> Response<Body> {
+    let p = vec![
+        format!(
+            "Your sign-in to <b>{}</b> could not be verified ({}).",
+            escape_html(app),
+            escape_html(&reason.replace('_', " "))
+        ),
+        format!(
+            "<a class=\"button\" href=\"{}\">Try signing in again</a>",
+            escape_html(restart)
+        ),
+    ];
+    render(
+        StatusCode::FORBIDDEN,
+        "Sign-in not verified",
+        &p,
+        request_id,
+    )
+}
+
+/// 401: a request that needs a session has none, and is not a page load
+/// that could follow a redirect.
+pub fn session_required(request_id: &str) -> Response<Body> {
+    render(
+        StatusCode::UNAUTHORIZED,
+        "Sign-in required",
+        &["Your session has ended. Reload the page to sign in again.".into()],
+        request_id,
+    )
+}
+
+/// The lock-state list as HTML: each app, locked or not.
+pub fn apps(list: &[(String, bool)], request_id: &str) -> Response<Body> {
+    let mut items = String::from("<ul>");
+    for (app, locked) in list {
+        items.push_str(&format!(
+            "<li>{} {}</li>",
+            if *locked { "&#128274;" } else { "&#10003;" },
+            escape_html(app)
+        ));
+        if *locked {
+            items.push_str(" <small>(locked on this device)</small>");
+        }
+    }
+    items.push_str("</ul>");
+    render(StatusCode::OK, "Your apps", &[items], request_id)
+}

@@ -1,0 +1,533 @@
+//! The enforcement phases for an app with device trust: classify the client,
+//! gather evidence (a verified assertion on the ACS path, or a session
+//! cookie), decide with the app's policy, remember (session, detour, lock),
+//! and answer (forward with trust headers, redirect, or a page). Each phase
+//! hands the next a plain value; none reads another's insides.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::{ConnInfo, Gateway, State};
+use crate::answer::{full, pages, Body, GatewayError};
+use crate::classify::{classify, Client};
+use crate::config::{App, EnforceMode, Enforcement};
+use crate::decide::{client_ip_from_headers, Action, Decision, Facts};
+use crate::evidence::assertion::{Delivery, ProtocolSelector};
+use crate::evidence::DeviceTrust;
+use crate::remember::detour::{self, Return};
+use crate::remember::seal::{cookie, Sealer};
+use crate::remember::token::{self, SessionToken, SubjectHash};
+
+/// Headers the gateway sets for the app; any the client sent are removed.
+pub static TRUST_HEADER_PREFIX: &str = "x-trustgate-";
+static H_TRUST: HeaderName = HeaderName::from_static("x-trustgate-device-trust");
+static H_PLATFORM: HeaderName = HeaderName::from_static("x-trustgate-platform");
+static H_KIND: HeaderName = HeaderName::from_static("x-trustgate-client-kind");
+static H_SUBJECT: HeaderName = HeaderName::from_static("x-trustgate-subject");
+
+/// The lock cookie: the sealed subject hash of a refused user.
+pub const LOCK_COOKIE: &str = "__Host-trustgate-locks";
+const LOCK_CONTEXT: &[u8] = b"trustgate locks v1\0";
+
+/// What the enforcement phases produced: a request to forward (with cookies
+/// to add to the upstream's answer), or an answer of the gateway's own.
+pub enum Outcome {
+    /// Forward this request; add these `Set-Cookie` values to the response.
+    Forward(Request<Body>, Vec<String>),
+    /// Answer with this response.
+    Answer(Response<Body>),
+}
+
+/// Removes every client-sent `X-Trustgate-*` header: only the gateway may
+/// speak for device trust.
+pub fn strip_trust_headers(headers: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(TRUST_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for k in spoofed {
+        headers.remove(k);
+    }
+}
+
+/// Per-request context shared by the phases.
+struct Ctx<'a> {
+    gw: &'a Gateway,
+    state: &'a State,
+    app: &'a App,
+    enf: &'a Enforcement,
+    client: Client,
+    ip: IpAddr,
+    now: SystemTime,
+    request_id: &'a str,
+}
+
+impl Gateway {
+    /// Runs the enforcement phases for one request to an enforced app.
+    pub(super) async fn enforce(
+        &self,
+        state: &State,
+        app: &App,
+        enf: &Enforcement,
+        parts: Parts,
+        body: Incoming,
+        conn: ConnInfo,
+        request_id: &str,
+    ) -> Result<Outcome, GatewayError> {
+        let ctx = Ctx {
+            gw: self,
+            state,
+            app,
+            enf,
+            client: classify(&parts.headers),
+            ip: client_ip_from_headers(
+                conn.peer.ip(),
+                &parts.headers,
+                state.config.server.trusted_proxy_hops,
+            ),
+            now: SystemTime::now(),
+            request_id,
+        };
+        let path = parts.uri.path();
+        if path == "/.trustgate/apps.json" || path == "/.trustgate/apps" {
+            return Ok(Outcome::Answer(ctx.lock_state(&parts)));
+        }
+        if parts.method == Method::POST && enf.acs_paths.iter().any(|p| p == path) {
+            let body = read_limited(body, state.config.server.max_assertion_bytes).await?;
+            return Ok(ctx.assertion(parts, body));
+        }
+        let public = enf
+            .public_paths
+            .iter()
+            .any(|p| path.starts_with(p.as_str()));
+        if enf.mode == EnforceMode::Session && !public {
+            return Ok(ctx.session(parts, body));
+        }
+        Ok(Outcome::Forward(
+            Request::from_parts(parts, body.map_err(Into::into).boxed()),
+            Vec::new(),
+        ))
+    }
+}
+
+/// Reads a body that a later phase must parse, up to `limit` bytes.
+async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(GatewayError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(GatewayError::ClientBody(e.to_string())),
+    }
+}
+
+impl Ctx<'_> {
+    fn sealer(&self) -> &Sealer {
+        &self.state.sealer
+    }
+
+    /// The ACS path: verify, decide, remember, answer.
+    fn assertion(&self, parts: Parts, body: Bytes) -> Outcome {
+        let metrics = &self.gw.metrics;
+        let app = &*self.app.name;
+        let start = Instant::now();
+        let Some(verifier) = self.state.verifiers.get(app) else {
+            let e = GatewayError::Internal("no verifier for an enforced app".into());
+            return Outcome::Answer(e.response(self.request_id));
+        };
+        let verified = verifier.verify_post(&body, self.now);
+        metrics
+            .assertion_duration
+            .with_label_values(&[app])
+            .observe(start.elapsed().as_secs_f64());
+        let detour = cookie(&parts.headers, detour::COOKIE_NAME).and_then(|c| {
+            self.gw
+                .detours
+                .check(self.sealer(), c, app, self.enf.enrollment_window, self.now)
+        });
+        let delivery = match verified {
+            Ok(d) => {
+                metrics
+                    .assertions
+                    .with_label_values(&[app, d.assertion.protocol().as_str(), "accept"])
+                    .inc();
+                d
+            }
+            Err(e) => {
+                let protocol = match self.enf.verifier.protocol {
+                    ProtocolSelector::Saml2 => "saml2",
+                    ProtocolSelector::WsFed => "wsfed",
+                    ProtocolSelector::Auto => "unknown",
+                };
+                metrics
+                    .assertions
+                    .with_label_values(&[app, protocol, e.reason()])
+                    .inc();
+                let decision = Decision {
+                    action: Action::Deny,
+                    rule: Arc::from("assertion_rejected"),
+                    max_session_age: None,
+                    reason: e.reason(),
+                };
+                self.record(&decision, DeviceTrust::Unknown, None);
+                tracing::info!(app, reason = e.reason(), error = %e, "assertion rejected");
+                return Outcome::Answer(pages::assertion_rejected(
+                    app,
+                    e.reason(),
+                    &self.enf.login_path,
+                    self.request_id,
+                ));
+            }
+        };
+        if let Some(Return::Expired { .. }) = detour {
+            metrics.detours.with_label_values(&[app, "expired"]).inc();
+            let mut resp = pages::enrollment_expired(app, &self.enf.login_path, self.request_id);
+            set_cookie(&mut resp, detour::CLEAR_COOKIE);
+            return Outcome::Answer(resp);
+        }
+
+        let a = &delivery.assertion;
+        let trust = a.device_trust();
+        let decision = self.enf.policy.decide(&Facts {
+            client: self.client,
+            trust,
+            groups: a.groups(),
+            ip: self.ip,
+        });
+        let subject = SubjectHash::of(a.name_id());
+        self.record(&decision, trust, Some(&subject));
+        match decision.action {
+            Action::Allow => self.allow(parts, body, delivery, &decision, detour),
+            Action::Deny => self.deny(subject),
+            Action::Enroll => self.enroll(delivery.relay_state, detour),
+        }
+    }
+
+    /// Allow: a session cookie, then the assertion POST goes on to the app,
+    /// resuming a detour's original target when there was one.
+    fn allow(
+        &self,
+        mut parts: Parts,
+        body: Bytes,
+        delivery: Delivery,
+        decision: &Decision,
+        detour: Option<Return>,
+    ) -> Outcome {
+        let app = &*self.app.name;
+        let a = &delivery.assertion;
+        let lifetime = decision
+            .max_session_age
+            .map_or(self.enf.session_lifetime, |m| {
+                m.min(self.enf.session_lifetime)
+            });
+        let mut cookies = Vec::new();
+        let token = SessionToken::new(
+            app,
+            a.device_trust(),
+            self.client,
+            a.name_id(),
+            self.now,
+            lifetime,
+        );
+        match token.and_then(|t| {
+            let subject = t.subject;
+            self.gw
+                .sessions
+                .issue(&self.state.keys, t)
+                .map(|v| (v, subject))
+        }) {
+            Ok((value, subject)) => {
+                cookies.push(token::set_cookie(&value, lifetime));
+                if self.enf.trust_headers {
+                    set_trust_headers(&mut parts.headers, a.device_trust(), self.client, &subject);
+                }
+            }
+            Err(e) => tracing::error!(app, error = %e, "cannot issue a session"),
+        }
+
+        let mut relay_state = delivery.relay_state.clone();
+        if let Some(Return::Alive(recorded)) = detour {
+            if let Some(d) = recorded {
+                if d.target.is_some() {
+                    relay_state = d.target.clone();
+                }
+                self.gw.detours.finish(&d.id);
+            }
+            self.gw
+                .metrics
+                .detours
+                .with_label_values(&[app, "resumed"])
+                .inc();
+            cookies.push(detour::CLEAR_COOKIE.to_string());
+        }
+        let body = match relay_state {
+            Some(target) if Some(&target) != delivery.relay_state.as_ref() => {
+                let field = match a.protocol() {
+                    crate::evidence::assertion::Protocol::Saml2 => "RelayState",
+                    crate::evidence::assertion::Protocol::WsFed => "wctx",
+                };
+                let b = rewrite_field(&body, field, &target);
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+                b
+            }
+            _ => body,
+        };
+        Outcome::Forward(Request::from_parts(parts, full(body)), cookies)
+    }
+
+    /// Deny: a 403 page, and the app joins the subject's locked set.
+    fn deny(&self, subject: SubjectHash) -> Outcome {
+        let app = &*self.app.name;
+        self.gw.sessions.lock(subject, app);
+        let link = self
+            .enf
+            .enrollment
+            .as_ref()
+            .filter(|_| self.client.platform.is_mobile())
+            .map(|e| e.render(app, self.client.platform.as_str(), ""));
+        let mut resp = pages::denied(app, link.as_deref(), self.request_id);
+        if let Some(v) = self.sealer().seal(LOCK_CONTEXT, &subject.0) {
+            set_cookie(
+                &mut resp,
+                &format!(
+                    "{LOCK_COOKIE}={v}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+                    self.enf.session_lifetime.as_secs()
+                ),
+            );
+        }
+        Outcome::Answer(resp)
+    }
+
+    /// Enroll: record the detour and send the device to the enrollment link.
+    fn enroll(&self, relay_state: Option<String>, detour: Option<Return>) -> Outcome {
+        let app = &*self.app.name;
+        let Some(link) = &self.enf.enrollment else {
+            // Config refuses an enroll action without a link.
+            return self.deny(SubjectHash::of(""));
+        };
+        // A device that comes back still untrusted keeps its first target.
+        let target = match detour {
+            Some(Return::Alive(Some(d))) => d.target.clone().or(relay_state),
+            _ => relay_state,
+        };
+        let platform = self.client.platform.as_str();
+        let Some((d, value)) =
+            self.gw
+                .detours
+                .start(self.sealer(), app, target, platform, self.now)
+        else {
+            return Outcome::Answer(
+                GatewayError::Internal("cannot start a detour".into()).response(self.request_id),
+            );
+        };
+        self.gw
+            .metrics
+            .detours
+            .with_label_values(&[app, "started"])
+            .inc();
+        let location = link.render(app, platform, &d.id);
+        let mut resp = Response::new(full(""));
+        *resp.status_mut() = StatusCode::FOUND;
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        set_cookie(&mut resp, &detour::set_cookie(&value));
+        Outcome::Answer(resp)
+    }
+
+    /// The session path: a valid session cookie, else back to sign-in.
+    fn session(&self, mut parts: Parts, body: Incoming) -> Outcome {
+        let app = &*self.app.name;
+        let metrics = &self.gw.metrics;
+        let mut valid = None;
+        for value in token::cookie_values(&parts.headers) {
+            match self
+                .gw
+                .sessions
+                .check(&self.state.keys, value, app, self.client, self.now)
+            {
+                Ok(v) => {
+                    valid = Some(v);
+                    break;
+                }
+                Err(e) => {
+                    metrics
+                        .cookies_rejected
+                        .with_label_values(&[e.reason()])
+                        .inc();
+                }
+            }
+        }
+        if let Some(v) = valid {
+            if v.cached {
+                metrics.cache_hits.with_label_values(&[app]).inc();
+            } else {
+                metrics.cache_misses.with_label_values(&[app]).inc();
+            }
+            if self.enf.trust_headers {
+                set_trust_headers(
+                    &mut parts.headers,
+                    v.token.trust,
+                    v.token.client,
+                    &v.token.subject,
+                );
+            }
+            return Outcome::Forward(
+                Request::from_parts(parts, body.map_err(Into::into).boxed()),
+                Vec::new(),
+            );
+        }
+
+        let detour = cookie(&parts.headers, detour::COOKIE_NAME).and_then(|c| {
+            self.gw
+                .detours
+                .check(self.sealer(), c, app, self.enf.enrollment_window, self.now)
+        });
+        if let Some(Return::Expired { .. }) = detour {
+            metrics.detours.with_label_values(&[app, "expired"]).inc();
+            let mut resp = pages::enrollment_expired(app, &self.enf.login_path, self.request_id);
+            set_cookie(&mut resp, detour::CLEAR_COOKIE);
+            return Outcome::Answer(resp);
+        }
+        metrics
+            .decisions
+            .with_label_values(&[
+                app,
+                self.client.platform.as_str(),
+                "reauthenticate",
+                "no_session",
+            ])
+            .inc();
+        if parts.method == Method::GET || parts.method == Method::HEAD {
+            let mut resp = Response::new(full(""));
+            *resp.status_mut() = StatusCode::FOUND;
+            if let Ok(v) = HeaderValue::from_str(&self.enf.login_path) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Outcome::Answer(resp)
+        } else {
+            Outcome::Answer(pages::session_required(self.request_id))
+        }
+    }
+
+    /// `/.trustgate/apps(.json)`: every enforced app and whether it is
+    /// locked for this user, known from a session or lock cookie.
+    fn lock_state(&self, parts: &Parts) -> Response<Body> {
+        let subject = token::cookie_values(&parts.headers)
+            .find_map(|v| self.state.keys.open(v).ok())
+            .map(|t| t.subject)
+            .or_else(|| {
+                cookie(&parts.headers, LOCK_COOKIE)
+                    .and_then(|c| self.sealer().open(LOCK_CONTEXT, c))
+                    .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+                    .map(SubjectHash)
+            });
+        let locked = subject
+            .map(|s| self.gw.sessions.locked(&s))
+            .unwrap_or_default();
+        let list: Vec<(String, bool)> = self
+            .state
+            .config
+            .apps
+            .iter()
+            .filter(|a| a.enforcement.is_some())
+            .map(|a| (a.name.to_string(), locked.contains(&*a.name)))
+            .collect();
+        if parts.uri.path().ends_with(".json") {
+            let json = serde_json::json!({
+                "session": subject.is_some(),
+                "apps": list.iter().map(|(app, locked)| serde_json::json!({"app": app, "locked": locked})).collect::<Vec<_>>(),
+            });
+            let mut resp = Response::new(full(json.to_string()));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        } else {
+            pages::apps(&list, self.request_id)
+        }
+    }
+
+    /// One decision: its metric and its audit event.
+    fn record(&self, d: &Decision, trust: DeviceTrust, subject: Option<&SubjectHash>) {
+        let app = &*self.app.name;
+        let platform = self.client.platform.as_str();
+        self.gw
+            .metrics
+            .decisions
+            .with_label_values(&[app, platform, d.action.as_str(), &d.rule])
+            .inc();
+        tracing::info!(
+            target: "trustgate::audit",
+            app,
+            subject = %subject.map(|s| s.to_string()).unwrap_or_default(),
+            platform,
+            kind = self.client.kind.as_str(),
+            trust = trust.as_str(),
+            rule = &*d.rule,
+            action = d.action.as_str(),
+            reason = d.reason,
+            request_id = self.request_id,
+            "decision"
+        );
+    }
+}
+
+/// The form body with `field` set to `value` (replaced, or appended).
+fn rewrite_field(body: &[u8], field: &str, value: &str) -> Bytes {
+    let mut out = form_urlencoded::Serializer::new(String::with_capacity(body.len() + value.len()));
+    let mut found = false;
+    for (k, v) in form_urlencoded::parse(body) {
+        if k == field {
+            if !found {
+                out.append_pair(field, value);
+                found = true;
+            }
+        } else {
+            out.append_pair(&k, &v);
+        }
+    }
+    if !found {
+        out.append_pair(field, value);
+    }
+    Bytes::from(out.finish())
+}
+
+fn set_trust_headers(h: &mut HeaderMap, trust: DeviceTrust, client: Client, subject: &SubjectHash) {
+    h.insert(H_TRUST.clone(), HeaderValue::from_static(trust.as_str()));
+    h.insert(
+        H_PLATFORM.clone(),
+        HeaderValue::from_static(client.platform.as_str()),
+    );
+    h.insert(
+        H_KIND.clone(),
+        HeaderValue::from_static(client.kind.as_str()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&subject.to_string()) {
+        h.insert(H_SUBJECT.clone(), v);
+    }
+}
+
+fn set_cookie(resp: &mut Response<Body>, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
