@@ -161,7 +161,7 @@ impl TryFrom<&RawZones> for Zones {
     fn try_from(raw: &RawZones) -> Result<Self, Self::Error> {
         let mut by_name = BTreeMap::new();
         for (name, nets) in raw {
-            let path = format!("zones.{name}");
+            let path = format!("zones.{}", toml_key(name));
             if name.is_empty() {
                 return Err(Problem::EmptyValue.at(path));
             }
@@ -180,6 +180,19 @@ impl TryFrom<&RawZones> for Zones {
             by_name.insert(name.clone(), zone);
         }
         Ok(Zones { by_name })
+    }
+}
+
+/// A key as TOML writes it in a dotted path: bare when it can be.
+fn toml_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
     }
 }
 

@@ -274,6 +274,10 @@ fn bad_zones_are_refused_with_their_key_path() {
             "zones.corp[0]: network \"10.1.2.3/8\" has host bits set; did you mean \"10.0.0.0/8\"?",
         ),
         ("[zones]\ncorp = []\n[apps.mail]\n", "zones.corp: empty list; leave the key out to match anything"),
+        (
+            "[zones]\n\"head office\" = [\"10.0.0.0/33\"]\n[apps.mail]\n",
+            "zones.\"head office\"[0]: invalid network \"10.0.0.0/33\" (expected a CIDR such as 10.0.0.0/8, or an address)",
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(error(text), want);
