@@ -3,7 +3,7 @@
 //! left to `decide`.
 //!
 //! Known limitations, kept on purpose rather than guessed around:
-//! - iPadOS Safari in desktop mode (the default on iPads) sends a macOS
+//! - iPadOS Safari in desktop mode (the default on most iPads) sends a macOS
 //!   User-Agent and classifies as [`Platform::Macos`]. `decide`'s lints warn
 //!   when a policy has mobile trust rules but no rule for `macos`.
 //! - Android Chrome in desktop mode sends an `X11; Linux x86_64` User-Agent and

@@ -103,6 +103,49 @@ const TYPICAL: &str = r#"
 
 // ---- config -----------------------------------------------------------
 
+/// The TOML example in `config.rs`'s docs, so the docs cannot drift.
+fn documented_example() -> String {
+    let src = include_str!("config.rs");
+    let start = src.find("//! ```toml\n").expect("example starts") + "//! ```toml\n".len();
+    let end = start + src[start..].find("//! ```\n").expect("example ends");
+    src[start..end]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("//!")
+                .unwrap_or(l)
+                .strip_prefix(' ')
+                .unwrap_or("")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn documented_example_builds_and_decides() {
+    let p = policy(&documented_example());
+    assert_eq!(p.rules().len(), 4);
+    assert_eq!(p.lints(false), []);
+    let d = p.decide(&iphone(DeviceTrust::Unknown));
+    assert_eq!((d.action, &*d.rule), (Action::Enroll, "untrusted mobile"));
+    let staff = vec!["staff".to_owned()];
+    let f = Facts {
+        groups: &staff,
+        ip: ip("2001:db8::9"),
+        ..facts(Platform::Windows, ClientKind::Browser, DeviceTrust::Unknown)
+    };
+    let d = p.decide(&f);
+    assert_eq!(
+        (d.action, &*d.rule),
+        (Action::Allow, "staff browsers on the corp network")
+    );
+    let d = p.decide(&facts(
+        Platform::Macos,
+        ClientKind::Browser,
+        DeviceTrust::NotTrusted,
+    ));
+    assert_eq!((d.action, &*d.rule), (Action::Deny, "default"));
+}
+
 #[test]
 fn typical_policy_builds_in_order() {
     let p = policy(TYPICAL);
