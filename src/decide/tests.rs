@@ -1006,3 +1006,12 @@ fn host_matches_ignores_scheme_port_path_case_and_trailing_dot() {
     assert!(host_matches("getws1.com", "https://getws1.com"));
     assert!(!host_matches("getws1.com", "not a url"));
 }
+
+#[test]
+fn policies_and_decisions_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Policy>();
+    send_sync::<Decision>();
+    send_sync::<Zones>();
+    send_sync::<Explanation>();
+}
