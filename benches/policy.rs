@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::{HeaderValue, USER_AGENT};
 use http::HeaderMap;
 
-use trustgate::classify::{classify, Client, ClientKind, Platform};
+use trustgate::classify::{classify, classify_user_agent, Client, ClientKind, Platform};
 use trustgate::decide::{Facts, Policy, PolicySource, RawPolicy, RawZones, Zones};
 use trustgate::evidence::DeviceTrust;
 use trustgate::remember::token::{SessionToken, TokenKeys};
@@ -82,6 +82,9 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("classify windows edge", |b| {
         b.iter(|| classify(black_box(&windows)))
+    });
+    c.bench_function("classify_user_agent iphone safari", |b| {
+        b.iter(|| classify_user_agent(black_box(IPHONE.as_bytes())))
     });
 
     let p = policy();
