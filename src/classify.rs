@@ -3,7 +3,7 @@
 //! left to `decide`.
 //!
 //! Known limitations, kept on purpose rather than guessed around:
-//! - iPadOS Safari in desktop mode (the default on iPads) sends a macOS
+//! - iPadOS Safari in desktop mode (the default on most iPads) sends a macOS
 //!   User-Agent and classifies as [`Platform::Macos`]. `decide`'s lints warn
 //!   when a policy has mobile trust rules but no rule for `macos`.
 //! - Android Chrome in desktop mode sends an `X11; Linux x86_64` User-Agent and
@@ -193,88 +193,147 @@ pub fn classify(headers: &HeaderMap) -> Client {
 
 /// Classifies a bare User-Agent value; bytes need not be UTF-8.
 pub fn classify_user_agent(ua: &[u8]) -> Client {
+    let t = scan(ua);
     Client {
-        platform: platform_of(ua),
-        kind: kind_of(ua),
+        platform: platform_of(t),
+        kind: kind_of(t, ua.starts_with(b"Mozilla/")),
     }
 }
 
-/// Tokens are matched case-sensitively, as the stacks send them, except the
-/// ones noted. The order matters: an iPad UA also says `like Mac OS X`, an
-/// Android UA also says `Linux`, a ChromeOS UA also says `X11`.
-fn platform_of(ua: &[u8]) -> Platform {
-    if has(ua, b"iPad") {
+/// The tokens found in a User-Agent, one bit each (see [`TOKENS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Found(u32);
+
+impl Found {
+    fn any(self, tokens: u32) -> bool {
+        self.0 & tokens != 0
+    }
+}
+
+const IPAD: u32 = 1 << 0;
+const IPHONE: u32 = 1 << 1;
+const IPOD: u32 = 1 << 2;
+const IOS: u32 = 1 << 3;
+const ANDROID: u32 = 1 << 4;
+const DALVIK: u32 = 1 << 5;
+const OKHTTP: u32 = 1 << 6;
+const CROS: u32 = 1 << 7;
+const WINDOWS: u32 = 1 << 8;
+const MACINTOSH: u32 = 1 << 9;
+const MAC_OS_X: u32 = 1 << 10;
+const CFNETWORK: u32 = 1 << 11;
+const DARWIN: u32 = 1 << 12;
+const LINUX: u32 = 1 << 13;
+const OKTA_MOBILE: u32 = 1 << 14;
+const ANDROID_WV: u32 = 1 << 15;
+const APPLE_WEBKIT: u32 = 1 << 16;
+const SAFARI: u32 = 1 << 17;
+
+/// Every token classification looks for, matched case-sensitively as the
+/// stacks send them; entry `i` has bit `1 << i`.
+const TOKENS: [(&[u8], u32); 18] = [
+    (b"iPad", IPAD),
+    (b"iPhone", IPHONE),
+    (b"iPod", IPOD),
+    (b"iOS", IOS),
+    (b"Android", ANDROID),
+    (b"Dalvik/", DALVIK),
+    (b"okhttp/", OKHTTP),
+    (b"CrOS", CROS),
+    (b"Windows", WINDOWS),
+    (b"Macintosh", MACINTOSH),
+    (b"Mac OS X", MAC_OS_X),
+    (b"CFNetwork/", CFNETWORK),
+    (b"Darwin/", DARWIN),
+    (b"Linux", LINUX),
+    (b"OktaMobile/", OKTA_MOBILE),
+    (b"; wv)", ANDROID_WV),
+    (b"AppleWebKit/", APPLE_WEBKIT),
+    (b"Safari/", SAFARI),
+];
+
+/// [`TOKENS`] where the scan reads it.
+static TOKEN_TABLE: [(&[u8], u32); 18] = TOKENS;
+
+/// For each byte, the tokens that start with it: most bytes start none, so
+/// one pass over the User-Agent finds every token. A `static`, so the table
+/// is not copied where it is indexed.
+static STARTS: [u32; 256] = {
+    let mut starts = [0; 256];
+    let mut i = 0;
+    while i < TOKENS.len() {
+        starts[TOKENS[i].0[0] as usize] |= TOKENS[i].1;
+        i += 1;
+    }
+    starts
+};
+
+fn scan(ua: &[u8]) -> Found {
+    let mut found = 0;
+    for (i, &b) in ua.iter().enumerate() {
+        let candidates = STARTS[usize::from(b)] & !found;
+        if candidates == 0 {
+            continue;
+        }
+        let rest = &ua[i..];
+        let mut left = candidates;
+        while left != 0 {
+            let (token, bit) = TOKEN_TABLE[left.trailing_zeros() as usize];
+            left &= left - 1;
+            if rest.starts_with(token) {
+                found |= bit;
+            }
+        }
+    }
+    Found(found)
+}
+
+/// The order matters: an iPad UA also says `like Mac OS X`, an Android UA
+/// `Linux`.
+fn platform_of(t: Found) -> Platform {
+    if t.any(IPAD) {
         Platform::Ipados
-    } else if has(ua, b"iPhone") || has(ua, b"iPod") {
+    } else if t.any(IPHONE | IPOD) {
         Platform::Ios
-    } else if has(ua, b"Android") || has(ua, b"Dalvik/") || has(ua, b"okhttp/") {
+    } else if t.any(ANDROID | DALVIK | OKHTTP) {
         Platform::Android
-    } else if has(ua, b"CrOS") {
+    } else if t.any(CROS) {
         Platform::Chromeos
-    } else if has(ua, b"Windows") {
+    } else if t.any(WINDOWS) {
         Platform::Windows
-    } else if has(ua, b"Macintosh") || has(ua, b"Mac OS X") {
+    } else if t.any(MACINTOSH | MAC_OS_X) {
         Platform::Macos
-    } else if has(ua, b"CFNetwork/") || has(ua, b"Darwin/") || has(ua, b"iOS") {
+    } else if t.any(CFNETWORK | DARWIN | IOS) {
         // Native Apple stacks and apps that name iOS (`Outlook-iOS/…`); the
         // browsers that say `CriOS`/`FxiOS`/`EdgiOS` also name the device above.
         Platform::Ios
-    } else if has(ua, b"Linux") || has(ua, b"X11") {
+    } else if t.any(LINUX) {
         Platform::Linux
     } else {
         Platform::Other
     }
 }
 
-fn kind_of(ua: &[u8]) -> ClientKind {
-    if has(ua, b"OktaMobile/")
-        || has(ua, b"CFNetwork/")
-        || has(ua, b"Darwin/")
-        || has(ua, b"okhttp/")
-        || has(ua, b"Dalvik/")
-    {
+fn kind_of(t: Found, mozilla: bool) -> ClientKind {
+    if t.any(OKTA_MOBILE | CFNETWORK | DARWIN | OKHTTP | DALVIK) {
         return ClientKind::Native;
     }
     // Every browser and web view in use starts with `Mozilla/`; anything else
     // (an app's own name, curl, nothing at all) is not a browser.
-    if !ua.starts_with(b"Mozilla/") {
+    if !mozilla {
         return ClientKind::Native;
     }
-    if has(ua, b"; wv)") {
+    if t.any(ANDROID_WV) {
         return ClientKind::Webview;
     }
     // WKWebView sends the WebKit tokens without Safari's `Version/… Safari/…`.
     // Safari has both; the other iOS browsers (CriOS, FxiOS, EdgiOS) keep
     // `Safari/` without `Version/`, so the absence of `Safari/` is the sign.
-    let apple = has(ua, b"iPhone") || has(ua, b"iPad") || has(ua, b"iPod") || has(ua, b"Macintosh");
-    if apple && has(ua, b"AppleWebKit/") && !has(ua, b"Safari/") {
+    let apple = t.any(IPHONE | IPAD | IPOD | MACINTOSH);
+    if apple && t.any(APPLE_WEBKIT) && !t.any(SAFARI) {
         return ClientKind::Webview;
     }
     ClientKind::Browser
-}
-
-/// Whether `needle` occurs in `hay`; `needle` is a non-empty literal.
-fn has(hay: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, rest)) = needle.split_first() else {
-        return true;
-    };
-    let mut at = 0;
-    while at + needle.len() <= hay.len() {
-        match hay[at..=hay.len() - needle.len()]
-            .iter()
-            .position(|&b| b == first)
-        {
-            Some(i) => {
-                let start = at + i + 1;
-                if hay[start..start + rest.len()] == *rest {
-                    return true;
-                }
-                at = start;
-            }
-            None => return false,
-        }
-    }
-    false
 }
 
 #[cfg(test)]

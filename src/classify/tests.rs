@@ -82,6 +82,7 @@ const TABLE: &[(&str, Platform, ClientKind)] = &[
     ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0", Linux, Browser),
     ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36", Linux, Browser),
     // Anything else.
+    ("Mozilla/5.0 (X11; FreeBSD amd64; rv:127.0) Gecko/20100101 Firefox/127.0", Other, Browser),
     ("curl/8.5.0", Other, Native),
     ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", Other, Browser),
     ("", Other, Native),
@@ -256,6 +257,14 @@ fn only_the_enrolled_families_are_mobile() {
     assert_eq!(mobile, [Ios, Ipados, Android]);
 }
 
+#[test]
+fn each_token_has_the_bit_of_its_index() {
+    for (i, (token, bit)) in TOKENS.into_iter().enumerate() {
+        assert!(!token.is_empty());
+        assert_eq!(bit, 1 << i, "{:?}", String::from_utf8_lossy(token));
+    }
+}
+
 proptest! {
     #[test]
     fn arbitrary_user_agent_bytes_never_panic(ua in proptest::collection::vec(any::<u8>(), 0..400)) {
@@ -268,12 +277,24 @@ proptest! {
         }
     }
 
+    /// The one-pass scan finds exactly the tokens a plain search finds, on
+    /// strings made of token pieces, overlaps and near misses.
     #[test]
-    fn has_agrees_with_a_naive_search(
-        hay in proptest::collection::vec(0u8..4, 0..40),
-        needle in proptest::collection::vec(0u8..4, 1..5),
+    fn scan_agrees_with_a_plain_search(
+        pieces in proptest::collection::vec(
+            prop_oneof![
+                proptest::sample::select(TOKENS.to_vec()).prop_map(|(t, _)| t.to_vec()),
+                proptest::sample::select(TOKENS.to_vec()).prop_map(|(t, _)| t[..t.len() - 1].to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..3),
+            ],
+            0..12,
+        )
     ) {
-        let naive = hay.windows(needle.len()).any(|w| w == needle.as_slice());
-        prop_assert_eq!(has(&hay, &needle), naive);
+        let ua = pieces.concat();
+        let found = scan(&ua);
+        for (token, bit) in TOKENS {
+            let plain = ua.windows(token.len()).any(|w| w == token);
+            prop_assert_eq!(found.any(bit), plain, "{:?} in {:?}", String::from_utf8_lossy(token), String::from_utf8_lossy(&ua));
+        }
     }
 }

@@ -1,6 +1,45 @@
 //! Policy config in two layers: raw serde structs as the TOML says them, then
 //! the typed [`Policy`] and [`Zones`] built with `TryFrom`, where every error
 //! names its key path. Defaults live here, and only here.
+//!
+//! The shape, as a config file holds it (a test builds this very example):
+//!
+//! ```toml
+//! [zones]
+//! corp = ["10.0.0.0/8", "2001:db8::/32"]   # CIDRs or bare addresses
+//!
+//! [apps.mail]
+//! default_action = "deny"                 # allow | deny (the default) | enroll
+//!
+//! [[apps.mail.rules]]
+//! name = "trusted mobile"                 # unique; not "default"
+//! platforms = ["ios", "ipados", "android"]
+//! trust = "trusted"                       # trusted | not_trusted | any (the default)
+//! action = "allow"
+//! max_session_age = "8h"                  # allow rules only
+//!
+//! [[apps.mail.rules]]
+//! name = "untrusted mobile"
+//! platforms = ["ios", "ipados", "android"]
+//! action = "enroll"
+//!
+//! [[apps.mail.rules]]
+//! name = "trusted mac"                    # iPadOS desktop mode lands here
+//! platforms = ["macos"]
+//! trust = "trusted"
+//! action = "allow"
+//!
+//! [[apps.mail.rules]]
+//! name = "staff browsers on the corp network"
+//! client_kinds = ["browser"]              # browser | webview | native
+//! groups = ["staff"]                      # any of
+//! zones = ["corp"]                        # any of
+//! action = "allow"
+//! ```
+//!
+//! Every condition is optional; a rule matches when all it has hold. The
+//! app's other keys belong to the app config, which hands `rules` and
+//! `default_action` over as a [`RawPolicy`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -161,7 +200,7 @@ impl TryFrom<&RawZones> for Zones {
     fn try_from(raw: &RawZones) -> Result<Self, Self::Error> {
         let mut by_name = BTreeMap::new();
         for (name, nets) in raw {
-            let path = format!("zones.{name}");
+            let path = format!("zones.{}", toml_key(name));
             if name.is_empty() {
                 return Err(Problem::EmptyValue.at(path));
             }
@@ -180,6 +219,19 @@ impl TryFrom<&RawZones> for Zones {
             by_name.insert(name.clone(), zone);
         }
         Ok(Zones { by_name })
+    }
+}
+
+/// A key as TOML writes it in a dotted path: bare when it can be.
+fn toml_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
     }
 }
 

@@ -65,6 +65,9 @@ impl Zones {
 /// client. An entry that is not an address (`1.2.3.4:5678` and
 /// `[2001:db8::1]:443` are) leaves the peer as the answer. Addresses come
 /// back canonical: IPv4-mapped IPv6 becomes IPv4.
+///
+/// Counting hops is only sound when clients cannot reach trustgate except
+/// through those proxies; otherwise a client can write the entry it wants.
 pub fn client_ip(peer: IpAddr, xff: Option<&HeaderValue>, trusted_hops: usize) -> IpAddr {
     from_lines(peer, xff.into_iter(), trusted_hops)
 }

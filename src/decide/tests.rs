@@ -103,6 +103,49 @@ const TYPICAL: &str = r#"
 
 // ---- config -----------------------------------------------------------
 
+/// The TOML example in `config.rs`'s docs, so the docs cannot drift.
+fn documented_example() -> String {
+    let src = include_str!("config.rs");
+    let start = src.find("//! ```toml\n").expect("example starts") + "//! ```toml\n".len();
+    let end = start + src[start..].find("//! ```\n").expect("example ends");
+    src[start..end]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("//!")
+                .unwrap_or(l)
+                .strip_prefix(' ')
+                .unwrap_or("")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn documented_example_builds_and_decides() {
+    let p = policy(&documented_example());
+    assert_eq!(p.rules().len(), 4);
+    assert_eq!(p.lints(false), []);
+    let d = p.decide(&iphone(DeviceTrust::Unknown));
+    assert_eq!((d.action, &*d.rule), (Action::Enroll, "untrusted mobile"));
+    let staff = vec!["staff".to_owned()];
+    let f = Facts {
+        groups: &staff,
+        ip: ip("2001:db8::9"),
+        ..facts(Platform::Windows, ClientKind::Browser, DeviceTrust::Unknown)
+    };
+    let d = p.decide(&f);
+    assert_eq!(
+        (d.action, &*d.rule),
+        (Action::Allow, "staff browsers on the corp network")
+    );
+    let d = p.decide(&facts(
+        Platform::Macos,
+        ClientKind::Browser,
+        DeviceTrust::NotTrusted,
+    ));
+    assert_eq!((d.action, &*d.rule), (Action::Deny, "default"));
+}
+
 #[test]
 fn typical_policy_builds_in_order() {
     let p = policy(TYPICAL);
@@ -274,6 +317,10 @@ fn bad_zones_are_refused_with_their_key_path() {
             "zones.corp[0]: network \"10.1.2.3/8\" has host bits set; did you mean \"10.0.0.0/8\"?",
         ),
         ("[zones]\ncorp = []\n[apps.mail]\n", "zones.corp: empty list; leave the key out to match anything"),
+        (
+            "[zones]\n\"head office\" = [\"10.0.0.0/33\"]\n[apps.mail]\n",
+            "zones.\"head office\"[0]: invalid network \"10.0.0.0/33\" (expected a CIDR such as 10.0.0.0/8, or an address)",
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(error(text), want);
@@ -958,4 +1005,13 @@ fn host_matches_ignores_scheme_port_path_case_and_trailing_dot() {
     ));
     assert!(host_matches("getws1.com", "https://getws1.com"));
     assert!(!host_matches("getws1.com", "not a url"));
+}
+
+#[test]
+fn policies_and_decisions_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Policy>();
+    send_sync::<Decision>();
+    send_sync::<Zones>();
+    send_sync::<Explanation>();
 }

@@ -517,3 +517,11 @@ proptest! {
         prop_assert_eq!(k.verify(&cookie, &t.app, t.client, at(issued)), Ok(t));
     }
 }
+
+#[test]
+fn keys_and_tokens_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<TokenKeys>();
+    send_sync::<SessionToken>();
+    send_sync::<TokenError>();
+}
