@@ -141,6 +141,20 @@ pub struct UpstreamConfig {
 pub struct DemoConfig {
     /// Where the demo app listens.
     pub app_listen: SocketAddr,
+    /// Where the demo IdP and enrollment portal listen.
+    pub portal_listen: SocketAddr,
+    /// The demo IdP's signing key (PKCS#8 PEM).
+    pub idp_key: Vec<u8>,
+    /// The demo IdP's certificate (PEM).
+    pub idp_cert: Vec<u8>,
+    /// The demo IdP's entity ID (Issuer).
+    pub idp_entity_id: String,
+    /// The demo app's SP entity ID (Audience).
+    pub sp_entity_id: String,
+    /// Where the demo IdP posts assertions (through the gateway).
+    pub acs_url: String,
+    /// The demo app's address through the gateway.
+    pub app_url: String,
 }
 
 /// How the Host header reaches the upstream.
@@ -405,9 +419,32 @@ impl Config {
         }
 
         let demo = if raw.demo.enabled {
-            errors
-                .addr("demo.app_listen", &raw.demo.app_listen)
-                .map(|app_listen| DemoConfig { app_listen })
+            let d = &raw.demo;
+            let read = |key: &str, p: &Path, errors: &mut Errors| {
+                let p = resolve(base, p);
+                std::fs::read(&p)
+                    .map_err(|e| errors.push(key, format!("cannot read {}: {e}", p.display())))
+                    .ok()
+            };
+            let app_listen = errors.addr("demo.app_listen", &d.app_listen);
+            let portal_listen = errors.addr("demo.portal_listen", &d.portal_listen);
+            let idp_key = read("demo.idp_key", &d.idp_key, &mut errors);
+            let idp_cert = read("demo.idp_cert", &d.idp_cert, &mut errors);
+            match (app_listen, portal_listen, idp_key, idp_cert) {
+                (Some(app_listen), Some(portal_listen), Some(idp_key), Some(idp_cert)) => {
+                    Some(DemoConfig {
+                        app_listen,
+                        portal_listen,
+                        idp_key,
+                        idp_cert,
+                        idp_entity_id: d.idp_entity_id.clone(),
+                        sp_entity_id: d.sp_entity_id.clone(),
+                        acs_url: d.acs_url.clone(),
+                        app_url: d.app_url.clone(),
+                    })
+                }
+                _ => None,
+            }
         } else {
             None
         };

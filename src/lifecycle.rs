@@ -29,6 +29,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The demo IdP key or certificate is unusable.
+    #[error("demo.idp_key: {0}")]
+    Demo(crate::demo::idp::SignerError),
 }
 
 /// A started gateway: its bound addresses and the handles to reload and
@@ -42,6 +45,8 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     /// The demo app's address, when enabled.
     pub demo_addr: Option<SocketAddr>,
+    /// The demo IdP and enrollment portal's address, when enabled.
+    pub portal_addr: Option<SocketAddr>,
     /// The shared gateway.
     pub gateway: Arc<Gateway>,
     stop_traffic: watch::Sender<bool>,
@@ -79,12 +84,28 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )));
 
     let mut demo_addr = None;
+    let mut portal_addr = None;
     if let Some(demo) = &config.demo {
+        let demo = Arc::new(demo.clone());
         let l = bind("demo.app_listen", demo.app_listen).await?;
         demo_addr = l.local_addr().ok();
-        tasks.push(tokio::spawn(crate::demo::app::serve(
+        let cfg = demo.clone();
+        tasks.push(tokio::spawn(crate::demo::serve(
             l,
-            admin_rx_clone(&stop_admin),
+            stop_admin.subscribe(),
+            move |req| crate::demo::app::handle(cfg.clone(), req),
+        )));
+        let portal =
+            Arc::new(crate::demo::portal::Portal::new(demo.clone()).map_err(StartError::Demo)?);
+        let l = bind("demo.portal_listen", demo.portal_listen).await?;
+        portal_addr = l.local_addr().ok();
+        tasks.push(tokio::spawn(crate::demo::serve(
+            l,
+            stop_admin.subscribe(),
+            move |req| {
+                let portal = portal.clone();
+                async move { portal.handle(req).await }
+            },
         )));
     }
 
@@ -123,6 +144,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         plain = ?plain_addr,
         admin = %admin_addr,
         demo = ?demo_addr,
+        portal = ?portal_addr,
         apps = config.apps.len(),
         "trustgate ready"
     );
@@ -131,6 +153,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         plain_addr,
         admin_addr,
         demo_addr,
+        portal_addr,
         gateway,
         stop_traffic,
         stop_admin,
@@ -139,10 +162,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         grace: config.server.grace_period,
         tasks,
     })
-}
-
-fn admin_rx_clone(tx: &watch::Sender<bool>) -> watch::Receiver<bool> {
-    tx.subscribe()
 }
 
 impl Running {

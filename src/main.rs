@@ -72,11 +72,15 @@ fn run_gateway(path: &std::path::Path) -> anyhow::Result<()> {
 fn check(path: &std::path::Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
+            for w in &config.warnings {
+                println!("{w}");
+            }
             println!(
-                "{}: ok ({} apps, {} certificates)",
+                "{}: ok ({} apps, {} certificates, {} warning(s))",
                 path.display(),
                 config.apps.len(),
-                config.certificates.len()
+                config.certificates.len(),
+                config.warnings.len()
             );
             ExitCode::SUCCESS
         }

@@ -166,12 +166,19 @@ pub enum RawSecret {
     File { file: PathBuf },
 }
 
-/// `[demo]`: the built-in demo app.
+/// `[demo]`: the built-in demo app, IdP and enrollment portal.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawDemo {
     pub enabled: bool,
     pub app_listen: String,
+    pub portal_listen: String,
+    pub idp_key: PathBuf,
+    pub idp_cert: PathBuf,
+    pub idp_entity_id: String,
+    pub sp_entity_id: String,
+    pub acs_url: String,
+    pub app_url: String,
 }
 
 impl Default for RawDemo {
@@ -179,6 +186,13 @@ impl Default for RawDemo {
         RawDemo {
             enabled: false,
             app_listen: "127.0.0.1:8081".into(),
+            portal_listen: "127.0.0.2:8082".into(),
+            idp_key: "certs/demo-idp.key".into(),
+            idp_cert: "certs/demo-idp.pem".into(),
+            idp_entity_id: "http://127.0.0.2:8082/idp".into(),
+            sp_entity_id: "https://127.0.0.1:8443/saml/metadata".into(),
+            acs_url: "https://127.0.0.1:8443/saml/acs".into(),
+            app_url: "https://127.0.0.1:8443/".into(),
         }
     }
 }

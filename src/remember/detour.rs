@@ -122,14 +122,16 @@ impl Detours {
 }
 
 /// The `Set-Cookie` value for a detour cookie; it outlives the window so
-/// that a late return can still be recognised.
+/// that a late return can still be recognised. `SameSite=None`, because the
+/// return is the IdP's cross-site POST to the ACS URL, on which browsers
+/// drop `Lax` cookies.
 pub fn set_cookie(value: &str) -> String {
-    format!("{COOKIE_NAME}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=86400")
+    format!("{COOKIE_NAME}={value}; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=86400")
 }
 
 /// The `Set-Cookie` value that removes the detour cookie.
 pub const CLEAR_COOKIE: &str =
-    "__Host-trustgate-detour=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0";
+    "__Host-trustgate-detour=; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=0";
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)

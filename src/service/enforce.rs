@@ -105,10 +105,13 @@ impl Gateway {
             let body = read_limited(body, state.config.server.max_assertion_bytes).await?;
             return Ok(ctx.assertion(parts, body));
         }
-        let public = enf
-            .public_paths
-            .iter()
-            .any(|p| path.starts_with(p.as_str()));
+        // The login path must be reachable without a session, or sign-in
+        // could never start.
+        let public = path == enf.login_path
+            || enf
+                .public_paths
+                .iter()
+                .any(|p| path.starts_with(p.as_str()));
         if enf.mode == EnforceMode::Session && !public {
             return Ok(ctx.session(parts, body));
         }
