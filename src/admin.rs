@@ -1,6 +1,8 @@
 //! The admin listener, apart from traffic: `/metrics` (Prometheus text),
-//! `/healthz` (the process is alive) and `/readyz` (200 once listeners are
-//! bound and config is loaded, 503 while starting or draining).
+//! `/healthz` (the process is alive), `/readyz` (200 once listeners are
+//! bound and config is loaded, 503 while starting or draining) and
+//! `POST /sessions/revoke`. It has no authentication of its own: keep it on
+//! loopback or a private network.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -28,7 +30,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, mut stop: watch
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(handle(&gateway, req)) }
+                async move { Ok::<_, Infallible>(handle(&gateway, req).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
@@ -37,7 +39,10 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, mut stop: watch
     }
 }
 
-fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
+async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path() == "/sessions/revoke" {
+        return revoke(gateway, req).await;
+    }
     let text = |status: StatusCode, body: &'static str| {
         let mut r = Response::new(full(body));
         *r.status_mut() = status;
@@ -64,4 +69,74 @@ fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `POST /sessions/revoke` with `{"session": "<hex id>"}`,
+/// `{"subject": "<NameID>"}` or `{"subject_hash": "<hex>"}`.
+async fn revoke(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
+    use http_body_util::BodyExt;
+
+    use crate::remember::token::{SessionId, SubjectHash};
+
+    let json = |status: StatusCode, v: serde_json::Value| {
+        let mut r = Response::new(full(v.to_string()));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let bad = |why: &str| json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": why }));
+    if req.method() != Method::POST {
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({ "error": "use POST" }),
+        );
+    }
+    let Ok(body) = http_body_util::Limited::new(req.into_body(), 4096)
+        .collect()
+        .await
+    else {
+        return bad("body unreadable or over 4096 bytes");
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body.to_bytes()) else {
+        return bad("body is not JSON");
+    };
+    let hex16 = |s: &str| -> Option<[u8; 16]> {
+        if s.len() != 32 {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(out)
+    };
+    let now = gateway.now();
+    let metrics = &gateway.metrics;
+    if let Some(s) = v.get("session").and_then(|s| s.as_str()) {
+        let Some(id) = hex16(s) else {
+            return bad("session must be 32 hex digits");
+        };
+        gateway.sessions.revoke_session(SessionId(id), now);
+        metrics.revocations.with_label_values(&["session"]).inc();
+        tracing::info!(target: "trustgate::audit", scope = "session", session = s, "revoked");
+        return json(StatusCode::OK, serde_json::json!({ "revoked": "session" }));
+    }
+    let subject = match (
+        v.get("subject").and_then(|s| s.as_str()),
+        v.get("subject_hash").and_then(|s| s.as_str()),
+    ) {
+        (Some(s), _) => SubjectHash::of(s),
+        (None, Some(h)) => match hex16(h) {
+            Some(h) => SubjectHash(h),
+            None => return bad("subject_hash must be 32 hex digits"),
+        },
+        (None, None) => return bad("give session, subject or subject_hash"),
+    };
+    gateway.sessions.revoke_subject(subject, now);
+    metrics.revocations.with_label_values(&["subject"]).inc();
+    tracing::info!(target: "trustgate::audit", scope = "subject", subject = %subject, "revoked");
+    json(StatusCode::OK, serde_json::json!({ "revoked": "subject" }))
 }

@@ -1,3 +1,5 @@
 //! Command-line subcommands other than `run`.
 
+pub mod explain;
+
 pub mod verify;

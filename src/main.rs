@@ -35,6 +35,8 @@ enum Command {
     },
     /// Check one SAMLResponse or WS-Fed wresult offline and print the verdict as JSON.
     Verify(trustgate::cli::verify::VerifyArgs),
+    /// Show which policy rule matches a client and assertion, and why.
+    Explain(trustgate::cli::explain::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Some(Command::Run { config }) => run(config),
         Some(Command::Check { config }) => check(&config),
         Some(Command::Verify(args)) => trustgate::cli::verify::run(args),
+        Some(Command::Explain(args)) => trustgate::cli::explain::run(args),
     }
 }
 

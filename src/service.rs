@@ -110,6 +110,7 @@ pub struct Gateway {
     pub sessions: Sessions,
     /// Pending enrollment detours. Survives reloads.
     pub detours: Detours,
+    clock_offset: AtomicU64,
 }
 
 impl Gateway {
@@ -126,6 +127,7 @@ impl Gateway {
             replay,
             sessions: Sessions::new(MAX_SESSION_LIFETIME, 2_000_000),
             detours: Detours::new(MAX_ENROLLMENT_WINDOW),
+            clock_offset: AtomicU64::new(0),
         })
     }
 
@@ -148,6 +150,20 @@ impl Gateway {
             self.sessions.clear_cache();
         }
         self.state.store(Arc::new(State::new(config, &self.replay)));
+    }
+
+    /// The gateway's clock: the system time plus any offset set by
+    /// [`Gateway::advance_clock`]. Every decision reads time from here.
+    pub fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+            + std::time::Duration::from_millis(self.clock_offset.load(Ordering::Relaxed))
+    }
+
+    /// Moves the gateway's clock forward, for tests and drills (a lapsed
+    /// enrollment window, an expired session) without waiting.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.clock_offset
+            .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Marks the gateway ready (listeners bound) or not (draining).

@@ -94,7 +94,7 @@ impl Gateway {
                 &parts.headers,
                 state.config.server.trusted_proxy_hops,
             ),
-            now: SystemTime::now(),
+            now: self.now(),
             request_id,
         };
         let path = parts.uri.path();
