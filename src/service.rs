@@ -243,7 +243,17 @@ impl Gateway {
                 Request::from_parts(parts, body.map_err(Into::into).boxed()),
                 Vec::new(),
             ),
-            Some(enf) => match self.enforce(state, &app, enf, parts, body, conn, rid).await {
+            Some(enf) => match self
+                .enforce(
+                    state,
+                    &app,
+                    enf,
+                    Request::from_parts(parts, body),
+                    conn,
+                    rid,
+                )
+                .await
+            {
                 Ok(Outcome::Forward(req, cookies)) => (req, cookies),
                 Ok(Outcome::Answer(resp)) => return Ok((app.name.clone(), resp)),
                 Err(e) => return Err((app.name.clone(), e)),

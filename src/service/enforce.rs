@@ -78,11 +78,11 @@ impl Gateway {
         state: &State,
         app: &App,
         enf: &Enforcement,
-        parts: Parts,
-        body: Incoming,
+        req: Request<Incoming>,
         conn: ConnInfo,
         request_id: &str,
     ) -> Result<Outcome, GatewayError> {
+        let (parts, body) = req.into_parts();
         let ctx = Ctx {
             gw: self,
             state,

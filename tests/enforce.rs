@@ -1,0 +1,730 @@
+//! End-to-end device-trust enforcement through TLS with a real client: the
+//! demo IdP's signer makes assertions, the gateway verifies and decides, a
+//! real upstream sees what the gateway lets through.
+
+mod utils;
+
+use std::time::{Duration, SystemTime};
+
+use http::{Request, Response, StatusCode};
+use trustgate::demo::idp::{Grant, Signer};
+use utils::*;
+
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0.6312.40 Mobile Safari/537.36";
+const WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+const ISSUER: &str = "http://idp.test/";
+const KEY: &str = "test-session-key-0123456789abcdef0123456789";
+
+fn signer() -> Signer {
+    Signer::from_pem(
+        &std::fs::read(root().join("certs/demo-idp.key")).unwrap(),
+        &std::fs::read(root().join("certs/demo-idp.pem")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The enforced app `app`, with a policy that exercises every action.
+fn enforced(upstream: &str, extra_app: &str) -> String {
+    format!(
+        r#"
+[session]
+keys = ["{KEY}"]
+[zones]
+office = ["10.1.0.0/16"]
+[apps.app]
+hosts = ["localhost", "127.0.0.1"]
+upstream = "{upstream}"
+enforce = "session"
+login_path = "/login"
+public_paths = ["/public/"]
+enrollment_url = "https://uem.example/enroll/welcome?app={{app}}&detour={{detour}}"
+{extra_app}
+[apps.app.idp]
+entity_id = "{ISSUER}"
+certs = [{cert:?}]
+[apps.app.sp]
+entity_id = "https://localhost/sp"
+acs_url = "https://localhost/saml/acs"
+[apps.app.policy]
+default_action = "deny"
+[[apps.app.policy.rules]]
+name = "admins-anywhere"
+groups = ["admins"]
+action = "allow"
+[[apps.app.policy.rules]]
+name = "office-zone"
+zones = ["office"]
+action = "allow"
+[[apps.app.policy.rules]]
+name = "trusted-mobile"
+platforms = ["ios", "ipados", "android"]
+trust = "trusted"
+action = "allow"
+max_session_age = "1h"
+[[apps.app.policy.rules]]
+name = "ios-enrolls"
+platforms = ["ios", "ipados"]
+action = "enroll"
+[[apps.app.policy.rules]]
+name = "android-denied"
+platforms = ["android"]
+client_kinds = ["browser", "webview"]
+action = "deny"
+[[apps.app.policy.rules]]
+name = "desktop"
+platforms = ["macos", "windows", "linux", "chromeos"]
+action = "allow"
+"#,
+        cert = root().join("certs/demo-idp.pem"),
+    )
+}
+
+struct Env {
+    gw: TestGateway,
+    _up: Upstream,
+    signer: Signer,
+    client: HttpsClient,
+}
+
+impl Env {
+    async fn start() -> Env {
+        Env::start_with("", "").await
+    }
+
+    async fn start_with(server: &str, extra_app: &str) -> Env {
+        let up = Upstream::echo_headers().await;
+        let gw = TestGateway::start(server, &enforced(&up.url(), extra_app)).await;
+        Env {
+            gw,
+            _up: up,
+            signer: signer(),
+            client: https_client(false),
+        }
+    }
+
+    fn now(&self) -> SystemTime {
+        self.gw.running().gateway.now()
+    }
+
+    /// A signed SAMLResponse form body.
+    fn assertion(&self, user: &str, trust: &str, groups: &[&str], relay: Option<&str>) -> String {
+        let attrs = vec![
+            ("DeviceTrustSignal", vec![trust.to_string()]),
+            ("groups", groups.iter().map(|g| g.to_string()).collect()),
+        ];
+        let b64 = self.signer.response_b64(&Grant {
+            issuer: ISSUER,
+            audience: "https://localhost/sp",
+            acs_url: "https://localhost/saml/acs",
+            name_id: user,
+            attributes: &attrs,
+            now: self.now(),
+            lifetime: Duration::from_secs(300),
+        });
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("SAMLResponse", &b64);
+        if let Some(r) = relay {
+            form.append_pair("RelayState", r);
+        }
+        form.finish()
+    }
+
+    async fn send(&self, req: Request<Body>) -> Response<hyper::body::Incoming> {
+        self.client.request(req).await.unwrap()
+    }
+
+    async fn post_acs(
+        &self,
+        ua: &str,
+        body: String,
+        cookies: &[String],
+    ) -> Response<hyper::body::Incoming> {
+        let mut req = Request::post(self.gw.https("/saml/acs"))
+            .header("user-agent", ua)
+            .header("content-type", "application/x-www-form-urlencoded");
+        if !cookies.is_empty() {
+            req = req.header("cookie", cookies.join("; "));
+        }
+        self.send(req.body(full(body)).unwrap()).await
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        ua: &str,
+        cookies: &[String],
+    ) -> Response<hyper::body::Incoming> {
+        let mut req = Request::get(self.gw.https(path)).header("user-agent", ua);
+        if !cookies.is_empty() {
+            req = req.header("cookie", cookies.join("; "));
+        }
+        self.send(req.body(full("")).unwrap()).await
+    }
+
+    async fn metric(&self, series: &str) -> f64 {
+        metric(&self.gw.metrics().await, series)
+    }
+}
+
+/// `name=value` pairs from a response's Set-Cookie headers.
+fn cookies<B>(resp: &Response<B>) -> Vec<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .filter(|c| !c.ends_with('='))
+        .collect()
+}
+
+fn cookie_named(all: &[String], name: &str) -> String {
+    all.iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {all:?}"))
+        .clone()
+}
+
+async fn upstream_saw(resp: Response<hyper::body::Incoming>) -> serde_json::Value {
+    assert_eq!(resp.status(), StatusCode::OK);
+    serde_json::from_str(&body_string(resp).await).unwrap()
+}
+
+#[tokio::test]
+async fn desktop_is_allowed_and_the_app_sees_trust_headers() {
+    let env = Env::start().await;
+    let resp = env
+        .post_acs(
+            WINDOWS,
+            env.assertion("alice@corp.example", "NOT_TRUSTED", &[], Some("/inbox")),
+            &[],
+        )
+        .await;
+    let jar = cookies(&resp);
+    let session = cookie_named(&jar, "__Host-trustgate");
+    let set = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .next()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let seen = upstream_saw(resp).await;
+    assert_eq!(seen["x-test-path"][0], "/saml/acs");
+    assert_eq!(seen["x-trustgate-device-trust"][0], "not_trusted");
+    assert_eq!(seen["x-trustgate-platform"][0], "windows");
+    assert_eq!(seen["x-trustgate-client-kind"][0], "browser");
+    assert_eq!(seen["x-trustgate-subject"][0].as_str().unwrap().len(), 32);
+
+    // The session carries the decision to later requests.
+    let seen = upstream_saw(env.get("/inbox", WINDOWS, &[session]).await).await;
+    assert_eq!(seen["x-trustgate-platform"][0], "windows");
+    assert_eq!(
+        env.metric("trustgate_decisions_total{action=\"allow\",app=\"app\",platform=\"windows\",rule=\"desktop\"}").await,
+        1.0
+    );
+    assert_eq!(
+        env.metric("trustgate_decision_cache_hits_total{app=\"app\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn client_sent_trust_headers_are_stripped() {
+    let env = Env::start().await;
+    let body = env.assertion("alice@corp.example", "NOT_TRUSTED", &[], None);
+    let req = Request::post(env.gw.https("/saml/acs"))
+        .header("user-agent", WINDOWS)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-trustgate-device-trust", "trusted")
+        .header("X-Trustgate-Admin", "yes")
+        .body(full(body))
+        .unwrap();
+    let seen = upstream_saw(env.send(req).await).await;
+    assert_eq!(seen["x-trustgate-device-trust"][0], "not_trusted");
+    assert!(seen.get("x-trustgate-admin").is_none(), "{seen}");
+
+    // On a public path, with no evidence at all, none reach the app.
+    let req = Request::get(env.gw.https("/public/logo.png"))
+        .header("x-trustgate-device-trust", "trusted")
+        .body(full(""))
+        .unwrap();
+    let seen = upstream_saw(env.send(req).await).await;
+    assert!(seen.get("x-trustgate-device-trust").is_none(), "{seen}");
+}
+
+#[tokio::test]
+async fn untrusted_iphone_enrolls_then_resumes_within_the_window() {
+    let env = Env::start().await;
+    let resp = env
+        .post_acs(
+            IPHONE,
+            env.assertion(
+                "bob@corp.example",
+                "NOT_TRUSTED",
+                &[],
+                Some("/original/target"),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("https://uem.example/enroll/welcome?app=app&detour="),
+        "{location}"
+    );
+    let jar = cookies(&resp);
+    let detour = cookie_named(&jar, "__Host-trustgate-detour");
+    assert!(resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("SameSite=None"));
+    assert!(
+        !jar.iter().any(|c| c.starts_with("__Host-trustgate=")),
+        "no session on enroll"
+    );
+
+    // Nine minutes later the device is trusted; the IdP's new sign-in has
+    // its own RelayState, and the gateway resumes the original target.
+    env.gw
+        .running()
+        .gateway
+        .advance_clock(Duration::from_secs(9 * 60));
+    let resp = env
+        .post_acs(
+            IPHONE,
+            env.assertion("bob@corp.example", "TRUSTED", &[], Some("/")),
+            &[detour],
+        )
+        .await;
+    let set: Vec<_> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("__Host-trustgate-detour=;") && c.contains("Max-Age=0")),
+        "{set:?}"
+    );
+    let session = cookie_named(&cookies(&resp), "__Host-trustgate");
+    let seen = upstream_saw(resp).await;
+    assert_eq!(seen["x-trustgate-device-trust"][0], "trusted");
+    // The app received the original RelayState in the forwarded form body.
+    let length: usize = seen["content-length"][0].as_str().unwrap().parse().unwrap();
+    assert!(length > 100);
+    assert!(!session.is_empty());
+    assert_eq!(
+        env.metric("trustgate_enrollment_detours_total{app=\"app\",event=\"started\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        env.metric("trustgate_enrollment_detours_total{app=\"app\",event=\"resumed\"}")
+            .await,
+        1.0
+    );
+}
+
+/// The resumed POST carries the original RelayState to the app.
+#[tokio::test]
+async fn resumed_post_carries_the_original_relay_state() {
+    let up = Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        use http_body_util::BodyExt;
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let relay = form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "RelayState")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        Response::new(full(relay))
+    })
+    .await;
+    let gw = TestGateway::start("", &enforced(&up.url(), "")).await;
+    let env = Env {
+        gw,
+        _up: up,
+        signer: signer(),
+        client: https_client(false),
+    };
+    let resp = env
+        .post_acs(
+            IPHONE,
+            env.assertion(
+                "bob@corp.example",
+                "NOT_TRUSTED",
+                &[],
+                Some("/deep/link?x=1"),
+            ),
+            &[],
+        )
+        .await;
+    let detour = cookie_named(&cookies(&resp), "__Host-trustgate-detour");
+    let resp = env
+        .post_acs(
+            IPHONE,
+            env.assertion("bob@corp.example", "TRUSTED", &[], Some("/")),
+            &[detour],
+        )
+        .await;
+    assert_eq!(body_string(resp).await, "/deep/link?x=1");
+}
+
+#[tokio::test]
+async fn return_after_the_window_shows_the_expired_page() {
+    let env = Env::start().await;
+    let resp = env
+        .post_acs(
+            IPHONE,
+            env.assertion("carol@corp.example", "NOT_TRUSTED", &[], Some("/x")),
+            &[],
+        )
+        .await;
+    let detour = cookie_named(&cookies(&resp), "__Host-trustgate-detour");
+    env.gw
+        .running()
+        .gateway
+        .advance_clock(Duration::from_secs(10 * 60 + 1));
+    let resp = env
+        .post_acs(
+            IPHONE,
+            env.assertion("carol@corp.example", "TRUSTED", &[], Some("/x")),
+            std::slice::from_ref(&detour),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let page = body_string(resp).await;
+    assert!(
+        page.contains("expired while this device was being enrolled"),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/login\""), "{page}");
+    assert!(page.contains("width=device-width"), "readable in a webview");
+    assert_eq!(
+        env.metric("trustgate_enrollment_detours_total{app=\"app\",event=\"expired\"}")
+            .await,
+        1.0
+    );
+
+    // A session-less page load with the stale cookie gets the same page.
+    let resp = env.get("/x", IPHONE, &[detour]).await;
+    assert!(body_string(resp)
+        .await
+        .contains("expired while this device"));
+}
+
+#[tokio::test]
+async fn android_browser_is_denied_and_the_app_locks() {
+    let env = Env::start().await;
+    let resp = env
+        .post_acs(
+            ANDROID,
+            env.assertion("dave@corp.example", "NOT_TRUSTED", &[], None),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let lock = cookie_named(&cookies(&resp), "__Host-trustgate-locks");
+    let page = body_string(resp).await;
+    assert!(page.contains("does not allow"), "{page}");
+    assert!(
+        page.contains("https://uem.example/enroll/welcome?app=app"),
+        "enrollment link: {page}"
+    );
+
+    let resp = env
+        .get(
+            "/.trustgate/apps.json",
+            ANDROID,
+            std::slice::from_ref(&lock),
+        )
+        .await;
+    let json: serde_json::Value = serde_json::from_str(&body_string(resp).await).unwrap();
+    assert_eq!(
+        json["apps"][0],
+        serde_json::json!({"app": "app", "locked": true})
+    );
+    let html = body_string(env.get("/.trustgate/apps", ANDROID, &[lock]).await).await;
+    assert!(html.contains("locked on this device"), "{html}");
+
+    // Someone else is not locked.
+    let resp = env.get("/.trustgate/apps.json", ANDROID, &[]).await;
+    let json: serde_json::Value = serde_json::from_str(&body_string(resp).await).unwrap();
+    assert_eq!(json["apps"][0]["locked"], false);
+}
+
+#[tokio::test]
+async fn group_and_zone_conditions() {
+    // Android is denied unless a group or zone rule comes first.
+    let env = Env::start().await;
+    let resp = env
+        .post_acs(
+            ANDROID,
+            env.assertion("erin@corp.example", "NOT_TRUSTED", &["admins"], None),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        env.metric("trustgate_decisions_total{action=\"allow\",app=\"app\",platform=\"android\",rule=\"admins-anywhere\"}").await,
+        1.0
+    );
+
+    let env = Env::start_with("trusted_proxy_hops = 1", "").await;
+    let req = Request::post(env.gw.https("/saml/acs"))
+        .header("user-agent", ANDROID)
+        .header("x-forwarded-for", "10.1.2.3")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(full(env.assertion(
+            "erin@corp.example",
+            "NOT_TRUSTED",
+            &[],
+            None,
+        )))
+        .unwrap();
+    assert_eq!(env.send(req).await.status(), StatusCode::OK);
+    assert_eq!(
+        env.metric("trustgate_decisions_total{action=\"allow\",app=\"app\",platform=\"android\",rule=\"office-zone\"}").await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn no_session_redirects_to_login_and_posts_get_401() {
+    let env = Env::start().await;
+    let resp = env.get("/inbox", WINDOWS, &[]).await;
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(resp.headers()["location"], "/login");
+    let req = Request::post(env.gw.https("/api/save"))
+        .header("user-agent", WINDOWS)
+        .body(full("x"))
+        .unwrap();
+    assert_eq!(env.send(req).await.status(), StatusCode::UNAUTHORIZED);
+    // The login path itself is reachable without a session.
+    assert_eq!(
+        env.get("/login", WINDOWS, &[]).await.status(),
+        StatusCode::OK
+    );
+}
+
+async fn desktop_session(env: &Env, ua: &str) -> String {
+    let resp = env
+        .post_acs(
+            ua,
+            env.assertion("frank@corp.example", "NOT_TRUSTED", &[], None),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    cookie_named(&cookies(&resp), "__Host-trustgate")
+}
+
+#[tokio::test]
+async fn tampered_foreign_and_expired_cookies_count_as_absent() {
+    let env = Env::start().await;
+    let session = desktop_session(&env, WINDOWS).await;
+
+    // One byte changed.
+    let mut bytes = session.clone().into_bytes();
+    let i = "__Host-trustgate=".len() + 5;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).unwrap();
+    assert_eq!(
+        env.get("/", WINDOWS, &[tampered]).await.status(),
+        StatusCode::FOUND
+    );
+    assert_eq!(
+        env.metric("trustgate_session_cookies_rejected_total{reason=\"bad_mac\"}")
+            .await,
+        1.0
+    );
+
+    // Signed by another deployment's key.
+    let foreign = {
+        let up = Upstream::echo_headers().await;
+        let text = enforced(&up.url(), "").replace(KEY, "another-deployment-key-0123456789abcdef");
+        let gw = TestGateway::start("", &text).await;
+        let e = Env {
+            gw,
+            _up: up,
+            signer: signer(),
+            client: https_client(false),
+        };
+        desktop_session(&e, WINDOWS).await
+    };
+    assert_eq!(
+        env.get("/", WINDOWS, &[foreign]).await.status(),
+        StatusCode::FOUND
+    );
+    assert_eq!(
+        env.metric("trustgate_session_cookies_rejected_total{reason=\"bad_mac\"}")
+            .await,
+        2.0
+    );
+
+    // Still good now; past the session lifetime (8h default) it is not.
+    assert_eq!(
+        env.get("/", WINDOWS, std::slice::from_ref(&session))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    env.gw
+        .running()
+        .gateway
+        .advance_clock(Duration::from_secs(8 * 3600 + 1));
+    assert_eq!(
+        env.get("/", WINDOWS, &[session]).await.status(),
+        StatusCode::FOUND
+    );
+    assert_eq!(
+        env.metric("trustgate_session_cookies_rejected_total{reason=\"expired\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn cookie_replayed_from_another_platform_is_void() {
+    let env = Env::start().await;
+    let session = desktop_session(&env, WINDOWS).await;
+    assert_eq!(
+        env.get("/", WINDOWS, std::slice::from_ref(&session))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let resp = env.get("/", IPHONE, &[session]).await;
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(
+        env.metric("trustgate_session_cookies_rejected_total{reason=\"wrong_client\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn max_session_age_caps_the_session() {
+    let env = Env::start().await;
+    let resp = env
+        .post_acs(
+            IPHONE,
+            env.assertion("gina@corp.example", "TRUSTED", &[], None),
+            &[],
+        )
+        .await;
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.contains("Max-Age=3600"), "{set}");
+}
+
+#[tokio::test]
+async fn replayed_assertion_is_refused() {
+    let env = Env::start().await;
+    let body = env.assertion("hank@corp.example", "NOT_TRUSTED", &[], None);
+    assert_eq!(
+        env.post_acs(WINDOWS, body.clone(), &[]).await.status(),
+        StatusCode::OK
+    );
+    let resp = env.post_acs(WINDOWS, body, &[]).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(body_string(resp)
+        .await
+        .contains("could not be verified (replay)"));
+    assert_eq!(
+        env.metric("trustgate_assertions_total{app=\"app\",protocol=\"saml2\",result=\"replay\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn forged_assertion_is_refused() {
+    let env = Env::start().await;
+    let body = env.assertion("ivan@corp.example", "NOT_TRUSTED", &[], None);
+    // Flip the trust value inside the signed assertion.
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let xml = String::from_utf8(b64.decode(&pairs[0].1).unwrap()).unwrap();
+    pairs[0].1 = b64.encode(xml.replace("NOT_TRUSTED", "TRUSTED"));
+    let forged = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let resp = env.post_acs(IPHONE, forged, &[]).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(body_string(resp).await.contains("could not be verified"));
+    assert_eq!(
+        env.metric(
+            "trustgate_assertions_total{app=\"app\",protocol=\"saml2\",result=\"bad_digest\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn oversized_assertion_post_gets_413() {
+    let env = Env::start_with("max_assertion_bytes = 1024", "").await;
+    let resp = env
+        .post_acs(
+            WINDOWS,
+            "SAMLResponse=".to_string() + &"A".repeat(4096),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn revoked_session_is_void_everywhere() {
+    let env = Env::start().await;
+    let session = desktop_session(&env, WINDOWS).await;
+    assert_eq!(
+        env.get("/", WINDOWS, std::slice::from_ref(&session))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let url = format!("http://{}/sessions/revoke", env.gw.running().admin_addr);
+    let resp = plain_client()
+        .request(
+            Request::post(url.clone())
+                .body(full(r#"{"subject": "frank@corp.example"}"#))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        env.get("/", WINDOWS, &[session]).await.status(),
+        StatusCode::FOUND
+    );
+    assert_eq!(
+        env.metric("trustgate_session_cookies_rejected_total{reason=\"revoked\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        env.metric("trustgate_revocations_total{scope=\"subject\"}")
+            .await,
+        1.0
+    );
+
+    let bad = plain_client()
+        .request(Request::post(url).body(full("{}")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
