@@ -5,6 +5,7 @@
 //! loopback or a private network.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -19,7 +20,7 @@ use crate::service::Gateway;
 /// Serves admin requests until `stop` turns true.
 pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -30,7 +31,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, mut stop: watch
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(handle(&gateway, req).await) }
+                async move { Ok::<_, Infallible>(handle(&gateway, req, peer).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
@@ -39,8 +40,13 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, mut stop: watch
     }
 }
 
-async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
+async fn handle(gateway: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     if req.uri().path() == "/sessions/revoke" {
+        if !may_revoke(gateway, &req, peer) {
+            let mut r = Response::new(full("{\"error\": \"revoking needs the admin token\"}"));
+            *r.status_mut() = StatusCode::UNAUTHORIZED;
+            return r;
+        }
         return revoke(gateway, req).await;
     }
     let text = |status: StatusCode, body: &'static str| {
@@ -68,6 +74,24 @@ async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
         "/readyz" if gateway.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// With `admin.token` set, the request must carry it as a bearer token
+/// (compared in constant time); without one, only loopback clients may
+/// revoke.
+fn may_revoke(gateway: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> bool {
+    let state = gateway.state();
+    match &state.config.admin_token {
+        None => peer.ip().is_loopback(),
+        Some(token) => req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .is_some_and(|given| {
+                given.len() == token.len()
+                    && bool::from(subtle::ConstantTimeEq::ct_eq(given, token.as_slice()))
+            }),
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// The admin listener's address.
     pub admin_listen: SocketAddr,
+    /// Bearer token that `POST /sessions/revoke` requires, when set.
+    pub admin_token: Option<Vec<u8>>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter when `RUST_LOG` is unset.
@@ -399,6 +401,21 @@ impl Config {
             .addr("admin.listen", &raw.admin.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9901)));
 
+        let admin_token = match &raw.admin.token {
+            None => None,
+            Some(t) => match read_secret(base, t) {
+                Ok(t) if t.len() < 16 => {
+                    errors.push("admin.token", "an admin token needs at least 16 bytes");
+                    None
+                }
+                Ok(t) => Some(t),
+                Err(e) => {
+                    errors.push("admin.token", e);
+                    None
+                }
+            },
+        };
+
         if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
             errors.push(
                 "log.level",
@@ -481,6 +498,7 @@ impl Config {
             certificates,
             upstream,
             admin_listen,
+            admin_token,
             log_format: raw.log.format,
             log_level: raw.log.level,
             session_keys,

@@ -118,6 +118,7 @@ impl Gateway {
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Arc<Gateway> {
         let certs = CertStore::new(&config.certificates);
         publish_certificate_expiry(&metrics, &config);
+        prime_metrics(&metrics, &config);
         let replay = ReplayCache::new(1_000_000);
         Arc::new(Gateway {
             metrics,
@@ -145,6 +146,7 @@ impl Gateway {
     pub fn apply(&self, config: Arc<Config>) {
         self.certs.replace(&config.certificates);
         publish_certificate_expiry(&self.metrics, &config);
+        prime_metrics(&self.metrics, &config);
         if config.session_keys != self.state().config.session_keys {
             // A cached decision must not outlive the key that signed it.
             self.sessions.clear_cache();
@@ -315,6 +317,55 @@ fn publish_certificate_expiry(metrics: &Metrics, config: &Config) {
             .certificate_expiry
             .with_label_values(&["idp", name])
             .set(*not_after as f64);
+    }
+}
+
+/// Creates the bounded label sets at zero, so that dashboards and
+/// `increase()` see a series before its first event.
+fn prime_metrics(m: &Metrics, config: &Config) {
+    for result in ["success", "failure"] {
+        m.config_reloads.with_label_values(&[result]);
+    }
+    for scope in ["session", "subject"] {
+        m.revocations.with_label_values(&[scope]);
+    }
+    for reason in [
+        "malformed",
+        "bad_mac",
+        "unsupported_version",
+        "expired",
+        "not_yet_valid",
+        "wrong_app",
+        "wrong_client",
+        "revoked",
+    ] {
+        m.cookies_rejected.with_label_values(&[reason]);
+    }
+    for app in &config.apps {
+        let Some(enf) = &app.enforcement else {
+            continue;
+        };
+        let name = &*app.name;
+        m.cache_hits.with_label_values(&[name]);
+        m.cache_misses.with_label_values(&[name]);
+        m.assertion_duration.with_label_values(&[name]);
+        for event in ["started", "resumed", "expired"] {
+            m.detours.with_label_values(&[name, event]);
+        }
+        let protocols: &[&str] = match enf.verifier.protocol {
+            crate::evidence::assertion::ProtocolSelector::Saml2 => &["saml2"],
+            crate::evidence::assertion::ProtocolSelector::WsFed => &["wsfed"],
+            crate::evidence::assertion::ProtocolSelector::Auto => &["saml2", "wsfed"],
+        };
+        for p in protocols {
+            m.assertions.with_label_values(&[name, p, "accept"]);
+        }
+        m.decisions.with_label_values(&[
+            name,
+            "other",
+            enf.policy.default_action().as_str(),
+            crate::decide::DEFAULT_RULE,
+        ]);
     }
 }
 

@@ -728,3 +728,42 @@ async fn revoked_session_is_void_everywhere() {
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn revoking_needs_the_admin_token_when_one_is_set() {
+    let up = Upstream::echo_headers().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let body = config_text("", &enforced(&up.url(), "")).replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n",
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"admin-token-0123456789\"\n",
+    );
+    std::fs::write(&path, body).unwrap();
+    let running = trustgate::lifecycle::start(trustgate::config::Config::load(&path).unwrap())
+        .await
+        .unwrap();
+    let url = format!("http://{}/sessions/revoke", running.admin_addr);
+    let send = |auth: Option<&str>| {
+        let mut req = Request::post(url.clone());
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        plain_client().request(req.body(full(r#"{"subject": "x@y"}"#)).unwrap())
+    };
+    assert_eq!(send(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(Some("Bearer wrong-token-0123456789"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(Some("Bearer admin-token-0123456789"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    running.shutdown().await;
+}

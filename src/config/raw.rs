@@ -122,12 +122,16 @@ impl Default for RawUpstream {
 #[serde(deny_unknown_fields, default)]
 pub struct RawAdmin {
     pub listen: String,
+    /// Bearer token for `POST /sessions/revoke`; without one, only
+    /// loopback clients may revoke.
+    pub token: Option<RawSecret>,
 }
 
 impl Default for RawAdmin {
     fn default() -> Self {
         RawAdmin {
             listen: "127.0.0.1:9901".into(),
+            token: None,
         }
     }
 }
