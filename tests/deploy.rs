@@ -632,9 +632,16 @@ async fn prometheus_scrapes_every_metric_that_alerts_and_dashboard_use() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let down = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
+    // Plus an enforced app, so that the per-app enforcement series exist.
     let apps = format!(
-        "{}[apps.down]\nhosts = [\"down.test\"]\nupstream = {down:?}\n",
-        app(&up.url())
+        "{}[apps.down]\nhosts = [\"down.test\"]\nupstream = {down:?}\n\
+         [session]\nkeys = [\"deploy-test-session-key-0123456789abcdef\"]\n\
+         [apps.sso]\nhosts = [\"sso.test\"]\nupstream = {:?}\nenforce = \"session\"\n\
+         [apps.sso.idp]\nentity_id = \"http://idp.test/\"\ncerts = [{:?}]\n\
+         [apps.sso.sp]\nentity_id = \"https://sso.test/sp\"\nacs_url = \"https://sso.test/saml/acs\"\n",
+        app(&up.url()),
+        up.url(),
+        root().join("certs/demo-idp.pem"),
     );
     let gw = TestGateway::start("", &apps).await;
     let limited = TestGateway::start("max_connections = 1", &app(&up.url())).await;
