@@ -116,10 +116,9 @@ impl Session {
                 Some(json!({"using": "css selector", "value": css})),
             )
             .await;
-            if let Some(obj) = v["value"].as_object() {
-                if let Some(id) = obj.values().next().and_then(|x| x.as_str()) {
-                    return id.to_string();
-                }
+            // W3C WebDriver's element reference key; an error has "error".
+            if let Some(id) = v["value"]["element-6066-11e4-a52e-4f735466cecf"].as_str() {
+                return id.to_string();
             }
             if start.elapsed() > Duration::from_secs(20) {
                 let src = call(http::Method::GET, &self.url("/source"), None).await;
