@@ -89,8 +89,8 @@ fn may_revoke(gateway: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> b
             .get(header::AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
             .is_some_and(|given| {
-                given.len() == token.len()
-                    && bool::from(subtle::ConstantTimeEq::ct_eq(given, token.as_slice()))
+                given.len() == token.0.len()
+                    && bool::from(subtle::ConstantTimeEq::ct_eq(given, token.0.as_slice()))
             }),
     }
 }

@@ -43,6 +43,9 @@ pub enum GatewayError {
     /// The request had no Host and no authority.
     #[error("request has no host")]
     MissingHost,
+    /// A path whose meaning servers could disagree on (`;`, dot segments).
+    #[error("request path is not canonical")]
+    BadPath,
     /// No app is configured for the host and path.
     #[error("no app is configured for this host")]
     UnknownHost,
@@ -91,6 +94,13 @@ impl GatewayError {
                 Source::Downstream,
                 "Bad request",
                 "The request did not say which site it is for.",
+            ),
+            BadPath => (
+                StatusCode::BAD_REQUEST,
+                "bad_path",
+                Source::Downstream,
+                "Bad request",
+                "The address of this request is not in a form this gateway accepts.",
             ),
             UnknownHost => (
                 StatusCode::NOT_FOUND,

@@ -53,6 +53,16 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// Secret bytes (a key or token) whose `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes, redacted)", self.0.len())
+    }
+}
+
 /// The typed, checked configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -68,13 +78,13 @@ pub struct Config {
     /// The admin listener's address.
     pub admin_listen: SocketAddr,
     /// Bearer token that `POST /sessions/revoke` requires, when set.
-    pub admin_token: Option<Vec<u8>>,
+    pub admin_token: Option<Secret>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter when `RUST_LOG` is unset.
     pub log_level: String,
     /// Session HMAC keys; the first signs.
-    pub session_keys: Vec<Vec<u8>>,
+    pub session_keys: Vec<Secret>,
     /// The built-in demo app, when enabled.
     pub demo: Option<DemoConfig>,
     /// Protected apps, sorted by name.
@@ -408,7 +418,7 @@ impl Config {
                     errors.push("admin.token", "an admin token needs at least 16 bytes");
                     None
                 }
-                Ok(t) => Some(t),
+                Ok(t) => Some(Secret(t)),
                 Err(e) => {
                     errors.push("admin.token", e);
                     None
@@ -430,7 +440,7 @@ impl Config {
                 Ok(k) if k.len() < 32 => {
                     errors.push(&path, "a session key needs at least 32 bytes")
                 }
-                Ok(k) => session_keys.push(k),
+                Ok(k) => session_keys.push(Secret(k)),
                 Err(e) => errors.push(&path, e),
             }
         }

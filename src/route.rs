@@ -64,8 +64,75 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
+/// Why a path has no single meaning that every server would agree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request path is not in canonical form")]
+pub struct PathError;
+
+/// The one meaning of a request path, for matching security-relevant paths
+/// (ACS, login, public): percent-encoded unreserved characters decoded, and
+/// anything that servers normalise differently refused outright: dot
+/// segments, empty segments, `;` parameters, backslashes, and encoded `/`,
+/// `\`, `;` or NUL. A trailing `/` is kept; matching ignores it.
+pub fn canonical_path(path: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
+    use std::borrow::Cow;
+    if !path.starts_with('/') {
+        return Err(PathError);
+    }
+    let decoded: Cow<'_, str> = if path.contains('%') {
+        let bytes = path.as_bytes();
+        let mut out = String::with_capacity(path.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = path.get(i + 1..i + 3).ok_or(PathError)?;
+                let b = u8::from_str_radix(hex, 16).map_err(|_| PathError)?;
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    out.push(b as char);
+                } else if matches!(b, b'/' | b'\\' | b';' | 0) {
+                    return Err(PathError);
+                } else {
+                    out.push_str(&path[i..i + 3]);
+                }
+                i += 3;
+            } else {
+                out.push(bytes[i] as char);
+                i += 1;
+            }
+        }
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(path)
+    };
+    if decoded.contains(['\\', ';', '\0']) {
+        return Err(PathError);
+    }
+    let inner = decoded[1..].strip_suffix('/').unwrap_or(&decoded[1..]);
+    if !inner.is_empty()
+        && inner
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(PathError);
+    }
+    Ok(decoded)
+}
+
+/// Whether a canonical path is `target`, ignoring a trailing `/`.
+pub fn same_path(canonical: &str, target: &str) -> bool {
+    let a = canonical
+        .strip_suffix('/')
+        .filter(|a| !a.is_empty())
+        .unwrap_or(canonical);
+    let b = target
+        .strip_suffix('/')
+        .filter(|b| !b.is_empty())
+        .unwrap_or(target);
+    a == b
+}
+
 /// `/app` owns `/app` and `/app/...` but not `/apple`.
-fn prefix_matches(prefix: &str, path: &str) -> bool {
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix == "/" {
         return true;
     }

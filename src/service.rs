@@ -52,7 +52,7 @@ pub struct State {
     /// Seals the detour and lock cookies with the same keys.
     pub sealer: Sealer,
     /// One verifier per enforced app, sharing one replay cache.
-    pub verifiers: HashMap<Arc<str>, Verifier>,
+    pub verifiers: HashMap<Arc<str>, Arc<Verifier>>,
 }
 
 impl State {
@@ -64,7 +64,7 @@ impl State {
                 .expect("system randomness");
             vec![k.to_vec()]
         } else {
-            config.session_keys.clone()
+            config.session_keys.iter().map(|k| k.0.clone()).collect()
         };
         let verifiers = config
             .apps
@@ -73,7 +73,7 @@ impl State {
                 let e = a.enforcement.as_ref()?;
                 Some((
                     a.name.clone(),
-                    Verifier::with_replay(e.verifier.clone(), replay.clone()),
+                    Arc::new(Verifier::with_replay(e.verifier.clone(), replay.clone())),
                 ))
             })
             .collect();
@@ -111,6 +111,8 @@ pub struct Gateway {
     /// Pending enrollment detours. Survives reloads.
     pub detours: Detours,
     clock_offset: AtomicU64,
+    /// Assertion verifications allowed to run at once (one per core).
+    pub verify_slots: tokio::sync::Semaphore,
 }
 
 impl Gateway {
@@ -129,6 +131,9 @@ impl Gateway {
             sessions: Sessions::new(MAX_SESSION_LIFETIME, 2_000_000),
             detours: Detours::new(MAX_ENROLLMENT_WINDOW),
             clock_offset: AtomicU64::new(0),
+            verify_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         })
     }
 

@@ -767,3 +767,115 @@ async fn revoking_needs_the_admin_token_when_one_is_set() {
     );
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn acs_and_public_paths_match_only_in_canonical_form() {
+    let env = Env::start().await;
+    // Variants that some apps would still route to their ACS are refused
+    // instead of being forwarded unverified.
+    for path in [
+        "/saml/acs;jsessionid=1",
+        "//saml/acs",
+        "/saml/./acs",
+        "/saml/%2e/acs",
+    ] {
+        let req = Request::post(format!(
+            "https://localhost:{}{path}",
+            env.gw.tls_addr().port()
+        ))
+        .header("user-agent", IPHONE)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(full(env.assertion(
+            "jo@corp.example",
+            "NOT_TRUSTED",
+            &[],
+            None,
+        )))
+        .unwrap();
+        assert_eq!(
+            env.send(req).await.status(),
+            StatusCode::BAD_REQUEST,
+            "{path}"
+        );
+    }
+    // A trailing slash or an encoded unreserved letter is still the ACS: verified.
+    for path in ["/saml/acs/", "/saml/%61cs"] {
+        let req = Request::post(format!(
+            "https://localhost:{}{path}",
+            env.gw.tls_addr().port()
+        ))
+        .header("user-agent", IPHONE)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(full(env.assertion(
+            "jo@corp.example",
+            "NOT_TRUSTED",
+            &[],
+            None,
+        )))
+        .unwrap();
+        assert_eq!(
+            env.send(req).await.status(),
+            StatusCode::FOUND,
+            "{path} enrolls"
+        );
+    }
+    // Public prefixes hold at segment boundaries only.
+    assert_eq!(
+        env.get("/public/a.css", WINDOWS, &[]).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        env.get("/publicity", WINDOWS, &[]).await.status(),
+        StatusCode::FOUND
+    );
+    assert_eq!(
+        env.get("/public/..;/secret", WINDOWS, &[]).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        env.get("/public/%2e%2e/secret", WINDOWS, &[])
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn trust_headers_cannot_be_deleted_or_spoofed_by_other_spellings() {
+    let env = Env::start().await;
+    let session = desktop_session(&env, WINDOWS).await;
+    let req = Request::get(env.gw.https("/"))
+        .header("user-agent", WINDOWS)
+        .header("cookie", session)
+        .header(
+            "connection",
+            "keep-alive, X-Trustgate-Device-Trust, x-trustgate-subject",
+        )
+        .header("x_trustgate_device_trust", "trusted")
+        .header("X_TRUSTGATE_PLATFORM", "ios")
+        .body(full(""))
+        .unwrap();
+    let seen = upstream_saw(env.send(req).await).await;
+    assert_eq!(seen["x-trustgate-device-trust"][0], "not_trusted");
+    assert_eq!(seen["x-trustgate-subject"][0].as_str().unwrap().len(), 32);
+    assert!(seen.get("x_trustgate_device_trust").is_none(), "{seen}");
+    assert!(seen.get("x_trustgate_platform").is_none(), "{seen}");
+}
+
+#[tokio::test]
+async fn assertion_posts_must_be_forms_without_smuggled_query_fields() {
+    let env = Env::start().await;
+    let body = env.assertion("kim@corp.example", "NOT_TRUSTED", &[], None);
+    let req = Request::post(env.gw.https("/saml/acs"))
+        .header("user-agent", WINDOWS)
+        .header("content-type", "text/plain")
+        .body(full(body.clone()))
+        .unwrap();
+    assert_eq!(env.send(req).await.status(), StatusCode::BAD_REQUEST);
+    let req = Request::post(env.gw.https("/saml/acs?SAMLResponse=other"))
+        .header("user-agent", WINDOWS)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(full(body))
+        .unwrap();
+    assert_eq!(env.send(req).await.status(), StatusCode::BAD_REQUEST);
+}

@@ -235,6 +235,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         if keep_upgrade && name == header::UPGRADE {
             continue;
         }
+        // A client must not be able to delete the gateway's own headers by
+        // naming them in Connection.
+        if crate::service::enforce::is_trust_header(name.as_str()) {
+            continue;
+        }
         headers.remove(&name);
     }
     if !keep_upgrade {

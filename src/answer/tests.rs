@@ -17,6 +17,7 @@ async fn error_table() {
     let rows = [
         (GatewayError::MissingHost, 400, "missing_host"),
         (GatewayError::UnknownHost, 404, "unknown_host"),
+        (GatewayError::BadPath, 400, "bad_path"),
         (
             GatewayError::BodyTooLarge { limit: 10 },
             413,

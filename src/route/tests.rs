@@ -58,3 +58,50 @@ fn ipv6_host_with_port() {
     assert_eq!(strip_port("[::1]"), "::1");
     assert_eq!(strip_port("host"), "host");
 }
+
+#[test]
+fn canonical_paths_pass_and_decode_unreserved() {
+    assert_eq!(canonical_path("/saml/acs").unwrap(), "/saml/acs");
+    assert_eq!(canonical_path("/saml/%61cs").unwrap(), "/saml/acs");
+    assert_eq!(canonical_path("/a%20b/").unwrap(), "/a%20b/");
+    assert_eq!(canonical_path("/").unwrap(), "/");
+}
+
+#[test]
+fn ambiguous_paths_are_refused() {
+    for p in [
+        "/saml/acs;x",
+        "//saml/acs",
+        "/saml//acs",
+        "/public/../admin",
+        "/public/%2e%2e/admin",
+        "/public/%2E%2E/admin",
+        "/favicon.ico/..;/admin",
+        "/a%2fb",
+        "/a%5Cb",
+        "/a\\b",
+        "/a%00",
+        "/a/./b",
+        "/%",
+        "/%zz",
+        "relative",
+    ] {
+        assert_eq!(canonical_path(p), Err(PathError), "{p}");
+    }
+}
+
+#[test]
+fn same_path_ignores_one_trailing_slash() {
+    assert!(same_path("/saml/acs/", "/saml/acs"));
+    assert!(same_path("/saml/acs", "/saml/acs/"));
+    assert!(!same_path("/saml/acs2", "/saml/acs"));
+    assert!(same_path("/", "/"));
+}
+
+#[test]
+fn public_prefixes_respect_segments() {
+    assert!(prefix_matches("/favicon.ico", "/favicon.ico"));
+    assert!(!prefix_matches("/favicon.ico", "/favicon.icoX"));
+    assert!(prefix_matches("/public/", "/public/logo.png"));
+    assert!(!prefix_matches("/public/", "/publicity"));
+}

@@ -25,6 +25,7 @@ use crate::evidence::DeviceTrust;
 use crate::remember::detour::{self, Return};
 use crate::remember::seal::{cookie, Sealer};
 use crate::remember::token::{self, SessionToken, SubjectHash};
+use crate::route::{canonical_path, prefix_matches, same_path};
 
 /// Headers the gateway sets for the app; any the client sent are removed.
 pub static TRUST_HEADER_PREFIX: &str = "x-trustgate-";
@@ -32,6 +33,9 @@ static H_TRUST: HeaderName = HeaderName::from_static("x-trustgate-device-trust")
 static H_PLATFORM: HeaderName = HeaderName::from_static("x-trustgate-platform");
 static H_KIND: HeaderName = HeaderName::from_static("x-trustgate-client-kind");
 static H_SUBJECT: HeaderName = HeaderName::from_static("x-trustgate-subject");
+
+/// The longest RelayState or wctx a detour remembers.
+const MAX_TARGET_BYTES: usize = 2048;
 
 /// The lock cookie: the sealed subject hash of a refused user.
 pub const LOCK_COOKIE: &str = "__Host-trustgate-locks";
@@ -46,12 +50,23 @@ pub enum Outcome {
     Answer(Response<Body>),
 }
 
+/// Whether a header name speaks for device trust: `x-trustgate-*`, also
+/// spelled with `_`, which CGI-style servers read as the same variable.
+pub fn is_trust_header(name: &str) -> bool {
+    let n = name.as_bytes();
+    n.len() >= TRUST_HEADER_PREFIX.len()
+        && n[..TRUST_HEADER_PREFIX.len()]
+            .iter()
+            .zip(TRUST_HEADER_PREFIX.as_bytes())
+            .all(|(a, b)| a.to_ascii_lowercase() == *b || (*a == b'_' && *b == b'-'))
+}
+
 /// Removes every client-sent `X-Trustgate-*` header: only the gateway may
 /// speak for device trust.
 pub fn strip_trust_headers(headers: &mut HeaderMap) {
     let spoofed: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with(TRUST_HEADER_PREFIX))
+        .filter(|k| is_trust_header(k.as_str()))
         .cloned()
         .collect();
     for k in spoofed {
@@ -97,21 +112,22 @@ impl Gateway {
             now: self.now(),
             request_id,
         };
-        let path = parts.uri.path();
+        // Paths that servers read differently (`/saml/acs;x`, `/a/../b`)
+        // could slip past the ACS, login or public matching below.
+        let path = canonical_path(parts.uri.path()).map_err(|_| GatewayError::BadPath)?;
         if path == "/.trustgate/apps.json" || path == "/.trustgate/apps" {
             return Ok(Outcome::Answer(ctx.lock_state(&parts)));
         }
-        if parts.method == Method::POST && enf.acs_paths.iter().any(|p| p == path) {
+        let acs = enf.acs_paths.iter().any(|p| same_path(&path, p));
+        if acs && parts.method == Method::POST {
+            check_assertion_post(&parts)?;
             let body = read_limited(body, state.config.server.max_assertion_bytes).await?;
-            return Ok(ctx.assertion(parts, body));
+            return Ok(ctx.assertion(parts, body).await);
         }
         // The login path must be reachable without a session, or sign-in
         // could never start.
-        let public = path == enf.login_path
-            || enf
-                .public_paths
-                .iter()
-                .any(|p| path.starts_with(p.as_str()));
+        let public = same_path(&path, &enf.login_path)
+            || enf.public_paths.iter().any(|p| prefix_matches(p, &path));
         if enf.mode == EnforceMode::Session && !public {
             return Ok(ctx.session(parts, body));
         }
@@ -120,6 +136,39 @@ impl Gateway {
             Vec::new(),
         ))
     }
+}
+
+/// An assertion POST is an urlencoded form, and nothing assertion-like rides
+/// in its query, where an app could read a second, unchecked copy.
+fn check_assertion_post(parts: &Parts) -> Result<(), GatewayError> {
+    let form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(GatewayError::ClientBody(
+            "an assertion post must be application/x-www-form-urlencoded".into(),
+        ));
+    }
+    if let Some(q) = parts.uri.query() {
+        let smuggled = form_urlencoded::parse(q.as_bytes()).any(|(k, _)| {
+            matches!(
+                &*k,
+                "SAMLResponse" | "wresult" | "RelayState" | "wctx" | "wa"
+            )
+        });
+        if smuggled {
+            return Err(GatewayError::ClientBody(
+                "assertion fields belong in the body, not the query".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a body that a later phase must parse, up to `limit` bytes.
@@ -139,15 +188,31 @@ impl Ctx<'_> {
     }
 
     /// The ACS path: verify, decide, remember, answer.
-    fn assertion(&self, parts: Parts, body: Bytes) -> Outcome {
+    async fn assertion(&self, parts: Parts, body: Bytes) -> Outcome {
         let metrics = &self.gw.metrics;
         let app = &*self.app.name;
         let start = Instant::now();
-        let Some(verifier) = self.state.verifiers.get(app) else {
+        let Some(verifier) = self.state.verifiers.get(app).cloned() else {
             let e = GatewayError::Internal("no verifier for an enforced app".into());
             return Outcome::Answer(e.response(self.request_id));
         };
-        let verified = verifier.verify_post(&body, self.now);
+        // Verification is CPU work: off the async workers, a bounded number
+        // at a time, so that a burst of assertions cannot stall every other
+        // connection (or /healthz).
+        let Ok(_slot) = self.gw.verify_slots.acquire().await else {
+            let e = GatewayError::Internal("verification slots closed".into());
+            return Outcome::Answer(e.response(self.request_id));
+        };
+        let now = self.now;
+        let input = body.clone();
+        let verified =
+            match tokio::task::spawn_blocking(move || verifier.verify_post(&input, now)).await {
+                Ok(v) => v,
+                Err(_) => {
+                    let e = GatewayError::Internal("verification task failed".into());
+                    return Outcome::Answer(e.response(self.request_id));
+                }
+            };
         metrics
             .assertion_duration
             .with_label_values(&[app])
@@ -320,6 +385,8 @@ impl Ctx<'_> {
             return self.deny(SubjectHash::of(""));
         };
         // A device that comes back still untrusted keeps its first target.
+        // An outsized RelayState is not worth remembering.
+        let relay_state = relay_state.filter(|r| r.len() <= MAX_TARGET_BYTES);
         let target = match detour {
             Some(Return::Alive(Some(d))) => d.target.clone().or(relay_state),
             _ => relay_state,
@@ -431,8 +498,13 @@ impl Ctx<'_> {
     /// `/.trustgate/apps(.json)`: every enforced app and whether it is
     /// locked for this user, known from a session or lock cookie.
     fn lock_state(&self, parts: &Parts) -> Response<Body> {
+        let now_unix = self
+            .now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let subject = token::cookie_values(&parts.headers)
             .find_map(|v| self.state.keys.open(v).ok())
+            .filter(|t| t.expires_at > now_unix)
             .map(|t| t.subject)
             .or_else(|| {
                 cookie(&parts.headers, LOCK_COOKIE)
