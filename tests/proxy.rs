@@ -601,3 +601,69 @@ async fn graceful_drain_finishes_in_flight_requests() {
         "drain did not finish in the grace period"
     );
 }
+
+/// An https upstream, trusted through `upstream.ca_file`, with HTTP/2 by ALPN.
+#[tokio::test]
+async fn https_upstream_with_configured_roots() {
+    let certs: Vec<_> = rustls_pemfile::certs(
+        &mut std::fs::read(root().join("certs/localhost.pem"))
+            .unwrap()
+            .as_slice(),
+    )
+    .collect::<Result<_, _>>()
+    .unwrap();
+    let key = rustls_pemfile::private_key(
+        &mut std::fs::read(root().join("certs/localhost.key"))
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap()
+    .unwrap();
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        Ok::<_, std::convert::Infallible>(Response::new(full(format!(
+                            "{:?}",
+                            req.version()
+                        ))))
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+            });
+        }
+    });
+    let rest = format!(
+        "[upstream]\nca_file = {:?}\n{}",
+        root().join("certs/dev-ca.pem"),
+        app(&format!("https://localhost:{port}"))
+    );
+    let gw = TestGateway::start("", &rest).await;
+    let client = https_client(false);
+    for _ in 0..3 {
+        let resp = client.request(get(&gw.https("/"))).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(body_string(resp).await, "HTTP/2.0");
+    }
+}
