@@ -19,9 +19,43 @@ impl Sink for Vec<u8> {
     }
 }
 
-impl Sink for ring::digest::Context {
+/// A digest fed in blocks: c14n emits many tiny pieces, and each
+/// `Context::update` call has a fixed cost.
+pub(crate) struct DigestSink {
+    ctx: ring::digest::Context,
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl DigestSink {
+    /// A sink computing `alg`.
+    pub(crate) fn new(alg: &'static ring::digest::Algorithm) -> Self {
+        DigestSink {
+            ctx: ring::digest::Context::new(alg),
+            buf: [0; 1024],
+            len: 0,
+        }
+    }
+
+    /// The digest of everything written.
+    pub(crate) fn finish(mut self) -> ring::digest::Digest {
+        self.ctx.update(&self.buf[..self.len]);
+        self.ctx.finish()
+    }
+}
+
+impl Sink for DigestSink {
     fn put(&mut self, bytes: &[u8]) {
-        self.update(bytes);
+        if self.len + bytes.len() > self.buf.len() {
+            self.ctx.update(&self.buf[..self.len]);
+            self.len = 0;
+            if bytes.len() > self.buf.len() {
+                self.ctx.update(bytes);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
     }
 }
 

@@ -139,7 +139,7 @@ pub(crate) fn verify(
     // Reference validation: the digest of the canonical signed element,
     // without the enveloped signature. A `#id` reference never keeps
     // comments, whatever the c14n transform says.
-    let mut ctx = digest::Context::new(match reference.hash {
+    let mut ctx = c14n::DigestSink::new(match reference.hash {
         Hash::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
         Hash::Sha256 => &digest::SHA256,
         Hash::Sha384 => &digest::SHA384,

@@ -471,7 +471,9 @@ impl<'a> Builder<'a> {
         let mut decls = Vec::new();
         let mut raw_attrs: Vec<(&'a str, &'a str, Cow<'a, str>)> = Vec::new();
         let mut attrs_iter = s.attributes();
-        attrs_iter.with_checks(true);
+        // Duplicates are checked below on expanded names, which also
+        // catches repeated raw names.
+        attrs_iter.with_checks(false);
         for (i, a) in attrs_iter.enumerate() {
             if i >= MAX_ATTRIBUTES {
                 return Err(XmlError::Malformed("too many attributes on one element"));
@@ -503,7 +505,10 @@ impl<'a> Builder<'a> {
                 raw_attrs.push((ap, al, value));
             }
         }
-        for d in &decls {
+        for (i, d) in decls.iter().enumerate() {
+            if decls[..i].iter().any(|x| x.prefix == d.prefix) {
+                return Err(XmlError::Malformed("duplicate namespace declaration"));
+            }
             self.scope.push((d.prefix, d.ns));
         }
         let ns = match self.resolve(prefix) {
@@ -572,6 +577,15 @@ fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
 }
 
 fn is_ncname(s: &str) -> bool {
+    let b = s.as_bytes();
+    if s.is_ascii() {
+        return match b.first() {
+            Some(c) if c.is_ascii_alphabetic() || *c == b'_' => b[1..]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')),
+            _ => false,
+        };
+    }
     let mut chars = s.chars();
     match chars.next() {
         None => false,
