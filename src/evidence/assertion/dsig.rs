@@ -234,21 +234,12 @@ pub(crate) fn verify(
 
 /// Decodes base64 text, ignoring XML whitespace.
 pub(crate) fn decode_b64(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    let compact: Cow<'_, [u8]> = if bytes.iter().any(|b| b.is_ascii_whitespace()) {
-        Cow::Owned(
-            bytes
-                .iter()
-                .copied()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(bytes)
-    };
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .ok()
+    let engine = base64::engine::general_purpose::STANDARD;
+    engine.decode(text).ok().or_else(|| {
+        let mut compact = text.as_bytes().to_vec();
+        compact.retain(|b| !b.is_ascii_whitespace());
+        engine.decode(compact).ok()
+    })
 }
 
 fn key_info_certs(doc: &Document, key_info: NodeId) -> Vec<Vec<u8>> {
