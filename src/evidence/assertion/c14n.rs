@@ -234,13 +234,27 @@ fn put_qname<S: Sink>(out: &mut S, prefix: &str, local: &str) {
 }
 
 fn escape_text<S: Sink>(out: &mut S, s: &str) {
-    escape(out, s, |b| match b {
-        b'&' => Some(b"&amp;"),
-        b'<' => Some(b"&lt;"),
-        b'>' => Some(b"&gt;"),
-        b'\r' => Some(b"&#xD;"),
-        _ => None,
-    });
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    // Text is mostly plain: jump between the few bytes that need escaping.
+    while let Some(i) = next_text_special(&bytes[start..]) {
+        let at = start + i;
+        out.put(&bytes[start..at]);
+        out.put(match bytes[at] {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            _ => b"&#xD;",
+        });
+        start = at + 1;
+    }
+    out.put(&bytes[start..]);
+}
+
+fn next_text_special(b: &[u8]) -> Option<usize> {
+    let a = memchr::memchr3(b'&', b'<', b'>', b);
+    let cr = memchr::memchr(b'\r', &b[..a.unwrap_or(b.len())]);
+    cr.or(a)
 }
 
 fn escape_attr<S: Sink>(out: &mut S, s: &str) {

@@ -122,10 +122,7 @@ impl<'a> Document<'a> {
         opts: ParseOptions,
     ) -> Result<Document<'a>, XmlError> {
         let text = std::str::from_utf8(bytes).map_err(|_| XmlError::NotUtf8)?;
-        if text
-            .bytes()
-            .any(|b| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r')
-        {
+        if has_control_char(text.as_bytes()) {
             return Err(XmlError::Malformed("control character in document"));
         }
         let bom = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
@@ -250,6 +247,8 @@ struct Builder<'a> {
     /// Length of `scope` when each open element started.
     scope_marks: Vec<usize>,
     root: Option<NodeId>,
+    /// Scratch for one start tag's attributes, reused across elements.
+    raw_attrs: Vec<(&'a str, &'a str, Cow<'a, str>)>,
     /// Whether the last node pushed into the current element is text that a
     /// following text event should extend.
     text_open: bool,
@@ -269,6 +268,7 @@ impl<'a> Builder<'a> {
             scope: vec![("xml", 1)],
             scope_marks: Vec::with_capacity(16),
             root: None,
+            raw_attrs: Vec::with_capacity(16),
             text_open: false,
         }
     }
@@ -360,7 +360,9 @@ impl<'a> Builder<'a> {
                 }
                 Event::Text(t) => {
                     let raw = self.borrowed(&t)?;
-                    if raw.contains('&') || raw.contains("]]>") {
+                    if memchr::memchr(b'&', raw.as_bytes()).is_some()
+                        || memchr::memmem::find(raw.as_bytes(), b"]]>").is_some()
+                    {
                         return Err(XmlError::Malformed("bad character data"));
                     }
                     self.text(normalize_eol(raw))?;
@@ -469,7 +471,8 @@ impl<'a> Builder<'a> {
         let (prefix, local) = split_qname(qname)?;
         let mark = self.scope.len();
         let mut decls = Vec::new();
-        let mut raw_attrs: Vec<(&'a str, &'a str, Cow<'a, str>)> = Vec::new();
+        let mut raw_attrs = std::mem::take(&mut self.raw_attrs);
+        raw_attrs.clear();
         let mut attrs_iter = s.attributes();
         // Duplicates are checked below on expanded names, which also
         // catches repeated raw names.
@@ -520,7 +523,7 @@ impl<'a> Builder<'a> {
             return Err(XmlError::Malformed("undeclared namespace prefix"));
         }
         let mut attrs: Vec<Attr> = Vec::with_capacity(raw_attrs.len());
-        for (ap, al, value) in raw_attrs {
+        for (ap, al, value) in raw_attrs.drain(..) {
             let ans = if ap.is_empty() {
                 0
             } else {
@@ -539,6 +542,7 @@ impl<'a> Builder<'a> {
                 value,
             });
         }
+        self.raw_attrs = raw_attrs;
         let parent = self.stack.last().copied();
         let id = self.nodes.len();
         self.push_child(Node::Element(Element {
@@ -602,9 +606,19 @@ fn name_char(c: char) -> bool {
             && !matches!(c as u32, 0xD7 | 0xF7 | 0x37E | 0x2000..=0x200B | 0x200E..=0x206F | 0x2190..=0x2BFF | 0x2FF0..=0x3000 | 0xD800..=0xF8FF | 0xFDD0..=0xFDEF | 0xFFFE..=0xFFFF))
 }
 
+/// Whether `b` holds a C0 control other than TAB, LF and CR (not XML 1.0
+/// characters). Folds 64-byte chunks so the compiler can vectorize.
+fn has_control_char(b: &[u8]) -> bool {
+    b.chunks(64).any(|chunk| {
+        chunk.iter().fold(false, |acc, &c| {
+            acc | (c < 0x20 && c != b'\t' && c != b'\n' && c != b'\r')
+        })
+    })
+}
+
 /// XML 1.0 section 2.11: CRLF and lone CR become LF.
 fn normalize_eol(s: &str) -> Cow<'_, str> {
-    if s.contains('\r') {
+    if memchr::memchr(b'\r', s.as_bytes()).is_some() {
         Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
     } else {
         Cow::Borrowed(s)
@@ -615,10 +629,13 @@ fn normalize_eol(s: &str) -> Cow<'_, str> {
 /// ends are normalized, literal whitespace characters become spaces, then
 /// references are resolved.
 fn normalize_attr(raw: &str) -> Result<Cow<'_, str>, XmlError> {
-    if raw.contains('<') {
+    let bytes = raw.as_bytes();
+    if memchr::memchr(b'<', bytes).is_some() {
         return Err(XmlError::Malformed("'<' in attribute value"));
     }
-    if !raw.contains(['&', '\t', '\n', '\r']) {
+    if memchr::memchr3(b'&', b'\t', b'\n', bytes).is_none()
+        && memchr::memchr(b'\r', bytes).is_none()
+    {
         return Ok(Cow::Borrowed(raw));
     }
     let raw = normalize_eol(raw);
