@@ -439,7 +439,7 @@ fn detect(doc: &Document) -> Result<Protocol, AssertionError> {
     let e = doc.element(root);
     Err(AssertionError::UnexpectedStructure(Cow::Owned(format!(
         "unexpected root element {}",
-        error::short(&e.local)
+        error::short(e.local)
     ))))
 }
 

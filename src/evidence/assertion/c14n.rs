@@ -5,7 +5,7 @@
 //! element is never materialized. Which subtree to canonicalize, and with
 //! what options, is decided by `dsig`.
 
-use super::xml::{Document, Node, NodeId, NsId};
+use super::xml::{Attr, Document, Node, NodeId, NsId};
 
 /// Where canonical bytes go.
 pub(crate) trait Sink {
@@ -19,9 +19,43 @@ impl Sink for Vec<u8> {
     }
 }
 
-impl Sink for ring::digest::Context {
+/// A digest fed in blocks: c14n emits many tiny pieces, and each
+/// `Context::update` call has a fixed cost.
+pub(crate) struct DigestSink {
+    ctx: ring::digest::Context,
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl DigestSink {
+    /// A sink computing `alg`.
+    pub(crate) fn new(alg: &'static ring::digest::Algorithm) -> Self {
+        DigestSink {
+            ctx: ring::digest::Context::new(alg),
+            buf: [0; 1024],
+            len: 0,
+        }
+    }
+
+    /// The digest of everything written.
+    pub(crate) fn finish(mut self) -> ring::digest::Digest {
+        self.ctx.update(&self.buf[..self.len]);
+        self.ctx.finish()
+    }
+}
+
+impl Sink for DigestSink {
     fn put(&mut self, bytes: &[u8]) {
-        self.update(bytes);
+        if self.len + bytes.len() > self.buf.len() {
+            self.ctx.update(&self.buf[..self.len]);
+            self.len = 0;
+            if bytes.len() > self.buf.len() {
+                self.ctx.update(bytes);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
     }
 }
 
@@ -37,20 +71,32 @@ pub(crate) struct Options<'a> {
 }
 
 /// Canonicalizes the subtree at `apex` into `out`.
-pub(crate) fn canonicalize<S: Sink>(doc: &Document, apex: NodeId, opts: Options<'_>, out: &mut S) {
+pub(crate) fn canonicalize<S: Sink>(
+    doc: &Document<'_>,
+    apex: NodeId,
+    opts: Options<'_>,
+    out: &mut S,
+) {
     let mut w = Writer {
         doc,
         opts,
         rendered: Vec::with_capacity(16),
+        needed: Vec::with_capacity(8),
+        attrs: Vec::with_capacity(8),
     };
     w.element(apex, out);
 }
 
 struct Writer<'d, 'o> {
-    doc: &'d Document,
+    doc: &'d Document<'d>,
     opts: Options<'o>,
     /// Namespace declarations rendered by output ancestors, innermost last.
     rendered: Vec<(&'d str, NsId)>,
+    /// Scratch: prefixes the current element needs. Emptied before
+    /// descending, so one buffer serves the whole walk.
+    needed: Vec<(&'d str, NsId)>,
+    /// Scratch: the current element's attributes in canonical order.
+    attrs: Vec<&'d Attr<'d>>,
 }
 
 impl<'d> Writer<'d, '_> {
@@ -62,6 +108,12 @@ impl<'d> Writer<'d, '_> {
             .map(|(_, ns)| *ns)
     }
 
+    fn need(&mut self, p: &'d str, ns: NsId) {
+        if p != "xml" && !self.needed.iter().any(|(q, _)| *q == p) {
+            self.needed.push((p, ns));
+        }
+    }
+
     fn element<S: Sink>(&mut self, id: NodeId, out: &mut S) {
         let doc = self.doc;
         let e = doc.element(id);
@@ -69,43 +121,32 @@ impl<'d> Writer<'d, '_> {
 
         // Prefixes visibly utilized by the element and its attributes, plus
         // the inclusive ones that are in scope.
-        let mut needed: Vec<(&'d str, NsId)> = Vec::with_capacity(4);
-        let mut need = |p: &'d str, ns: NsId| {
-            if p != "xml" && !needed.iter().any(|(q, _)| *q == p) {
-                needed.push((p, ns));
-            }
-        };
-        need(e.prefix.as_str(), e.ns);
+        self.needed.clear();
+        self.need(e.prefix, e.ns);
         for a in &e.attrs {
             if !a.prefix.is_empty() {
-                need(a.prefix.as_str(), a.ns);
+                self.need(a.prefix, a.ns);
             }
         }
         for p in self.opts.inclusive {
             match doc.lookup_prefix(id, p) {
-                Some(ns) => need(lookup_key(doc, id, p), ns),
-                None if p.is_empty() => need("", 0),
+                Some(ns) => self.need(lookup_key(doc, id, p), ns),
+                None if p.is_empty() => self.need("", 0),
                 None => {}
             }
         }
-
-        let mut decls: Vec<(&'d str, NsId)> = Vec::with_capacity(needed.len());
-        for (p, ns) in needed {
-            let current = self.rendered_binding(p);
-            let skip = match current {
-                Some(c) => c == ns,
-                // Nothing rendered yet: an empty default needs no xmlns="".
-                None => p.is_empty() && ns == 0,
-            };
-            if !skip {
-                decls.push((p, ns));
-            }
-        }
-        decls.sort_by(|a, b| a.0.cmp(b.0));
+        // Keep only what an output ancestor has not already rendered.
+        let mut needed = std::mem::take(&mut self.needed);
+        needed.retain(|(p, ns)| match self.rendered_binding(p) {
+            Some(c) => c != *ns,
+            // Nothing rendered yet: an empty default needs no xmlns="".
+            None => !(p.is_empty() && *ns == 0),
+        });
+        needed.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
         out.put(b"<");
-        put_qname(out, &e.prefix, &e.local);
-        for (p, ns) in &decls {
+        put_qname(out, e.prefix, e.local);
+        for (p, ns) in &needed {
             if p.is_empty() {
                 out.put(b" xmlns=\"");
             } else {
@@ -116,22 +157,26 @@ impl<'d> Writer<'d, '_> {
             escape_attr(out, doc.ns_uri(*ns));
             out.put(b"\"");
         }
-        self.rendered.extend(decls.iter().copied());
+        self.rendered.extend(needed.iter().copied());
+        self.needed = needed;
 
-        let mut attrs: Vec<&super::xml::Attr> = e.attrs.iter().collect();
-        attrs.sort_by(|a, b| {
+        let mut attrs = std::mem::take(&mut self.attrs);
+        attrs.clear();
+        attrs.extend(e.attrs.iter());
+        attrs.sort_unstable_by(|a, b| {
             doc.ns_uri(a.ns)
                 .cmp(doc.ns_uri(b.ns))
-                .then_with(|| a.local.cmp(&b.local))
+                .then_with(|| a.local.cmp(b.local))
         });
-        for a in attrs {
+        for a in &attrs {
             out.put(b" ");
-            put_qname(out, &a.prefix, &a.local);
+            put_qname(out, a.prefix, a.local);
             out.put(b"=\"");
             escape_attr(out, &a.value);
             out.put(b"\"");
         }
         out.put(b">");
+        self.attrs = attrs;
 
         for &c in &e.children {
             if Some(c) == self.opts.exclude {
@@ -160,7 +205,7 @@ impl<'d> Writer<'d, '_> {
         }
 
         out.put(b"</");
-        put_qname(out, &e.prefix, &e.local);
+        put_qname(out, e.prefix, e.local);
         out.put(b">");
         self.rendered.truncate(mark);
     }
@@ -168,12 +213,12 @@ impl<'d> Writer<'d, '_> {
 
 /// Returns `p` with the document's lifetime, borrowed from the declaration
 /// that binds it (the PrefixList lives elsewhere).
-fn lookup_key<'d>(doc: &'d Document, id: NodeId, p: &str) -> &'d str {
+fn lookup_key<'d>(doc: &'d Document<'d>, id: NodeId, p: &str) -> &'d str {
     let mut cur = Some(id);
     while let Some(n) = cur {
         let e = doc.element(n);
         if let Some(d) = e.decls.iter().find(|d| d.prefix == p) {
-            return d.prefix.as_str();
+            return d.prefix;
         }
         cur = e.parent;
     }
@@ -189,13 +234,27 @@ fn put_qname<S: Sink>(out: &mut S, prefix: &str, local: &str) {
 }
 
 fn escape_text<S: Sink>(out: &mut S, s: &str) {
-    escape(out, s, |b| match b {
-        b'&' => Some(b"&amp;"),
-        b'<' => Some(b"&lt;"),
-        b'>' => Some(b"&gt;"),
-        b'\r' => Some(b"&#xD;"),
-        _ => None,
-    });
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    // Text is mostly plain: jump between the few bytes that need escaping.
+    while let Some(i) = next_text_special(&bytes[start..]) {
+        let at = start + i;
+        out.put(&bytes[start..at]);
+        out.put(match bytes[at] {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            _ => b"&#xD;",
+        });
+        start = at + 1;
+    }
+    out.put(&bytes[start..]);
+}
+
+fn next_text_special(b: &[u8]) -> Option<usize> {
+    let a = memchr::memchr3(b'&', b'<', b'>', b);
+    let cr = memchr::memchr(b'\r', &b[..a.unwrap_or(b.len())]);
+    cr.or(a)
 }
 
 fn escape_attr<S: Sink>(out: &mut S, s: &str) {

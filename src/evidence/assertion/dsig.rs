@@ -139,7 +139,7 @@ pub(crate) fn verify(
     // Reference validation: the digest of the canonical signed element,
     // without the enveloped signature. A `#id` reference never keeps
     // comments, whatever the c14n transform says.
-    let mut ctx = digest::Context::new(match reference.hash {
+    let mut ctx = c14n::DigestSink::new(match reference.hash {
         Hash::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
         Hash::Sha256 => &digest::SHA256,
         Hash::Sha384 => &digest::SHA384,
@@ -183,18 +183,21 @@ pub(crate) fn verify(
         scratch,
     );
 
-    // KeyInfo may only select among pinned keys.
-    let offered = parts
-        .key_info
-        .map(|k| key_info_certs(doc, k))
-        .unwrap_or_default();
-    let selected: Option<usize> = policy
-        .keys
-        .iter()
-        .position(|k| offered.iter().any(|c| c.as_slice() == k.cert_der()));
-    let candidates: Vec<usize> = match selected {
-        Some(i) => vec![i],
-        None => (0..policy.keys.len()).collect(),
+    // KeyInfo may only select among pinned keys; with one pinned key there
+    // is nothing to select, so it is decoded only to explain a failure.
+    let offered = |k: Option<NodeId>| k.map(|k| key_info_certs(doc, k)).unwrap_or_default();
+    let selected: Option<usize> = if policy.keys.len() > 1 {
+        let certs = offered(parts.key_info);
+        policy
+            .keys
+            .iter()
+            .position(|k| certs.iter().any(|c| c.as_slice() == k.cert_der()))
+    } else {
+        None
+    };
+    let candidates = match selected {
+        Some(i) => i..i + 1,
+        None => 0..policy.keys.len(),
     };
     let mut fitting = 0;
     for i in candidates {
@@ -215,7 +218,11 @@ pub(crate) fn verify(
             "no pinned key fits the signature algorithm",
         ));
     }
-    if !offered.is_empty() && selected.is_none() {
+    let certs = offered(parts.key_info);
+    let names_pinned = certs
+        .iter()
+        .any(|c| policy.keys.iter().any(|k| k.cert_der() == c.as_slice()));
+    if !certs.is_empty() && !names_pinned {
         return Err(AssertionError::UntrustedKey(
             "signed by a certificate that is not pinned",
         ));
@@ -227,14 +234,12 @@ pub(crate) fn verify(
 
 /// Decodes base64 text, ignoring XML whitespace.
 pub(crate) fn decode_b64(text: &str) -> Option<Vec<u8>> {
-    let compact: Cow<'_, str> = if text.bytes().any(|b| b.is_ascii_whitespace()) {
-        Cow::Owned(text.chars().filter(|c| !c.is_ascii_whitespace()).collect())
-    } else {
-        Cow::Borrowed(text)
-    };
-    base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .ok()
+    let engine = base64::engine::general_purpose::STANDARD;
+    engine.decode(text).ok().or_else(|| {
+        let mut compact = text.as_bytes().to_vec();
+        compact.retain(|b| !b.is_ascii_whitespace());
+        engine.decode(compact).ok()
+    })
 }
 
 fn key_info_certs(doc: &Document, key_info: NodeId) -> Vec<Vec<u8>> {

@@ -32,18 +32,29 @@ pub(crate) fn decode_body(
             limit: max_body,
         });
     }
-    let mut saml_response: Option<Cow<'_, str>> = None;
-    let mut relay_state = None;
-    let mut wa = None;
-    let mut wresult: Option<Cow<'_, str>> = None;
-    let mut wctx = None;
-    for (k, v) in form_urlencoded::parse(body) {
-        let slot = match k.as_ref() {
-            "SAMLResponse" => &mut saml_response,
-            "RelayState" => &mut relay_state,
-            "wa" => &mut wa,
-            "wresult" => &mut wresult,
-            "wctx" => &mut wctx,
+    let mut saml_response: Option<&[u8]> = None;
+    let mut relay_state: Option<&[u8]> = None;
+    let mut wa: Option<&[u8]> = None;
+    let mut wresult: Option<&[u8]> = None;
+    let mut wctx: Option<&[u8]> = None;
+    let mut rest = body;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'&', rest).unwrap_or(rest.len());
+        let pair = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        if pair.is_empty() {
+            continue;
+        }
+        let (k, v) = match memchr::memchr(b'=', pair) {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        let slot = match unescape(k).as_ref() {
+            b"SAMLResponse" => &mut saml_response,
+            b"RelayState" => &mut relay_state,
+            b"wa" => &mut wa,
+            b"wresult" => &mut wresult,
+            b"wctx" => &mut wctx,
             _ => continue,
         };
         if slot.is_some() {
@@ -53,25 +64,33 @@ pub(crate) fn decode_body(
         }
         *slot = Some(v);
     }
+    let text = |v: Option<&[u8]>| -> Result<Option<String>, AssertionError> {
+        v.map(|v| {
+            String::from_utf8(unescape(v).into_owned())
+                .map_err(|_| AssertionError::Malformed(Cow::Borrowed("a form field is not utf-8")))
+        })
+        .transpose()
+    };
     if let Some(b64) = saml_response {
         if wresult.is_some() {
             return Err(AssertionError::Malformed(Cow::Borrowed(
                 "both samlresponse and wresult in one body",
             )));
         }
-        let document = decode_base64(b64.as_bytes(), max_document)?;
+        let document = decode_base64(&unescape(b64), max_document)?;
         return Ok(Decoded {
             protocol: Protocol::Saml2,
             document,
-            relay_state: relay_state.map(Cow::into_owned),
+            relay_state: text(relay_state)?,
         });
     }
     if let Some(xml) = wresult {
-        if wa.as_deref() != Some("wsignin1.0") {
+        if text(wa)?.as_deref() != Some("wsignin1.0") {
             return Err(AssertionError::Malformed(Cow::Borrowed(
                 "wresult without wa=wsignin1.0",
             )));
         }
+        let xml = unescape(xml).into_owned();
         if xml.len() > max_document {
             return Err(AssertionError::TooLarge {
                 what: "document",
@@ -81,8 +100,8 @@ pub(crate) fn decode_body(
         }
         return Ok(Decoded {
             protocol: Protocol::WsFed,
-            document: xml.into_owned().into_bytes(),
-            relay_state: wctx.map(Cow::into_owned),
+            document: xml,
+            relay_state: text(wctx)?,
         });
     }
     Err(AssertionError::Malformed(Cow::Borrowed(
@@ -90,30 +109,70 @@ pub(crate) fn decode_body(
     )))
 }
 
+/// Form unescaping (`+` is a space, `%XX` a byte); a `%` without two hex
+/// digits stays as it is, as browsers and `form_urlencoded` treat it.
+fn unescape(v: &[u8]) -> Cow<'_, [u8]> {
+    let Some(mut at) = memchr::memchr2(b'%', b'+', v) else {
+        return Cow::Borrowed(v);
+    };
+    let mut out = Vec::with_capacity(v.len());
+    let mut done = 0;
+    loop {
+        out.extend_from_slice(&v[done..at]);
+        if v[at] == b'+' {
+            out.push(b' ');
+            done = at + 1;
+        } else {
+            match (v.get(at + 1).and_then(hex), v.get(at + 2).and_then(hex)) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    done = at + 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    done = at + 1;
+                }
+            }
+        }
+        match memchr::memchr2(b'%', b'+', &v[done..]) {
+            Some(i) => at = done + i,
+            None => break,
+        }
+    }
+    out.extend_from_slice(&v[done..]);
+    Cow::Owned(out)
+}
+
+fn hex(b: &u8) -> Option<u8> {
+    (*b as char).to_digit(16).map(|d| d as u8)
+}
+
 /// Decodes base64 that may be broken into lines, checking the decoded size
 /// limit before decoding.
 pub(crate) fn decode_base64(b64: &[u8], max_document: usize) -> Result<Vec<u8>, AssertionError> {
-    let compact: Cow<'_, [u8]> = if b64.iter().any(|b| b.is_ascii_whitespace()) {
-        Cow::Owned(
-            b64.iter()
-                .copied()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(b64)
-    };
-    let estimate = compact.len() / 4 * 3;
+    let estimate = b64.len() / 4 * 3;
     if estimate > max_document.saturating_add(3) {
-        return Err(AssertionError::TooLarge {
-            what: "document",
-            size: estimate,
-            limit: max_document,
-        });
+        let compact = b64.iter().filter(|b| !b.is_ascii_whitespace()).count();
+        if compact / 4 * 3 > max_document.saturating_add(3) {
+            return Err(AssertionError::TooLarge {
+                what: "document",
+                size: compact / 4 * 3,
+                limit: max_document,
+            });
+        }
     }
-    let doc = base64::engine::general_purpose::STANDARD
-        .decode(&compact)
-        .map_err(|_| AssertionError::BadBase64)?;
+    let engine = base64::engine::general_purpose::STANDARD;
+    // Most IdPs send one line; only strip whitespace when that fails.
+    let doc = match engine.decode(b64) {
+        Ok(doc) => doc,
+        Err(_) => {
+            let mut compact = b64.to_vec();
+            compact.retain(|b| !b.is_ascii_whitespace());
+            engine
+                .decode(&compact)
+                .map_err(|_| AssertionError::BadBase64)?
+        }
+    };
     if doc.len() > max_document {
         return Err(AssertionError::TooLarge {
             what: "document",
@@ -123,3 +182,6 @@ pub(crate) fn decode_base64(b64: &[u8], max_document: usize) -> Result<Vec<u8>, 
     }
     Ok(doc)
 }
+
+#[cfg(test)]
+mod tests;

@@ -356,9 +356,9 @@ pub(crate) fn unique_ids(doc: &Document) -> Result<(), AssertionError> {
     let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for n in doc.elements() {
         for a in &doc.element(n).attrs {
-            let is_id = (a.ns == 0 && matches!(a.local.as_str(), "ID" | "AssertionID" | "Id"))
+            let is_id = (a.ns == 0 && matches!(a.local, "ID" | "AssertionID" | "Id"))
                 || (a.local == "Id" && doc.ns_uri(a.ns) == WSU);
-            if is_id && !seen.insert(a.value.as_str()) {
+            if is_id && !seen.insert(a.value.as_ref()) {
                 return Err(AssertionError::structure("duplicate id in the document"));
             }
         }

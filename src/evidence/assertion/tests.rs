@@ -81,7 +81,7 @@ fn resign(xml: &str) -> String {
         .children_named(assertion, dsig::DSIG_NS, "Signature")
         .next()
         .unwrap();
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut ctx = c14n::DigestSink::new(&ring::digest::SHA256);
     let prefixes = ["xs".to_string()];
     c14n::canonicalize(
         &doc,
@@ -1161,4 +1161,23 @@ fn wsfed_document_in_samlresponse_field_is_refused() {
         .verify_post(body.as_bytes(), now())
         .unwrap_err();
     assert_eq!(e.reason(), "unexpected_structure");
+}
+
+#[test]
+fn duplicate_attribute_is_malformed() {
+    let xml = replace_once(&a01(), "<saml2:Subject>", "<saml2:Subject a=\"1\" a=\"2\">");
+    assert_eq!(reason(&xml), "malformed");
+    let xml = replace_once(
+        &a01(),
+        "<saml2:Subject>",
+        "<saml2:Subject xmlns:q=\"urn:a\" xmlns:q=\"urn:b\">",
+    );
+    assert_eq!(reason(&xml), "malformed");
+    // Same expanded name through two prefixes.
+    let xml = replace_once(
+        &a01(),
+        "<saml2:Subject>",
+        "<saml2:Subject xmlns:p=\"urn:a\" xmlns:q=\"urn:a\" p:x=\"1\" q:x=\"2\">",
+    );
+    assert_eq!(reason(&xml), "malformed");
 }

@@ -5,6 +5,7 @@
 //! parser refuses DTDs, entity declarations and processing instructions, and
 //! it leaves the meaning of elements to `dsig`, `saml2` and `wsfed`.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use quick_xml::events::{BytesStart, Event};
@@ -56,47 +57,49 @@ pub(crate) type NsId = u32;
 
 /// One attribute, with its value already normalized and unescaped.
 #[derive(Debug, Clone)]
-pub(crate) struct Attr {
-    pub(crate) prefix: String,
-    pub(crate) local: String,
+pub(crate) struct Attr<'a> {
+    pub(crate) prefix: &'a str,
+    pub(crate) local: &'a str,
     pub(crate) ns: NsId,
-    pub(crate) value: String,
+    pub(crate) value: Cow<'a, str>,
 }
 
 /// One namespace declaration written on an element (`""` is the default).
 #[derive(Debug, Clone)]
-pub(crate) struct NsDecl {
-    pub(crate) prefix: String,
+pub(crate) struct NsDecl<'a> {
+    pub(crate) prefix: &'a str,
     pub(crate) ns: NsId,
 }
 
-/// An element with its resolved name, attributes and children.
+/// An element with its resolved name, attributes and children. Names borrow
+/// from the input; values are owned only where normalization changed them.
 #[derive(Debug, Clone)]
-pub(crate) struct Element {
+pub(crate) struct Element<'a> {
     pub(crate) parent: Option<NodeId>,
-    pub(crate) prefix: String,
-    pub(crate) local: String,
+    pub(crate) prefix: &'a str,
+    pub(crate) local: &'a str,
     pub(crate) ns: NsId,
-    pub(crate) attrs: Vec<Attr>,
-    pub(crate) decls: Vec<NsDecl>,
+    pub(crate) attrs: Vec<Attr<'a>>,
+    pub(crate) decls: Vec<NsDecl<'a>>,
     pub(crate) children: Vec<NodeId>,
-    /// Bytes of the (line-end normalized) source that this element spans.
+    /// Bytes of the input that this element spans.
     pub(crate) span: Range<usize>,
 }
 
-/// A node of the tree. CDATA sections and references are merged into text.
+/// A node of the tree. CDATA sections and references are merged into text;
+/// line ends are normalized (CRLF and CR to LF) in text and comments.
 #[derive(Debug, Clone)]
-pub(crate) enum Node {
-    Element(Element),
-    Text(String),
-    Comment(String),
-    Pi { target: String, data: String },
+pub(crate) enum Node<'a> {
+    Element(Element<'a>),
+    Text(Cow<'a, str>),
+    Comment(Cow<'a, str>),
+    Pi { target: &'a str, data: Cow<'a, str> },
 }
 
 /// A parsed document: an arena of nodes and the interned namespace URIs.
 #[derive(Debug, Clone)]
-pub(crate) struct Document {
-    pub(crate) nodes: Vec<Node>,
+pub(crate) struct Document<'a> {
+    pub(crate) nodes: Vec<Node<'a>>,
     pub(crate) namespaces: Vec<String>,
     pub(crate) root: NodeId,
 }
@@ -107,35 +110,27 @@ pub(crate) struct ParseOptions {
     pub(crate) allow_pis: bool,
 }
 
-impl Document {
+impl<'a> Document<'a> {
     /// Parses `bytes` with the assertion profile (no DTD, no PIs).
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Document, XmlError> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Document<'a>, XmlError> {
         Self::parse_with(bytes, ParseOptions::default())
     }
 
     /// Parses `bytes` with explicit options.
-    pub(crate) fn parse_with(bytes: &[u8], opts: ParseOptions) -> Result<Document, XmlError> {
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    pub(crate) fn parse_with(
+        bytes: &'a [u8],
+        opts: ParseOptions,
+    ) -> Result<Document<'a>, XmlError> {
         let text = std::str::from_utf8(bytes).map_err(|_| XmlError::NotUtf8)?;
-        if text
-            .bytes()
-            .any(|b| b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r')
-        {
+        if has_control_char(text.as_bytes()) {
             return Err(XmlError::Malformed("control character in document"));
         }
-        // XML 1.0 section 2.11: CRLF and lone CR become LF before parsing.
-        let normalized;
-        let text = if text.contains('\r') {
-            normalized = text.replace("\r\n", "\n").replace('\r', "\n");
-            normalized.as_str()
-        } else {
-            text
-        };
-        Builder::new(opts).run(text)
+        let bom = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+        Builder::new(opts, text).run(bom)
     }
 
     /// The element behind `id`; panics if `id` is not an element.
-    pub(crate) fn element(&self, id: NodeId) -> &Element {
+    pub(crate) fn element(&self, id: NodeId) -> &Element<'a> {
         match &self.nodes[id] {
             Node::Element(e) => e,
             _ => unreachable!("node {id} is not an element"),
@@ -163,12 +158,12 @@ impl Document {
     }
 
     /// The element children of `id` named `{ns}local`.
-    pub(crate) fn children_named<'a>(
-        &'a self,
+    pub(crate) fn children_named<'b>(
+        &'b self,
         id: NodeId,
-        ns: &'a str,
-        local: &'a str,
-    ) -> impl Iterator<Item = NodeId> + 'a {
+        ns: &'b str,
+        local: &'b str,
+    ) -> impl Iterator<Item = NodeId> + 'b {
         self.child_elements(id)
             .filter(move |c| self.is(*c, ns, local))
     }
@@ -179,7 +174,7 @@ impl Document {
             .attrs
             .iter()
             .find(|a| a.ns == 0 && a.local == local)
-            .map(|a| a.value.as_str())
+            .map(|a| a.value.as_ref())
     }
 
     /// The text content of `id`: every descendant text node joined, comments
@@ -239,36 +234,41 @@ impl Document {
     }
 }
 
-struct Builder {
+struct Builder<'a> {
     opts: ParseOptions,
-    nodes: Vec<Node>,
+    src: &'a str,
+    nodes: Vec<Node<'a>>,
     namespaces: Vec<String>,
     interned: std::collections::HashMap<String, NsId>,
     /// Open elements, innermost last.
     stack: Vec<NodeId>,
     /// In-scope bindings, innermost last: (prefix, ns); ns 0 undeclares.
-    scope: Vec<(String, NsId)>,
+    scope: Vec<(&'a str, NsId)>,
     /// Length of `scope` when each open element started.
     scope_marks: Vec<usize>,
     root: Option<NodeId>,
+    /// Scratch for one start tag's attributes, reused across elements.
+    raw_attrs: Vec<(&'a str, &'a str, Cow<'a, str>)>,
     /// Whether the last node pushed into the current element is text that a
     /// following text event should extend.
     text_open: bool,
 }
 
-impl Builder {
-    fn new(opts: ParseOptions) -> Self {
+impl<'a> Builder<'a> {
+    fn new(opts: ParseOptions, src: &'a str) -> Self {
         Builder {
             opts,
-            nodes: Vec::with_capacity(256),
+            src,
+            nodes: Vec::with_capacity(src.len() / 32),
             namespaces: vec![String::new(), XML_NS.to_string()],
             interned: [(String::new(), 0), (XML_NS.to_string(), 1)]
                 .into_iter()
                 .collect(),
             stack: Vec::with_capacity(16),
-            scope: vec![("xml".to_string(), 1)],
+            scope: vec![("xml", 1)],
             scope_marks: Vec::with_capacity(16),
             root: None,
+            raw_attrs: Vec::with_capacity(16),
             text_open: false,
         }
     }
@@ -287,12 +287,12 @@ impl Builder {
         self.scope
             .iter()
             .rev()
-            .find(|(p, _)| p == prefix)
+            .find(|(p, _)| *p == prefix)
             .map(|(_, ns)| *ns)
     }
 
-    fn run(mut self, text: &str) -> Result<Document, XmlError> {
-        let mut reader = Reader::from_str(text);
+    fn run(mut self, bom: usize) -> Result<Document<'a>, XmlError> {
+        let mut reader = Reader::from_str(&self.src[bom..]);
         {
             let cfg = reader.config_mut();
             cfg.trim_text(false);
@@ -304,7 +304,7 @@ impl Builder {
         }
         let mut first = true;
         loop {
-            let start = reader.buffer_position() as usize;
+            let start = bom + reader.buffer_position() as usize;
             let ev = reader
                 .read_event()
                 .map_err(|_| XmlError::Malformed("not well-formed xml"))?;
@@ -333,14 +333,14 @@ impl Builder {
                     if self.stack.is_empty() {
                         continue;
                     }
-                    let target = std::str::from_utf8(pi.target())
-                        .map_err(|_| XmlError::NotUtf8)?
-                        .to_string();
-                    let data = std::str::from_utf8(pi.content())
-                        .map_err(|_| XmlError::NotUtf8)?
-                        .trim_start_matches([' ', '\t', '\n'])
-                        .to_string();
-                    self.push_child(Node::Pi { target, data });
+                    let target = self.borrowed(pi.target())?;
+                    let data = self
+                        .borrowed(pi.content())?
+                        .trim_start_matches([' ', '\t', '\n', '\r']);
+                    self.push_child(Node::Pi {
+                        target,
+                        data: normalize_eol(data),
+                    });
                 }
                 Event::Start(s) => {
                     self.open(&s, start, false, reader.buffer_position() as usize)?
@@ -354,23 +354,25 @@ impl Builder {
                     let mark = self.scope_marks.pop().unwrap_or(0);
                     self.scope.truncate(mark);
                     if let Node::Element(e) = &mut self.nodes[id] {
-                        e.span.end = reader.buffer_position() as usize;
+                        e.span.end = bom + reader.buffer_position() as usize;
                     }
                     self.text_open = false;
                 }
                 Event::Text(t) => {
-                    let raw = std::str::from_utf8(&t).map_err(|_| XmlError::NotUtf8)?;
-                    if raw.contains('&') || raw.contains("]]>") {
+                    let raw = self.borrowed(&t)?;
+                    if memchr::memchr(b'&', raw.as_bytes()).is_some()
+                        || memchr::memmem::find(raw.as_bytes(), b"]]>").is_some()
+                    {
                         return Err(XmlError::Malformed("bad character data"));
                     }
-                    self.text(raw)?;
+                    self.text(normalize_eol(raw))?;
                 }
                 Event::CData(c) => {
-                    let raw = std::str::from_utf8(&c).map_err(|_| XmlError::NotUtf8)?;
+                    let raw = self.borrowed(&c)?;
                     if self.stack.is_empty() {
                         return Err(XmlError::Malformed("cdata outside the root element"));
                     }
-                    self.text(raw)?;
+                    self.text(normalize_eol(raw))?;
                 }
                 Event::GeneralRef(r) => {
                     let name = std::str::from_utf8(&r).map_err(|_| XmlError::NotUtf8)?;
@@ -379,17 +381,17 @@ impl Builder {
                     if self.stack.is_empty() {
                         return Err(XmlError::Malformed("reference outside the root element"));
                     }
-                    self.text(&s)?;
+                    self.text(Cow::Owned(s))?;
                 }
                 Event::Comment(c) => {
                     if self.stack.is_empty() {
                         continue;
                     }
-                    let body = std::str::from_utf8(&c).map_err(|_| XmlError::NotUtf8)?;
+                    let body = self.borrowed(&c)?;
                     if body.ends_with('-') {
                         return Err(XmlError::Malformed("bad comment"));
                     }
-                    self.push_child(Node::Comment(body.to_string()));
+                    self.push_child(Node::Comment(normalize_eol(body)));
                 }
                 Event::Eof => break,
             }
@@ -405,7 +407,22 @@ impl Builder {
         })
     }
 
-    fn push_child(&mut self, node: Node) {
+    /// Re-borrows an event's bytes as the slice of the input they are, so
+    /// the tree can outlive the reader without copying.
+    fn borrowed(&self, bytes: &[u8]) -> Result<&'a str, XmlError> {
+        let base = self.src.as_ptr() as usize;
+        let at = bytes.as_ptr() as usize;
+        match at.checked_sub(base) {
+            Some(off) if off + bytes.len() <= self.src.len() => self
+                .src
+                .get(off..off + bytes.len())
+                .ok_or(XmlError::NotUtf8),
+            // quick-xml only hands out owned bytes for content it rewrote.
+            _ => Err(XmlError::Malformed("unexpected owned event content")),
+        }
+    }
+
+    fn push_child(&mut self, node: Node<'a>) {
         let id = self.nodes.len();
         self.nodes.push(node);
         if let Some(&parent) = self.stack.last() {
@@ -416,7 +433,7 @@ impl Builder {
         self.text_open = false;
     }
 
-    fn text(&mut self, s: &str) -> Result<(), XmlError> {
+    fn text(&mut self, s: Cow<'a, str>) -> Result<(), XmlError> {
         if self.stack.is_empty() {
             if s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n')) {
                 return Ok(());
@@ -428,18 +445,18 @@ impl Builder {
         }
         if self.text_open {
             if let Some(Node::Text(t)) = self.nodes.last_mut() {
-                t.push_str(s);
+                t.to_mut().push_str(&s);
                 return Ok(());
             }
         }
-        self.push_child(Node::Text(s.to_string()));
+        self.push_child(Node::Text(s));
         self.text_open = true;
         Ok(())
     }
 
     fn open(
         &mut self,
-        s: &BytesStart<'_>,
+        s: &BytesStart<'a>,
         start: usize,
         empty: bool,
         end: usize,
@@ -450,31 +467,31 @@ impl Builder {
         if self.stack.len() >= MAX_DEPTH {
             return Err(XmlError::Malformed("elements nested too deeply"));
         }
-        let qname = std::str::from_utf8(s.name().into_inner()).map_err(|_| XmlError::NotUtf8)?;
+        let qname = self.borrowed(s.name().into_inner())?;
         let (prefix, local) = split_qname(qname)?;
         let mark = self.scope.len();
         let mut decls = Vec::new();
-        let mut raw_attrs: Vec<(&str, &str, String)> = Vec::new();
+        let mut raw_attrs = std::mem::take(&mut self.raw_attrs);
+        raw_attrs.clear();
         let mut attrs_iter = s.attributes();
-        attrs_iter.with_checks(true);
+        // Duplicates are checked below on expanded names, which also
+        // catches repeated raw names.
+        attrs_iter.with_checks(false);
         for (i, a) in attrs_iter.enumerate() {
             if i >= MAX_ATTRIBUTES {
                 return Err(XmlError::Malformed("too many attributes on one element"));
             }
             let a = a.map_err(|_| XmlError::Malformed("bad attribute"))?;
-            let key = std::str::from_utf8(a.key.into_inner()).map_err(|_| XmlError::NotUtf8)?;
-            let raw = std::str::from_utf8(&a.value).map_err(|_| XmlError::NotUtf8)?;
+            let key = self.borrowed(a.key.into_inner())?;
+            let raw = self.borrowed(&a.value)?;
             let value = normalize_attr(raw)?;
             let (ap, al) = split_qname(key)?;
             if ap.is_empty() && al == "xmlns" {
                 let ns = self.intern(&value);
-                if value == XML_NS || value == XMLNS_NS {
+                if value.as_ref() == XML_NS || value == XMLNS_NS {
                     return Err(XmlError::Malformed("reserved namespace bound"));
                 }
-                decls.push(NsDecl {
-                    prefix: String::new(),
-                    ns,
-                });
+                decls.push(NsDecl { prefix: "", ns });
             } else if ap == "xmlns" {
                 if value.is_empty() {
                     return Err(XmlError::Malformed("empty prefixed namespace declaration"));
@@ -486,16 +503,16 @@ impl Builder {
                     continue;
                 }
                 let ns = self.intern(&value);
-                decls.push(NsDecl {
-                    prefix: al.to_string(),
-                    ns,
-                });
+                decls.push(NsDecl { prefix: al, ns });
             } else {
                 raw_attrs.push((ap, al, value));
             }
         }
-        for d in &decls {
-            self.scope.push((d.prefix.clone(), d.ns));
+        for (i, d) in decls.iter().enumerate() {
+            if decls[..i].iter().any(|x| x.prefix == d.prefix) {
+                return Err(XmlError::Malformed("duplicate namespace declaration"));
+            }
+            self.scope.push((d.prefix, d.ns));
         }
         let ns = match self.resolve(prefix) {
             Some(ns) => ns,
@@ -506,7 +523,7 @@ impl Builder {
             return Err(XmlError::Malformed("undeclared namespace prefix"));
         }
         let mut attrs: Vec<Attr> = Vec::with_capacity(raw_attrs.len());
-        for (ap, al, value) in raw_attrs {
+        for (ap, al, value) in raw_attrs.drain(..) {
             let ans = if ap.is_empty() {
                 0
             } else {
@@ -519,18 +536,19 @@ impl Builder {
                 return Err(XmlError::Malformed("duplicate attribute"));
             }
             attrs.push(Attr {
-                prefix: ap.to_string(),
-                local: al.to_string(),
+                prefix: ap,
+                local: al,
                 ns: ans,
                 value,
             });
         }
+        self.raw_attrs = raw_attrs;
         let parent = self.stack.last().copied();
         let id = self.nodes.len();
         self.push_child(Node::Element(Element {
             parent,
-            prefix: prefix.to_string(),
-            local: local.to_string(),
+            prefix,
+            local,
             ns,
             attrs,
             decls,
@@ -563,6 +581,15 @@ fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
 }
 
 fn is_ncname(s: &str) -> bool {
+    let b = s.as_bytes();
+    if s.is_ascii() {
+        return match b.first() {
+            Some(c) if c.is_ascii_alphabetic() || *c == b'_' => b[1..]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')),
+            _ => false,
+        };
+    }
     let mut chars = s.chars();
     match chars.next() {
         None => false,
@@ -579,14 +606,41 @@ fn name_char(c: char) -> bool {
             && !matches!(c as u32, 0xD7 | 0xF7 | 0x37E | 0x2000..=0x200B | 0x200E..=0x206F | 0x2190..=0x2BFF | 0x2FF0..=0x3000 | 0xD800..=0xF8FF | 0xFDD0..=0xFDEF | 0xFFFE..=0xFFFF))
 }
 
-/// Attribute value normalization for CDATA attributes (no DTD here): literal
-/// whitespace characters become spaces, then references are resolved.
-fn normalize_attr(raw: &str) -> Result<String, XmlError> {
-    if raw.contains('<') {
+/// Whether `b` holds a C0 control other than TAB, LF and CR (not XML 1.0
+/// characters). Folds 64-byte chunks so the compiler can vectorize.
+fn has_control_char(b: &[u8]) -> bool {
+    b.chunks(64).any(|chunk| {
+        chunk.iter().fold(false, |acc, &c| {
+            acc | (c < 0x20 && c != b'\t' && c != b'\n' && c != b'\r')
+        })
+    })
+}
+
+/// XML 1.0 section 2.11: CRLF and lone CR become LF.
+fn normalize_eol(s: &str) -> Cow<'_, str> {
+    if memchr::memchr(b'\r', s.as_bytes()).is_some() {
+        Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Attribute value normalization for CDATA attributes (no DTD here): line
+/// ends are normalized, literal whitespace characters become spaces, then
+/// references are resolved.
+fn normalize_attr(raw: &str) -> Result<Cow<'_, str>, XmlError> {
+    let bytes = raw.as_bytes();
+    if memchr::memchr(b'<', bytes).is_some() {
         return Err(XmlError::Malformed("'<' in attribute value"));
     }
+    if memchr::memchr3(b'&', b'\t', b'\n', bytes).is_none()
+        && memchr::memchr(b'\r', bytes).is_none()
+    {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let raw = normalize_eol(raw);
     let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
+    let mut rest: &str = &raw;
     while let Some(i) = rest.find(['&', '\t', '\n']) {
         out.push_str(&rest[..i]);
         if rest.as_bytes()[i] == b'&' {
@@ -601,7 +655,7 @@ fn normalize_attr(raw: &str) -> Result<String, XmlError> {
         }
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Resolves one reference body (`amp`, `#13`, `#x9`); any other entity is
