@@ -383,6 +383,13 @@ impl Verifier {
             Protocol::Saml2 => saml2::verify_response(&doc, &self.cfg, now, &mut scratch)?,
             Protocol::WsFed => wsfed::verify_rstr(&doc, &self.cfg, now, &mut scratch)?,
         };
+        // An assertion without an end would be valid forever, and would
+        // outlive the replay cache's memory of it.
+        if claims.not_on_or_after.is_none() {
+            return Err(AssertionError::structure(
+                "the assertion has no notonorafter, so it would never expire",
+            ));
+        }
         self.check_replay(&claims, now)?;
         let device_trust = self.cfg.trust.device_trust(&claims.attributes);
         let groups = claims

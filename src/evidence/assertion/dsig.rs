@@ -361,6 +361,9 @@ impl SignedInfoParts {
     }
 }
 
+/// The most InclusiveNamespaces prefixes accepted; Okta sends one (`xs`).
+const MAX_INCLUSIVE_PREFIXES: usize = 16;
+
 /// Reads an exc-c14n method element: whether it keeps comments, and its
 /// InclusiveNamespaces PrefixList.
 fn c14n_method(doc: &Document, m: NodeId) -> Result<(bool, Vec<String>), AssertionError> {
@@ -382,11 +385,26 @@ fn c14n_method(doc: &Document, m: NodeId) -> Result<(bool, Vec<String>), Asserti
         [inc] if doc.is(*inc, EXC_C14N, "InclusiveNamespaces") => {
             let list = doc.attr(*inc, "PrefixList").unwrap_or("");
             for p in list.split_ascii_whitespace() {
-                inclusive.push(if p == "#default" {
-                    String::new()
-                } else {
-                    p.to_string()
-                });
+                let prefix = if p == "#default" { "" } else { p };
+                // Each entry costs a namespace lookup on every element
+                // canonicalized: a long list is a CPU attack, not a layout.
+                let ncname = p == "#default"
+                    || (!p.is_empty()
+                        && !p.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
+                        && !p.contains(':'));
+                if !ncname {
+                    return Err(AssertionError::structure(
+                        "InclusiveNamespaces PrefixList holds something that is not a prefix",
+                    ));
+                }
+                if !inclusive.iter().any(|q: &String| q == prefix) {
+                    inclusive.push(prefix.to_string());
+                }
+                if inclusive.len() > MAX_INCLUSIVE_PREFIXES {
+                    return Err(AssertionError::structure(
+                        "InclusiveNamespaces PrefixList is too long",
+                    ));
+                }
             }
         }
         _ => {

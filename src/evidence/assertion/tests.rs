@@ -1181,3 +1181,58 @@ fn duplicate_attribute_is_malformed() {
     );
     assert_eq!(reason(&xml), "malformed");
 }
+
+// --- resource limits --------------------------------------------------------
+
+/// A long PrefixList multiplies c14n work per element before any key is
+/// checked; it is refused as a structure, not canonicalized.
+#[test]
+fn long_inclusive_prefix_list_is_refused_before_digesting() {
+    let list: Vec<String> = (0..17).map(|i| format!("p{i}")).collect();
+    let xml = replace_once(
+        &a01(),
+        "PrefixList=\"xs\"",
+        &format!("PrefixList=\"{}\"", list.join(" ")),
+    );
+    assert_eq!(reason(&xml), "unexpected_structure");
+    // Sixteen distinct prefixes are within the limit (the digest then fails).
+    let list: Vec<String> = (0..16).map(|i| format!("p{i}")).collect();
+    let xml = replace_once(
+        &a01(),
+        "PrefixList=\"xs\"",
+        &format!("PrefixList=\"{}\"", list.join(" ")),
+    );
+    assert_eq!(reason(&xml), "bad_digest");
+}
+
+#[test]
+fn prefix_list_entries_must_be_prefixes() {
+    for bad in ["a:b", "1x", "-x"] {
+        let xml = replace_once(
+            &a01(),
+            "PrefixList=\"xs\"",
+            &format!("PrefixList=\"{bad}\""),
+        );
+        assert_eq!(reason(&xml), "unexpected_structure", "{bad}");
+    }
+}
+
+#[test]
+fn thousands_of_namespace_declarations_are_malformed() {
+    let decls: String = (0..300).map(|i| format!(" xmlns:q{i}=\"urn:q\"")).collect();
+    let xml = replace_once(
+        &a01(),
+        "<saml2p:Status>",
+        &format!("<saml2p:Status{decls}>"),
+    );
+    assert_eq!(reason(&xml), "malformed");
+}
+
+/// Without any NotOnOrAfter an assertion would never expire; even when it
+/// is validly signed, it is refused.
+#[test]
+fn assertion_without_an_end_is_refused() {
+    let xml = a01().replace(" NotOnOrAfter=\"2026-01-01T00:05:00.364Z\"", "");
+    assert!(!xml.contains("NotOnOrAfter"));
+    assert_eq!(reason(&resign(&xml)), "unexpected_structure");
+}

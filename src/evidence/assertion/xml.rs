@@ -21,6 +21,9 @@ const MAX_DEPTH: usize = 64;
 /// Most attributes (namespace declarations included) on one element; keeps
 /// duplicate checks cheap.
 const MAX_ATTRIBUTES: usize = 128;
+/// Namespace declarations allowed in one document. Real SAML messages carry
+/// a dozen; thousands would make every c14n namespace lookup slow.
+const MAX_NS_DECLS: usize = 256;
 
 /// Why the bytes are not a document we accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -252,6 +255,8 @@ struct Builder<'a> {
     /// Whether the last node pushed into the current element is text that a
     /// following text event should extend.
     text_open: bool,
+    /// Namespace declarations seen so far.
+    decl_count: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -270,6 +275,7 @@ impl<'a> Builder<'a> {
             root: None,
             raw_attrs: Vec::with_capacity(16),
             text_open: false,
+            decl_count: 0,
         }
     }
 
@@ -507,6 +513,10 @@ impl<'a> Builder<'a> {
             } else {
                 raw_attrs.push((ap, al, value));
             }
+        }
+        self.decl_count += decls.len();
+        if self.decl_count > MAX_NS_DECLS {
+            return Err(XmlError::Malformed("too many namespace declarations"));
         }
         for (i, d) in decls.iter().enumerate() {
             if decls[..i].iter().any(|x| x.prefix == d.prefix) {
