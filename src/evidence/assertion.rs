@@ -450,6 +450,68 @@ fn detect(doc: &Document) -> Result<Protocol, AssertionError> {
     ))))
 }
 
+/// The checks SAML 2.0 and SAML 1.1 share: the Conditions window, an
+/// IssueInstant not in the future, and every audience restriction (named
+/// `restriction`, in namespace `ns`) naming the configured audience. Returns
+/// the Conditions' NotOnOrAfter.
+pub(crate) fn check_conditions(
+    doc: &Document,
+    assertion: xml::NodeId,
+    conditions: Option<xml::NodeId>,
+    cfg: &VerifierConfig,
+    now: SystemTime,
+    ns: &str,
+    restriction: &str,
+) -> Result<Option<SystemTime>, AssertionError> {
+    let skew = cfg.skew;
+    let mut end = None;
+    if let Some(c) = conditions {
+        if let Some(nb) = doc.attr(c, "NotBefore") {
+            if later(now, skew) < parse_instant(nb)? {
+                return Err(AssertionError::NotYetValid {
+                    what: "conditions",
+                    at: error::short(nb),
+                });
+            }
+        }
+        if let Some(na) = doc.attr(c, "NotOnOrAfter") {
+            let t = parse_instant(na)?;
+            if earlier(now, skew) >= t {
+                return Err(AssertionError::Expired {
+                    what: "conditions",
+                    at: error::short(na),
+                });
+            }
+            end = Some(t);
+        }
+    }
+    let issue_instant = doc
+        .attr(assertion, "IssueInstant")
+        .ok_or_else(|| AssertionError::structure("the assertion has no issueinstant"))?;
+    if later(now, skew) < parse_instant(issue_instant)? {
+        return Err(AssertionError::NotYetValid {
+            what: "issue instant",
+            at: error::short(issue_instant),
+        });
+    }
+    if let Some(aud) = &cfg.audience {
+        let restrictions: Vec<xml::NodeId> = conditions
+            .map(|c| doc.children_named(c, ns, restriction).collect())
+            .unwrap_or_default();
+        let ok = !restrictions.is_empty()
+            && restrictions.iter().all(|r| {
+                doc.children_named(*r, ns, "Audience")
+                    .any(|x| doc.text(x).trim() == aud)
+            });
+        if !ok {
+            return Err(AssertionError::WrongAudience {
+                expected: error::short(aud),
+            });
+        }
+    }
+    Ok(end)
+}
+
 /// `now + skew`, saturating: the latest clock reading still tolerated.
 pub(crate) fn later(now: SystemTime, skew: Duration) -> SystemTime {
     now.checked_add(skew)

@@ -135,59 +135,10 @@ pub(crate) fn assertion_claims(
     claims.issuer = doc.text(issuer);
     check_issuer(cfg, &claims.issuer)?;
 
-    // Time bounds: Conditions, then IssueInstant.
-    let skew = cfg.skew;
+    // Time bounds: Conditions, then IssueInstant; then the audience.
     let conditions = one_child(doc, a, SAML_NS, "Conditions")?;
-    let mut end: Option<SystemTime> = None;
-    if let Some(c) = conditions {
-        if let Some(nb) = doc.attr(c, "NotBefore") {
-            if super::later(now, skew) < parse_instant(nb)? {
-                return Err(AssertionError::NotYetValid {
-                    what: "conditions",
-                    at: short(nb),
-                });
-            }
-        }
-        if let Some(na) = doc.attr(c, "NotOnOrAfter") {
-            let t = parse_instant(na)?;
-            if super::earlier(now, skew) >= t {
-                return Err(AssertionError::Expired {
-                    what: "conditions",
-                    at: short(na),
-                });
-            }
-            end = Some(t);
-        }
-    }
-    let issue_instant = doc
-        .attr(a, "IssueInstant")
-        .ok_or_else(|| AssertionError::structure("the assertion has no issueinstant"))?;
-    if super::later(now, skew) < parse_instant(issue_instant)? {
-        return Err(AssertionError::NotYetValid {
-            what: "issue instant",
-            at: short(issue_instant),
-        });
-    }
-
-    // Audience: every AudienceRestriction must name us.
-    if let Some(aud) = &cfg.audience {
-        let restrictions: Vec<NodeId> = conditions
-            .map(|c| {
-                doc.children_named(c, SAML_NS, "AudienceRestriction")
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ok = !restrictions.is_empty()
-            && restrictions.iter().all(|r| {
-                doc.children_named(*r, SAML_NS, "Audience")
-                    .any(|x| doc.text(x).trim() == aud)
-            });
-        if !ok {
-            return Err(AssertionError::WrongAudience {
-                expected: short(aud),
-            });
-        }
-    }
+    let mut end =
+        super::check_conditions(doc, a, conditions, cfg, now, SAML_NS, "AudienceRestriction")?;
 
     // Subject: NameID and a bearer confirmation that holds.
     let subject = one_child(doc, a, SAML_NS, "Subject")?

@@ -7,10 +7,10 @@
 use std::time::SystemTime;
 
 use super::dsig::{self, Policy, DSIG_NS};
-use super::error::{short, AssertionError};
+use super::error::AssertionError;
 use super::saml2::{self, check_issuer, one_child, unique_ids, Binding, SAML_NS};
 use super::xml::{Document, NodeId};
-use super::{parse_instant, Claims, VerifierConfig};
+use super::{Claims, VerifierConfig};
 
 /// WS-Trust 2005/02 (ADFS 1.x / Office 365 layout).
 const WST_2005: &str = "http://schemas.xmlsoap.org/ws/2005/02/trust";
@@ -118,55 +118,16 @@ fn saml11_claims(
     };
     check_issuer(cfg, &claims.issuer)?;
 
-    let skew = cfg.skew;
     let conditions = one_child(doc, a, SAML1_NS, "Conditions")?;
-    if let Some(c) = conditions {
-        if let Some(nb) = doc.attr(c, "NotBefore") {
-            if super::later(now, skew) < parse_instant(nb)? {
-                return Err(AssertionError::NotYetValid {
-                    what: "conditions",
-                    at: short(nb),
-                });
-            }
-        }
-        if let Some(na) = doc.attr(c, "NotOnOrAfter") {
-            let t = parse_instant(na)?;
-            if super::earlier(now, skew) >= t {
-                return Err(AssertionError::Expired {
-                    what: "conditions",
-                    at: short(na),
-                });
-            }
-            claims.not_on_or_after = Some(t);
-        }
-    }
-    let issue_instant = doc
-        .attr(a, "IssueInstant")
-        .ok_or_else(|| AssertionError::structure("the assertion has no issueinstant"))?;
-    if super::later(now, skew) < parse_instant(issue_instant)? {
-        return Err(AssertionError::NotYetValid {
-            what: "issue instant",
-            at: short(issue_instant),
-        });
-    }
-    if let Some(aud) = &cfg.audience {
-        let restrictions: Vec<NodeId> = conditions
-            .map(|c| {
-                doc.children_named(c, SAML1_NS, "AudienceRestrictionCondition")
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ok = !restrictions.is_empty()
-            && restrictions.iter().all(|r| {
-                doc.children_named(*r, SAML1_NS, "Audience")
-                    .any(|x| doc.text(x).trim() == aud)
-            });
-        if !ok {
-            return Err(AssertionError::WrongAudience {
-                expected: short(aud),
-            });
-        }
-    }
+    claims.not_on_or_after = super::check_conditions(
+        doc,
+        a,
+        conditions,
+        cfg,
+        now,
+        SAML1_NS,
+        "AudienceRestrictionCondition",
+    )?;
 
     // Every statement's subject must name the same NameIdentifier.
     let mut subject: Option<(String, Option<String>)> = None;
