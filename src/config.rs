@@ -183,6 +183,8 @@ pub enum HostHeader {
 pub struct App {
     /// The app's name (its key under `[apps]`).
     pub name: Arc<str>,
+    /// The app's position in `Config::apps`, for per-app run-time data.
+    pub index: usize,
     /// Lowercase host names without port.
     pub hosts: Vec<String>,
     /// Path prefix this app owns on its hosts; `/` for all.
@@ -490,6 +492,9 @@ impl Config {
                 apps.push(app);
             }
         }
+        for (i, app) in apps.iter_mut().enumerate() {
+            app.index = i;
+        }
         check_routes_unique(&apps, &mut errors);
         check_enrollment_hosts(&apps, &mut errors);
         if session_keys.is_empty() && apps.iter().any(|a| a.enforcement.is_some()) {
@@ -748,6 +753,7 @@ fn check_app(
         return None;
     }
     Some(App {
+        index: 0,
         name: Arc::from(name),
         hosts,
         path_prefix,

@@ -228,6 +228,21 @@ impl Metrics {
         Arc::new(metrics)
     }
 
+    /// Resolves one app's per-request series (creating them at zero).
+    pub fn for_app(&self, app: &str) -> AppMetrics {
+        AppMetrics {
+            app: app.to_string(),
+            family: self.requests.clone(),
+            requests: (0..METHODS.len() * STATUSES.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            request_duration: self.request_duration.with_label_values(&[app]),
+            upstream_duration: self.upstream_duration.with_label_values(&[app]),
+            cache_hits: self.cache_hits.with_label_values(&[app]),
+            cache_misses: self.cache_misses.with_label_values(&[app]),
+        }
+    }
+
     /// The registry, for modules that add metrics of their own.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -243,28 +258,75 @@ impl Metrics {
     }
 }
 
+/// The method class labels, in index order.
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other",
+];
+/// The status class labels, in index order.
+const STATUSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn method_index(method: &http::Method) -> usize {
+    match *method {
+        http::Method::GET => 0,
+        http::Method::HEAD => 1,
+        http::Method::POST => 2,
+        http::Method::PUT => 3,
+        http::Method::DELETE => 4,
+        http::Method::PATCH => 5,
+        http::Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+fn status_index(status: http::StatusCode) -> usize {
+    match status.as_u16() {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
 /// The method class label: bounded to a few values.
 pub fn method_class(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::HEAD => "HEAD",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        http::Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
+    METHODS[method_index(method)]
 }
 
 /// The status class label (`2xx` ... `5xx`).
 pub fn status_class(status: http::StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+    STATUSES[status_index(status)]
+}
+
+/// One app's per-request metrics, resolved once per config so that the hot
+/// path does no label hashing.
+pub struct AppMetrics {
+    app: String,
+    family: IntCounterVec,
+    /// Resolved on first use, so that only seen combinations are exported.
+    requests: Vec<std::sync::OnceLock<prometheus::IntCounter>>,
+    /// `trustgate_request_duration_seconds{app}`.
+    pub request_duration: prometheus::Histogram,
+    /// `trustgate_upstream_duration_seconds{app}`.
+    pub upstream_duration: prometheus::Histogram,
+    /// `trustgate_decision_cache_hits_total{app}`.
+    pub cache_hits: prometheus::IntCounter,
+    /// `trustgate_decision_cache_misses_total{app}`.
+    pub cache_misses: prometheus::IntCounter,
+}
+
+impl AppMetrics {
+    /// The counter of requests with this method and status.
+    pub fn request(
+        &self,
+        method: &http::Method,
+        status: http::StatusCode,
+    ) -> &prometheus::IntCounter {
+        let (m, st) = (method_index(method), status_index(status));
+        self.requests[m * STATUSES.len() + st].get_or_init(|| {
+            self.family
+                .with_label_values(&[&self.app, METHODS[m], STATUSES[st]])
+        })
     }
 }
 

@@ -23,7 +23,7 @@ use crate::answer::{Body, GatewayError};
 use crate::config::Config;
 use crate::evidence::assertion::replay::ReplayCache;
 use crate::evidence::assertion::Verifier;
-use crate::observe::{method_class, status_class, Metrics};
+use crate::observe::{method_class, status_class, AppMetrics, Metrics};
 use crate::remember::detour::Detours;
 use crate::remember::seal::Sealer;
 use crate::remember::sessions::Sessions;
@@ -53,11 +53,13 @@ pub struct State {
     pub sealer: Sealer,
     /// One verifier per enforced app, sharing one replay cache.
     pub verifiers: HashMap<Arc<str>, Arc<Verifier>>,
+    /// Per-app metric handles, by `App::index`.
+    pub app_metrics: Vec<AppMetrics>,
 }
 
 impl State {
     /// Builds the run-time state for a config.
-    pub(crate) fn new(config: Arc<Config>, replay: &ReplayCache) -> State {
+    pub(crate) fn new(config: Arc<Config>, replay: &ReplayCache, metrics: &Metrics) -> State {
         let keys = if config.session_keys.is_empty() {
             let mut k = [0u8; 32];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
@@ -78,6 +80,11 @@ impl State {
             })
             .collect();
         State {
+            app_metrics: config
+                .apps
+                .iter()
+                .map(|a| metrics.for_app(&a.name))
+                .collect(),
             routes: Routes::new(&config.apps),
             forwarder: Forwarder::new(&config.upstream),
             keys: TokenKeys::new(&keys).expect("config checked the key lengths"),
@@ -122,9 +129,10 @@ impl Gateway {
         publish_certificate_expiry(&metrics, &config);
         prime_metrics(&metrics, &config);
         let replay = ReplayCache::new(1_000_000);
+        let metrics_for_state = metrics.clone();
         Arc::new(Gateway {
             metrics,
-            state: ArcSwap::from_pointee(State::new(config, &replay)),
+            state: ArcSwap::from_pointee(State::new(config, &replay, &metrics_for_state)),
             certs,
             ready: AtomicBool::new(false),
             replay,
@@ -156,7 +164,8 @@ impl Gateway {
             // A cached decision must not outlive the key that signed it.
             self.sessions.clear_cache();
         }
-        self.state.store(Arc::new(State::new(config, &self.replay)));
+        self.state
+            .store(Arc::new(State::new(config, &self.replay, &self.metrics)));
     }
 
     /// The gateway's clock: the system time plus any offset set by
@@ -195,10 +204,10 @@ impl Gateway {
             method = %req.method(),
             app = tracing::field::Empty,
         );
-        let method = method_class(req.method());
+        let method = req.method().clone();
         async move {
             let state = self.state();
-            let (app_label, mut resp) = match self.route_and_forward(&state, req, conn, &request_id).await {
+            let (app, mut resp) = match self.route_and_forward(&state, req, conn, &request_id).await {
                 Ok((app, resp)) => (app, resp),
                 Err((app, err)) => {
                     self.metrics.gateway_errors.with_label_values(&[err.reason()]).inc();
@@ -208,14 +217,23 @@ impl Gateway {
             };
             resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
             let status = resp.status();
-            self.metrics
-                .requests
-                .with_label_values(&[&app_label, method, status_class(status)])
-                .inc();
-            self.metrics
-                .request_duration
-                .with_label_values(&[&app_label])
-                .observe(start.elapsed().as_secs_f64());
+            let elapsed = start.elapsed().as_secs_f64();
+            match app.and_then(|i| state.app_metrics.get(i)) {
+                Some(m) => {
+                    m.request(&method, status).inc();
+                    m.request_duration.observe(elapsed);
+                }
+                None => {
+                    self.metrics
+                        .requests
+                        .with_label_values(&["none", method_class(&method), status_class(status)])
+                        .inc();
+                    self.metrics
+                        .request_duration
+                        .with_label_values(&["none"])
+                        .observe(elapsed);
+                }
+            }
             self.metrics.cache_entries.set(self.sessions.cached() as i64);
             tracing::debug!(target: "trustgate::access", status = status.as_u16(), elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "done");
             resp
@@ -224,22 +242,23 @@ impl Gateway {
         .await
     }
 
-    /// Route, then forward. The app label is `none` when no app matched.
+    /// Route, then forward. Gives the app's index, `None` when no app
+    /// matched.
     async fn route_and_forward(
         &self,
         state: &State,
         req: Request<Incoming>,
         conn: ConnInfo,
         request_id: &HeaderValue,
-    ) -> Result<(Arc<str>, Response<Body>), (Arc<str>, GatewayError)> {
+    ) -> Result<(Option<usize>, Response<Body>), (Option<usize>, GatewayError)> {
         let (parts, body) = req.into_parts();
-        let none: Arc<str> = none_label();
-        let host = request_host(&parts).ok_or((none.clone(), GatewayError::MissingHost))?;
+        let host = request_host(&parts).ok_or((None, GatewayError::MissingHost))?;
         let app = state
             .routes
             .find(host, parts.uri.path())
-            .ok_or((none, GatewayError::UnknownHost))?
+            .ok_or((None, GatewayError::UnknownHost))?
             .clone();
+        let index = Some(app.index);
         tracing::Span::current().record("app", &*app.name);
         let host = host.to_string();
         let mut parts = parts;
@@ -262,8 +281,8 @@ impl Gateway {
                 .await
             {
                 Ok(Outcome::Forward(req, cookies)) => (req, cookies),
-                Ok(Outcome::Answer(resp)) => return Ok((app.name.clone(), resp)),
-                Err(e) => return Err((app.name.clone(), e)),
+                Ok(Outcome::Answer(resp)) => return Ok((index, resp)),
+                Err(e) => return Err((index, e)),
             },
         };
         let down = Downstream {
@@ -274,16 +293,15 @@ impl Gateway {
         };
         match state.forwarder.forward(&app, req, &down).await {
             Ok(mut f) => {
-                self.metrics
-                    .upstream_duration
-                    .with_label_values(&[&app.name])
-                    .observe(f.upstream_time.as_secs_f64());
+                if let Some(m) = state.app_metrics.get(app.index) {
+                    m.upstream_duration.observe(f.upstream_time.as_secs_f64());
+                }
                 for c in cookies {
                     if let Ok(v) = HeaderValue::from_str(&c) {
                         f.response.headers_mut().append(http::header::SET_COOKIE, v);
                     }
                 }
-                Ok((app.name.clone(), f.response))
+                Ok((index, f.response))
             }
             Err(e) => {
                 let kind = match &e {
@@ -297,7 +315,7 @@ impl Gateway {
                     .with_label_values(&[&app.name, kind])
                     .inc();
                 tracing::warn!(app = &*app.name, kind, error = %e, "upstream failed");
-                Err((app.name.clone(), e))
+                Err((index, e))
             }
         }
     }
@@ -372,11 +390,6 @@ fn prime_metrics(m: &Metrics, config: &Config) {
             crate::decide::DEFAULT_RULE,
         ]);
     }
-}
-
-fn none_label() -> Arc<str> {
-    static NONE: OnceLock<Arc<str>> = OnceLock::new();
-    NONE.get_or_init(|| Arc::from("none")).clone()
 }
 
 /// Keeps a sane client-sent request id, or makes a new one: a random

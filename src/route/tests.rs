@@ -4,6 +4,7 @@ use crate::config::{App, HostHeader};
 fn app(name: &str, hosts: &[&str], prefix: &str) -> App {
     App {
         name: Arc::from(name),
+        index: 0,
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         path_prefix: prefix.into(),
         upstream_scheme: http::uri::Scheme::HTTP,

@@ -442,10 +442,12 @@ impl Ctx<'_> {
             }
         }
         if let Some(v) = valid {
-            if v.cached {
-                metrics.cache_hits.with_label_values(&[app]).inc();
-            } else {
-                metrics.cache_misses.with_label_values(&[app]).inc();
+            if let Some(m) = self.state.app_metrics.get(self.app.index) {
+                if v.cached {
+                    m.cache_hits.inc();
+                } else {
+                    m.cache_misses.inc();
+                }
             }
             if self.enf.trust_headers {
                 set_trust_headers(
