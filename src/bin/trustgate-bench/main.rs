@@ -170,6 +170,14 @@ struct RunArgs {
     /// http://127.0.0.1:8081.
     #[arg(long)]
     upstream: Option<String>,
+    /// With --target: the target is another proxy (nginx), not trustgate;
+    /// every answer is expected to be the upstream's 200.
+    #[arg(long, requires = "target")]
+    proxy: bool,
+    /// Send this `name=value` cookie on pass-through requests instead of
+    /// obtaining a session from the gateway.
+    #[arg(long)]
+    cookie: Option<String>,
     /// Response body size of the started upstream.
     #[arg(long, default_value_t = 1024)]
     response_size: usize,
@@ -180,7 +188,7 @@ struct RunArgs {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
     /// Assertions to pre-generate per trust value (default: what the runs
-    /// need, guessing 25,000/s for closed-loop runs).
+    /// need, guessing 10,000/s for closed-loop runs).
     #[arg(long)]
     assertions: Option<usize>,
     /// Idle keep-alive connections to open to the gateway before the runs
@@ -441,7 +449,7 @@ async fn run(a: RunArgs) -> Result<()> {
     };
     let mut child = None;
     let gw_target = match &a.target {
-        Some(url) => parse_target(url, &a.certs, true)?,
+        Some(url) => parse_target(url, &a.certs, !a.proxy)?,
         None => {
             let bin = match &a.gateway_bin {
                 Some(b) => b.clone(),
@@ -490,7 +498,7 @@ async fn run(a: RunArgs) -> Result<()> {
                 let n = match (stop, a.rate) {
                     (Stop::Requests(n), _) => n as f64,
                     (Stop::Duration(d), Some(r)) => d.as_secs_f64() * r,
-                    (Stop::Duration(d), None) => d.as_secs_f64() * 25_000.0,
+                    (Stop::Duration(d), None) => d.as_secs_f64() * 10_000.0,
                 };
                 (n * share * 1.02).ceil() as usize + usize::from(share > 0.0) * 16
             })
@@ -529,7 +537,9 @@ async fn run(a: RunArgs) -> Result<()> {
     let needs_cookie = runs
         .iter()
         .any(|(_, mix)| mix.contains(&Scenario::Passthrough));
-    let cookie = if needs_cookie {
+    let cookie = if let Some(c) = &a.cookie {
+        Some(HeaderValue::from_str(c)?)
+    } else if needs_cookie && !a.proxy {
         let c = session_cookie(&gw_target, &signer).await?;
         Some(HeaderValue::from_str(&c)?)
     } else {
@@ -596,7 +606,11 @@ async fn run(a: RunArgs) -> Result<()> {
                         direct_material.clone(),
                     )
                 };
-                let label = if is_gw { "trustgate" } else { "direct" };
+                let label = match (is_gw, a.proxy) {
+                    (false, _) => "direct",
+                    (true, false) => "trustgate",
+                    (true, true) => "proxy",
+                };
                 let before = if is_gw { stats_of(&child) } else { None };
                 let me_before = gateway::proc_stats("self");
                 let load_before = loadavg();
@@ -649,6 +663,8 @@ fn settings(a: &RunArgs, proto: Proto, tls: bool, started: bool) -> serde_json::
         "rounds": a.rounds,
         "response_size": a.response_size,
         "baseline": a.baseline,
+        "target": a.target,
+        "target_is_other_proxy": a.proxy,
         "gateway_started_by_harness": started,
         "generator_threads": a.threads,
         "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),

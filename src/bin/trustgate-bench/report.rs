@@ -213,7 +213,7 @@ impl Report {
 
     fn ratios(&self, rows: &[Row]) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
-        for gw in rows.iter().filter(|r| r.target == "trustgate") {
+        for gw in rows.iter().filter(|r| r.target != "direct") {
             if let Some(d) = rows
                 .iter()
                 .find(|r| r.target == "direct" && r.part == gw.part)
@@ -221,6 +221,7 @@ impl Report {
                 let p99 = |h: &Histogram<u64>| h.value_at_quantile(0.99) as f64 / 1e6;
                 out.push(serde_json::json!({
                     "scenario": gw.part,
+                    "target": gw.target,
                     "throughput_ratio": gw.rps / d.rps.max(1e-9),
                     "p99_delta_ms": p99(&gw.hist) - p99(&d.hist),
                 }));
@@ -291,8 +292,9 @@ impl Report {
         for x in self.ratios(&rows) {
             let _ = writeln!(
                 s,
-                "ratio {}: trustgate/direct throughput {:.2}x, p99 {:+.3} ms",
+                "ratio {}: {}/direct throughput {:.2}x, p99 {:+.3} ms",
                 x["scenario"].as_str().unwrap_or(""),
+                x["target"].as_str().unwrap_or(""),
                 x["throughput_ratio"].as_f64().unwrap_or(0.0),
                 x["p99_delta_ms"].as_f64().unwrap_or(0.0),
             );
