@@ -67,7 +67,8 @@ wait_for() { # url
 
 "$BIN/trustgate-bench" upstream --listen "$UPSTREAM" --response-size "$RESPONSE_SIZE" \
   2>"$OUT/upstream.log" &
-PIDS+=($!)
+UP_PID=$!
+PIDS+=("$UP_PID")
 wait_for "http://$UPSTREAM/"
 
 "$BIN/trustgate-bench" config --upstream "$UPSTREAM" --tls "$TG_TLS" --plain "$TG_PLAIN" \
@@ -85,6 +86,23 @@ PIDS+=("$NG_PID")
 wait_for "https://$NG_TLS/"
 
 COOKIE=$("$BIN/trustgate-bench" cookie --target "https://$TG_TLS" --certs "$CERTS")
+
+# CPU ticks (1/100 s) used so far by the given pids and their threads.
+cpu_ticks() {
+  local t=0 p f
+  for p in "$@"; do
+    read -r -a f < <(sed 's/.*) //' "/proc/$p/stat")
+    t=$((t + f[11] + f[12]))
+  done
+  echo "$t"
+}
+proxy_pids() { # target
+  case $1 in
+    trustgate) echo "$TG_PID" ;;
+    nginx) echo "$NG_PID" $(pgrep -P "$NG_PID") ;;
+    direct) echo "$UP_PID" ;;
+  esac
+}
 
 url_of() { # target
   case $1 in
@@ -108,6 +126,10 @@ run_one() {
   out="$OUT/$scenario-$proto-$target-$run.txt"
   bound=$((DURATION + 60))
   echo "load $(cut -d' ' -f1 /proc/loadavg)" >"$out"
+  local pids before
+  pids=$(proxy_pids "$target")
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pids)
   case "$scenario/$proto" in
     passthrough/h1)
       timeout "$bound" wrk -t"$GEN_THREADS" -c"$CONCURRENCY" -d"${DURATION}s" --latency \
@@ -141,6 +163,8 @@ run_one() {
         --certs "$CERTS" --json >>"$out" 2>&1 || [[ $? == 2 ]]
       ;;
   esac
+  # shellcheck disable=SC2086
+  echo "cpu_ticks $(($(cpu_ticks $pids) - before))" >>"$out"
 }
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')" | tee "$OUT/machine.txt"
@@ -172,12 +196,16 @@ def ms(v, unit):
 
 def parse(path):
     text = open(path).read()
-    r = {"rps": None, "p99": None, "p50": None, "errors": 0, "load": None}
+    r = {"rps": None, "p99": None, "p50": None, "errors": 0, "load": None, "n": None, "cpu": None}
     m = re.search(r"^load ([\d.]+)", text, re.M)
     if m:
         r["load"] = float(m.group(1))
+    m = re.search(r"^cpu_ticks (\d+)", text, re.M)
+    if m:
+        r["cpu"] = int(m.group(1)) / 100.0
     if "Requests/sec" in text:  # wrk
         r["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+        r["n"] = int(re.search(r"(\d+) requests in", text).group(1))
         for q, key in (("50", "p50"), ("99", "p99")):
             m = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
             if m:
@@ -188,6 +216,7 @@ def parse(path):
         r["errors"] += sum(map(int, m.groups())) if m else 0
     elif "finished in" in text:  # h2load
         r["rps"] = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", text).group(1))
+        r["n"] = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", text).group(1))
         m = re.search(r"requests: .*?(\d+) failed, (\d+) errored, (\d+) timeout", text)
         r["errors"] += sum(map(int, m.groups())) if m else 0
         m = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
@@ -198,12 +227,13 @@ def parse(path):
     else:  # trustgate-bench --json
         start = text.find("{")
         if start >= 0:
-            j = json.loads(text[start:])
+            j, _ = json.JSONDecoder().raw_decode(text[start:])
             s = j["summary"][0]
             r["rps"] = s["requests_per_s"]
             r["p50"] = s["latency_ms"]["p50"]
             r["p99"] = s["latency_ms"]["p99"]
             r["errors"] = s["errors"]
+            r["n"] = sum(x["ok"] for x in j["runs"]) + s["errors"]
     return r
 
 def med(xs):
@@ -216,8 +246,8 @@ def f(x, fmt="{:.0f}"):
 tool = {("passthrough", "h1"): "wrk", ("passthrough", "h2"): "h2load"}
 print()
 print("| scenario | proto | tool | trustgate req/s | nginx req/s | direct req/s | tg/nginx | tg/direct "
-      "| p99 ms tg / nginx / direct | errors tg / nginx / direct | load avg |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+      "| p99 ms tg / nginx / direct | errors tg / nginx / direct | cpu µs/req tg / nginx / upstream | load avg |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for sc in scenarios:
     for p in protos:
         res = {}
@@ -229,6 +259,7 @@ for sc in scenarios:
                 "errors": sum(r["errors"] for r in rs),
                 "load": [r["load"] for r in rs],
                 "all": [r["rps"] for r in rs],
+                "cpu_us": med([r["cpu"] * 1e6 / r["n"] for r in rs if r["cpu"] is not None and r["n"]]),
             }
         tg, ng, d = res["trustgate"], res["nginx"], res["direct"]
         ratio = lambda a, b: f(a / b, "{:.2f}x") if a and b else "-"
@@ -238,7 +269,8 @@ for sc in scenarios:
               f"| {f(tg['rps'])} | {f(ng['rps'])} | {f(d['rps'])} | {ratio(tg['rps'], ng['rps'])} "
               f"| {ratio(tg['rps'], d['rps'])} "
               f"| {f(tg['p99'], '{:.2f}')} / {f(ng['p99'], '{:.2f}')} / {f(d['p99'], '{:.2f}')} "
-              f"| {tg['errors']} / {ng['errors']} / {d['errors']} | {load} |")
+              f"| {tg['errors']} / {ng['errors']} / {d['errors']} "
+              f"| {f(tg['cpu_us'])} / {f(ng['cpu_us'])} / {f(d['cpu_us'])} | {load} |")
         for t in ("trustgate", "nginx", "direct"):
             print(f"<!-- {sc} {p} {t} runs: {', '.join(f(x) for x in res[t]['all'])} -->")
 PY
