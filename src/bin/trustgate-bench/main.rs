@@ -74,6 +74,9 @@ enum Cmd {
         /// Folder with localhost.pem/.key and demo-idp.pem.
         #[arg(long, default_value = default_certs())]
         certs: PathBuf,
+        /// The app without enforcement: a plain proxy.
+        #[arg(long)]
+        forward_only: bool,
     },
     /// Post one trusted assertion to a gateway and print the session cookie
     /// (`__Host-trustgate=...`).
@@ -174,6 +177,11 @@ struct RunArgs {
     /// every answer is expected to be the upstream's 200.
     #[arg(long, requires = "target")]
     proxy: bool,
+    /// Start the gateway with the app unenforced (a plain proxy): the
+    /// reference for what enforcement costs. Every answer is the upstream's
+    /// 200; pass-through requests carry a cookie of a session's size.
+    #[arg(long, conflicts_with = "target")]
+    forward_only: bool,
     /// Send this `name=value` cookie on pass-through requests instead of
     /// obtaining a session from the gateway.
     #[arg(long)]
@@ -232,8 +240,12 @@ fn main() -> Result<()> {
             plain,
             admin,
             certs,
+            forward_only,
         }) => {
-            print!("{}", gateway::config(&certs, upstream, tls, plain, admin));
+            print!(
+                "{}",
+                gateway::config(&certs, upstream, tls, plain, admin, forward_only)
+            );
             Ok(())
         }
         Some(Cmd::Cookie { target, certs }) => rt.block_on(async {
@@ -358,6 +370,30 @@ async fn session_cookie(t: &Target, signer: &trustgate::demo::idp::Signer) -> Re
         .ok_or_else(|| anyhow!("the gateway answered {status} with no session cookie"))
 }
 
+/// The length of a session cookie's value, from a token signed here.
+fn session_cookie_len() -> usize {
+    use trustgate::classify::{Client, ClientKind, Platform};
+    use trustgate::evidence::DeviceTrust;
+    use trustgate::remember::token::{SessionToken, TokenKeys};
+    let keys = TokenKeys::new([[0x5a_u8; 32]]).expect("a 32-byte key");
+    let client = Client {
+        platform: Platform::Ios,
+        kind: ClientKind::Browser,
+    };
+    SessionToken::new(
+        "bench",
+        DeviceTrust::Trusted,
+        client,
+        "bench@corp.example",
+        std::time::SystemTime::now(),
+        Duration::from_secs(3600),
+    )
+    .ok()
+    .and_then(|t| keys.sign(&t).ok())
+    .map(|c| c.len())
+    .unwrap_or(100)
+}
+
 /// Scenarios of ticket i, from `passthrough=90,acs-trusted=5,...`, spread
 /// by smooth weighted round robin so the kinds interleave.
 fn parse_mix(s: &str) -> Result<Vec<Scenario>> {
@@ -459,7 +495,7 @@ async fn run(a: RunArgs) -> Result<()> {
                     .join("trustgate"),
             };
             let up = upstream_addr.expect("started above");
-            let g = gateway::Gateway::start(&bin, &a.certs, up)
+            let g = gateway::Gateway::start(&bin, &a.certs, up, a.forward_only)
                 .await
                 .map_err(|e| anyhow!("starting {}: {e}", bin.display()))?;
             let url = if use_tls {
@@ -473,7 +509,7 @@ async fn run(a: RunArgs) -> Result<()> {
                 g.admin
             ));
             child = Some(g);
-            parse_target(&url, &a.certs, true)?
+            parse_target(&url, &a.certs, !a.forward_only)?
         }
     };
     let gw_target = with_alpn(&gw_target, proto);
@@ -505,10 +541,13 @@ async fn run(a: RunArgs) -> Result<()> {
             .sum::<usize>()
             * a.rounds.max(1)
     };
-    let (n_trusted, n_untrusted) = match a.assertions {
-        Some(n) => (n, n),
-        None => (need(Scenario::AcsTrusted), need(Scenario::AcsUntrusted)),
+    // --assertions overrides the count of each kind a scenario uses.
+    let count = |kind| match (need(kind), a.assertions) {
+        (0, _) => 0,
+        (_, Some(n)) => n,
+        (n, None) => n,
     };
+    let (n_trusted, n_untrusted) = (count(Scenario::AcsTrusted), count(Scenario::AcsUntrusted));
     let planned = match stop {
         Stop::Duration(d) => d * (a.rounds.max(1) * runs.len()) as u32,
         Stop::Requests(_) => Duration::from_secs(600),
@@ -539,6 +578,13 @@ async fn run(a: RunArgs) -> Result<()> {
         .any(|(_, mix)| mix.contains(&Scenario::Passthrough));
     let cookie = if let Some(c) = &a.cookie {
         Some(HeaderValue::from_str(c)?)
+    } else if needs_cookie && a.forward_only {
+        // The size of a real session cookie, so requests weigh the same.
+        let fake = session_cookie_len();
+        Some(HeaderValue::from_str(&format!(
+            "__Host-trustgate={}",
+            "x".repeat(fake)
+        ))?)
     } else if needs_cookie && !a.proxy {
         let c = session_cookie(&gw_target, &signer).await?;
         Some(HeaderValue::from_str(&c)?)
@@ -606,10 +652,11 @@ async fn run(a: RunArgs) -> Result<()> {
                         direct_material.clone(),
                     )
                 };
-                let label = match (is_gw, a.proxy) {
-                    (false, _) => "direct",
-                    (true, false) => "trustgate",
-                    (true, true) => "proxy",
+                let label = match (is_gw, a.proxy, a.forward_only) {
+                    (false, _, _) => "direct",
+                    (true, true, _) => "proxy",
+                    (true, _, true) => "tg-forward",
+                    (true, false, false) => "trustgate",
                 };
                 let before = if is_gw { stats_of(&child) } else { None };
                 let me_before = gateway::proc_stats("self");
@@ -665,6 +712,7 @@ fn settings(a: &RunArgs, proto: Proto, tls: bool, started: bool) -> serde_json::
         "baseline": a.baseline,
         "target": a.target,
         "target_is_other_proxy": a.proxy,
+        "forward_only": a.forward_only,
         "gateway_started_by_harness": started,
         "generator_threads": a.threads,
         "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
