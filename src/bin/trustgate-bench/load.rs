@@ -369,6 +369,31 @@ pub async fn run(
         Proto::H1 => 0,
         Proto::H2 => plan.connections.max(1),
     };
+    // Open connections before the clock starts, so handshakes are not
+    // charged to the run; in batches, so a large count does not overflow
+    // the listener's backlog.
+    let mut h2 = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        h2.push(match connect(&target, Proto::H2).await {
+            Ok(Sender::H2(s)) => Mutex::new(Some(s)),
+            _ => Mutex::new(None),
+        });
+    }
+    let mut h1: Vec<Option<http1::SendRequest<ReqBody>>> = Vec::new();
+    if plan.proto == Proto::H1 {
+        let mut left = plan.concurrency;
+        while left > 0 {
+            let batch = left.min(256);
+            left -= batch;
+            let opened =
+                futures_util::future::join_all((0..batch).map(|_| connect(&target, Proto::H1)))
+                    .await;
+            h1.extend(opened.into_iter().map(|r| match r {
+                Ok(Sender::H1(s)) => Some(s),
+                _ => None,
+            }));
+        }
+    }
     let start = Instant::now() + Duration::from_millis(20);
     let run = Arc::new(Run {
         target,
@@ -382,30 +407,9 @@ pub async fn run(
         hard_stop: start + run_for + grace,
         done: AtomicU64::new(0),
         exhausted: AtomicBool::new(false),
-        slots: (0..connections).map(|_| Mutex::new(None)).collect(),
+        slots: h2,
         plan,
     });
-    // Open connections before the clock starts, so handshakes are not
-    // charged to the first requests.
-    for slot in &run.slots {
-        if let Ok(Sender::H2(s)) = connect(&run.target, Proto::H2).await {
-            *slot.lock().await = Some(s);
-        }
-    }
-    let mut h1: Vec<Option<http1::SendRequest<ReqBody>>> = Vec::new();
-    if run.plan.proto == Proto::H1 {
-        let opened = futures_util::future::join_all(
-            (0..run.plan.concurrency).map(|_| connect(&run.target, Proto::H1)),
-        )
-        .await;
-        h1 = opened
-            .into_iter()
-            .map(|r| match r {
-                Ok(Sender::H1(s)) => Some(s),
-                _ => None,
-            })
-            .collect();
-    }
     let pacer = open.then(|| {
         let run = run.clone();
         std::thread::spawn(move || pace(&run))
