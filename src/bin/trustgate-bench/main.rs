@@ -542,8 +542,13 @@ async fn run(a: RunArgs) -> Result<()> {
             * a.rounds.max(1)
     };
     // --assertions overrides the count of each kind a scenario uses.
+    // A target that does not verify (another proxy, or the unenforced
+    // gateway) gets a small set, reused round robin.
+    let reuse = a.proxy || a.forward_only;
     let count = |kind| match (need(kind), a.assertions) {
         (0, _) => 0,
+        (_, Some(n)) if reuse => n.min(1000),
+        (n, None) if reuse => n.min(1000),
         (_, Some(n)) => n,
         (n, None) => n,
     };
@@ -596,8 +601,8 @@ async fn run(a: RunArgs) -> Result<()> {
         acs_path: gateway::ACS_PATH.into(),
         user_agent: HeaderValue::from_static(IPHONE),
         cookie: cookie.clone(),
-        trusted: Pool::new(trusted, false),
-        untrusted: Pool::new(untrusted, false),
+        trusted: Pool::new(trusted, reuse),
+        untrusted: Pool::new(untrusted, reuse),
     });
 
     let mut report = Report::new(&settings(&a, proto, use_tls, child.is_some()));
