@@ -20,9 +20,11 @@ CONCURRENCY=${CONCURRENCY:-64}        # h1 connections / h2 streams in flight
 H2_CONNECTIONS=${H2_CONNECTIONS:-2}
 GEN_THREADS=${GEN_THREADS:-1}         # load generator threads
 RESPONSE_SIZE=${RESPONSE_SIZE:-1024}
-SCENARIOS=${SCENARIOS:-"passthrough acs-trusted acs-untrusted"}
-PROTOS=${PROTOS:-"h1 h2"}
+SCENARIOS=${SCENARIOS-"passthrough acs-trusted acs-untrusted"}   # may be set empty
+PROTOS=${PROTOS-"h1 h2"}
 ACS_BODIES=${ACS_BODIES:-60000}       # unique assertions per trustgate acs run
+SCALING=${SCALING:-}                  # e.g. "100 1000 5000": passthrough h1 at each connection count
+SCALING_DURATION=${SCALING_DURATION:-20}  # long enough that 5000 TLS handshakes are a small part
 OUT=${OUT:-$ROOT/target/compare/$(date -u +%Y%m%dT%H%M%SZ)}
 BIN=$ROOT/target/release
 CERTS=$ROOT/certs
@@ -182,14 +184,26 @@ for scenario in $SCENARIOS; do
     done
   done
 done
+# Throughput against the number of keep-alive connections (wrk, passthrough
+# h1), trustgate and nginx alternating.
+for conns in $SCALING; do
+  for target in trustgate nginx; do
+    out="$OUT/scaling-$conns-$target.txt"
+    echo "scaling $conns connections: $target" >&2
+    echo "load $(cut -d' ' -f1 /proc/loadavg)" >"$out"
+    timeout $((SCALING_DURATION + 120)) wrk -t"$GEN_THREADS" -c"$conns" -d"${SCALING_DURATION}s" --latency \
+      -H "User-Agent: $UA" -H "Cookie: $COOKIE" "$(url_of "$target")/" >>"$out" 2>&1
+  done
+done
 echo "finished $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
 grep -E 'VmHWM|VmRSS' "/proc/$TG_PID/status" | sed 's/^/trustgate /' | tee -a "$OUT/machine.txt" || true
 ps -o rss=,cmd= --ppid "$NG_PID" -p "$NG_PID" | sed 's/^/nginx rss_kb /' | tee -a "$OUT/machine.txt" || true
 
-python3 - "$OUT" "$SCENARIOS" "$PROTOS" "$RUNS" <<'PY'
+python3 - "$OUT" "$SCENARIOS" "$PROTOS" "$RUNS" "$SCALING" <<'PY'
 import glob, json, re, statistics, sys
 
 out, scenarios, protos, runs = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4])
+scaling = sys.argv[5].split()
 
 def ms(v, unit):
     return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
@@ -273,5 +287,14 @@ for sc in scenarios:
               f"| {f(tg['cpu_us'])} / {f(ng['cpu_us'])} / {f(d['cpu_us'])} | {load} |")
         for t in ("trustgate", "nginx", "direct"):
             print(f"<!-- {sc} {p} {t} runs: {', '.join(f(x) for x in res[t]['all'])} -->")
+if scaling:
+    print()
+    print("| connections | trustgate req/s | p99 ms | errors | nginx req/s | p99 ms | errors | load avg |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in scaling:
+        tg = parse(f"{out}/scaling-{c}-trustgate.txt")
+        ng = parse(f"{out}/scaling-{c}-nginx.txt")
+        print(f"| {c} | {f(tg['rps'])} | {f(tg['p99'], '{:.1f}')} | {tg['errors']} "
+              f"| {f(ng['rps'])} | {f(ng['p99'], '{:.1f}')} | {ng['errors']} | {f(tg['load'], '{:.2f}')} |")
 PY
 echo "raw outputs: $OUT"
