@@ -821,3 +821,6 @@ fn sessions_memory(count: u64, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
