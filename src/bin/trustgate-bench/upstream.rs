@@ -12,11 +12,21 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 
 /// Binds `addr` and serves until the process ends; returns the bound address.
 pub async fn start(addr: SocketAddr, response_size: usize) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
+    // A deep backlog: a proxy facing thousands of clients opens upstream
+    // connections in bursts, and an overflowing accept queue would be
+    // charged to the proxy.
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(4096)?;
     let bound = listener.local_addr()?;
     let body = Bytes::from(vec![b'x'; response_size]);
     tokio::spawn(async move {
