@@ -496,7 +496,7 @@ impl Config {
             app.index = i;
         }
         check_routes_unique(&apps, &mut errors);
-        check_enrollment_hosts(&apps, &mut errors);
+        check_enrollment_hosts(&raw.apps, &mut errors);
         if session_keys.is_empty() && apps.iter().any(|a| a.enforcement.is_some()) {
             errors.push(
                 "session.keys",
@@ -995,22 +995,22 @@ fn check_enforcement(
 }
 
 /// Workspace ONE must stay reachable for devices that are not yet trusted:
-/// no app may serve or be the enrollment host.
-fn check_enrollment_hosts(apps: &[App], errors: &mut Errors) {
-    for app in apps {
-        let Some(link) = app.enforcement.as_ref().and_then(|e| e.enrollment.as_ref()) else {
+/// no app may serve or be the enrollment host. Checked on the raw apps, so
+/// that it is reported even when an app has other errors.
+fn check_enrollment_hosts(apps: &std::collections::BTreeMap<String, RawApp>, errors: &mut Errors) {
+    for (name, app) in apps {
+        let Some(link) = app.enrollment_url.as_deref() else {
             continue;
         };
-        for other in apps {
-            let serves = other.hosts.iter().any(|h| host_matches(h, link.as_str()))
-                || host_matches(other.upstream_authority.as_str(), link.as_str());
+        for (other_name, other) in apps {
+            let serves = other.hosts.iter().any(|h| host_matches(h, link))
+                || host_matches(&other.upstream, link);
             if serves {
                 errors.push(
-                    &format!("apps.{}.enrollment_url", app.name),
+                    &format!("apps.{name}.enrollment_url"),
                     format!(
-                        "its host is served by apps.{}: do not protect Workspace ONE with \
-                         device trust, or devices that are not yet trusted can never enroll",
-                        other.name
+                        "its host is served by apps.{other_name}: do not protect Workspace ONE \
+                         with device trust, or devices that are not yet trusted can never enroll"
                     ),
                 );
             }

@@ -160,3 +160,157 @@ async fn run_reloads_on_sighup_and_drains_on_sigterm() {
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+#[test]
+fn explain_prints_the_rules_considered_as_json() {
+    let out = trustgate()
+        .args(["explain", "--config"])
+        .arg(root().join("config.toml"))
+        .args([
+            "--app",
+            "demo",
+            "--user-agent",
+            IPHONE,
+            "--trust",
+            "not_trusted",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["platform"], "ios");
+    assert_eq!(v["client_kind"], "browser");
+    assert_eq!(v["trust"], "not_trusted");
+    assert_eq!(v["rule"], "untrusted-mobile-enrolls");
+    assert_eq!(v["action"], "enroll");
+    let considered = v["considered"].as_array().unwrap();
+    assert_eq!(considered[0]["rule"], "trusted-mobile");
+    assert_eq!(considered[0]["matched"], false);
+    assert!(considered[0]["why"]
+        .as_str()
+        .unwrap()
+        .contains("not trusted"));
+    assert_eq!(considered[1]["matched"], true);
+}
+
+#[test]
+fn explain_reads_trust_from_a_verified_assertion() {
+    let signer = trustgate::demo::idp::Signer::from_pem(
+        &std::fs::read(root().join("certs/demo-idp.key")).unwrap(),
+        &std::fs::read(root().join("certs/demo-idp.pem")).unwrap(),
+    )
+    .unwrap();
+    let attrs = vec![("DeviceTrustSignal", vec!["TRUSTED".to_string()])];
+    let xml = signer.response(&trustgate::demo::idp::Grant {
+        issuer: "http://127.0.0.2:8082/idp",
+        audience: "https://127.0.0.1:8443/saml/metadata",
+        acs_url: "https://127.0.0.1:8443/saml/acs",
+        name_id: "alice@corp.example",
+        attributes: &attrs,
+        now: std::time::SystemTime::now(),
+        lifetime: Duration::from_secs(300),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("response.xml");
+    std::fs::write(&file, xml).unwrap();
+    let out = trustgate()
+        .args(["explain", "--config"])
+        .arg(root().join("config.toml"))
+        .args(["--app", "demo", "--user-agent", IPHONE, "--assertion"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("trust:       trusted"), "{text}");
+    assert!(
+        text.contains("action:      allow (rule \"trusted-mobile\")"),
+        "{text}"
+    );
+
+    // A forged copy is refused, exit 1.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("TRUSTED", "UNKNOWN"),
+    )
+    .unwrap();
+    let out = trustgate()
+        .args(["explain", "--config"])
+        .arg(root().join("config.toml"))
+        .args(["--app", "demo", "--user-agent", IPHONE, "--assertion"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad_digest"));
+}
+
+fn policy_config(dir: &std::path::Path, rules: &str, enrollment: &str) -> std::path::PathBuf {
+    let path = dir.join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nplain_listen = \"127.0.0.1:0\"\n[session]\nkeys = [\"0123456789abcdef0123456789abcdef\"]\n\
+             [apps.mail]\nhosts = [\"mail.corp.example\"]\nupstream = \"http://127.0.0.1:1\"\n\
+             enrollment_url = \"{enrollment}\"\n\
+             [apps.mail.idp]\nentity_id = \"http://idp/\"\ncerts = [{:?}]\n\
+             [apps.mail.sp]\nentity_id = \"https://mail/sp\"\nacs_url = \"https://mail.corp.example/saml/acs\"\n{rules}",
+            root().join("certs/demo-idp.pem")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn check_warns_about_the_ipados_desktop_mode_bypass() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = policy_config(
+        dir.path(),
+        "[[apps.mail.policy.rules]]\nname = \"trusted-mobile\"\nplatforms = [\"ios\", \"ipados\"]\ntrust = \"trusted\"\naction = \"allow\"\n",
+        "https://uem.example/enroll/welcome",
+    );
+    let out = trustgate()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("warning: apps.mail.policy"), "{text}");
+    assert!(text.contains("macos"), "{text}");
+}
+
+#[test]
+fn check_refuses_protecting_the_enrollment_host_and_unreachable_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = policy_config(
+        dir.path(),
+        "[[apps.mail.policy.rules]]\nname = \"all\"\naction = \"allow\"\n\
+         [[apps.mail.policy.rules]]\nname = \"never\"\nplatforms = [\"ios\"]\naction = \"deny\"\n",
+        "https://mail.corp.example/enroll/welcome",
+    );
+    let out = trustgate()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("apps.mail.enrollment_url"), "{text}");
+    assert!(text.contains("do not protect Workspace ONE"), "{text}");
+    assert!(text.contains("apps.mail.policy.rules[1]"), "{text}");
+}
