@@ -191,6 +191,19 @@ impl GatewayError {
     }
 }
 
+/// A redirect that no cache keeps. `location` comes from config or the
+/// gateway itself, never from the client.
+pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 /// A small HTML page that reads well on a phone and in a webview.
 pub fn page(status: StatusCode, title: &str, text: &str, request_id: &str) -> Response<Body> {
     let html = format!(

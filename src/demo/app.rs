@@ -10,7 +10,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::answer::{escape_html, full, Body};
+use crate::answer::{escape_html, full, redirect, Body};
 use crate::config::DemoConfig;
 
 /// Answers one demo-app request.
@@ -57,15 +57,6 @@ pub async fn handle(cfg: Arc<DemoConfig>, req: Request<Incoming>) -> Response<Bo
             r
         }
     }
-}
-
-fn redirect(status: StatusCode, location: &str) -> Response<Body> {
-    let mut r = Response::new(full(""));
-    *r.status_mut() = status;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
 }
 
 fn headers_json(req: &Request<Incoming>) -> Response<Body> {

@@ -33,15 +33,8 @@ impl Portal {
 
     /// Answers one portal request.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let enrolled = req
-            .headers()
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(';')
-                    .any(|p| p.trim() == format!("{ENROLLED_COOKIE}=enrolled"))
-            });
+        let enrolled =
+            crate::remember::seal::cookie(req.headers(), ENROLLED_COOKIE) == Some("enrolled");
         let query = |name: &str| {
             req.uri().query().and_then(|q| {
                 form_urlencoded::parse(q.as_bytes())

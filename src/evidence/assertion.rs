@@ -280,6 +280,28 @@ pub(crate) struct Claims {
 }
 
 impl Claims {
+    /// Reads every `Attribute` of a signed AttributeStatement (SAML 2.0 names
+    /// it with `Name`, SAML 1.1 with `AttributeName`).
+    pub(crate) fn read_attributes(
+        &mut self,
+        doc: &Document,
+        statement: xml::NodeId,
+        ns: &str,
+        name_attr: &str,
+    ) -> Result<(), AssertionError> {
+        for attr in doc.children_named(statement, ns, "Attribute") {
+            let name = doc
+                .attr(attr, name_attr)
+                .ok_or_else(|| AssertionError::structure("an attribute has no name"))?;
+            let values = doc
+                .children_named(attr, ns, "AttributeValue")
+                .map(|v| doc.text(v))
+                .collect();
+            self.push_attribute(name.to_string(), values);
+        }
+        Ok(())
+    }
+
     /// Appends values to an attribute, merging repeated names.
     pub(crate) fn push_attribute(&mut self, name: String, values: Vec<String>) {
         match self.attributes.iter_mut().find(|(n, _)| *n == name) {

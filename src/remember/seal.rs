@@ -62,16 +62,24 @@ impl Sealer {
     }
 }
 
-/// The value of cookie `name` in a request's `Cookie` headers.
-pub fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+/// Every value of cookie `name` in a request's `Cookie` headers, in order.
+pub fn cookies<'a>(
+    headers: &'a http::HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|line| line.to_str().ok())
         .flat_map(|line| line.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
+        .filter(move |(n, _)| *n == name)
         .map(|(_, v)| v)
+}
+
+/// The first value of cookie `name` in a request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a http::HeaderMap, name: &'a str) -> Option<&'a str> {
+    cookies(headers, name).next()
 }
 
 #[cfg(test)]

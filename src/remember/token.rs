@@ -25,7 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use http::header::COOKIE;
 use http::HeaderMap;
 use ring::digest;
 use ring::hmac;
@@ -469,14 +468,7 @@ pub const CLEAR_COOKIE: &str =
 /// client can send more than one; callers try each and keep the first that
 /// verifies.
 pub fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|line| line.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value)
+    super::seal::cookies(headers, COOKIE_NAME)
 }
 
 fn trust_code(trust: DeviceTrust) -> u8 {

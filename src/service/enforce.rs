@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::{ConnInfo, Gateway, State};
-use crate::answer::{full, pages, Body, GatewayError};
+use crate::answer::{full, pages, redirect, Body, GatewayError};
 use crate::classify::{classify, Client};
 use crate::config::{App, EnforceMode, Enforcement};
 use crate::decide::{client_ip_from_headers, Action, Decision, Facts};
@@ -406,14 +406,7 @@ impl Ctx<'_> {
             .detours
             .with_label_values(&[app, "started"])
             .inc();
-        let location = link.render(app, platform, &d.id);
-        let mut resp = Response::new(full(""));
-        *resp.status_mut() = StatusCode::FOUND;
-        if let Ok(v) = HeaderValue::from_str(&location) {
-            resp.headers_mut().insert(header::LOCATION, v);
-        }
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let mut resp = redirect(StatusCode::FOUND, &link.render(app, platform, &d.id));
         set_cookie(&mut resp, &detour::set_cookie(&value));
         Outcome::Answer(resp)
     }
@@ -484,14 +477,7 @@ impl Ctx<'_> {
             ])
             .inc();
         if parts.method == Method::GET || parts.method == Method::HEAD {
-            let mut resp = Response::new(full(""));
-            *resp.status_mut() = StatusCode::FOUND;
-            if let Ok(v) = HeaderValue::from_str(&self.enf.login_path) {
-                resp.headers_mut().insert(header::LOCATION, v);
-            }
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Outcome::Answer(resp)
+            Outcome::Answer(redirect(StatusCode::FOUND, &self.enf.login_path))
         } else {
             Outcome::Answer(pages::session_required(self.request_id))
         }

@@ -172,16 +172,7 @@ pub(crate) fn assertion_claims(
         {
             return Err(AssertionError::EncryptedUnsupported);
         }
-        for attr in doc.children_named(st, SAML_NS, "Attribute") {
-            let name = doc
-                .attr(attr, "Name")
-                .ok_or_else(|| AssertionError::structure("an attribute has no name"))?;
-            let values = doc
-                .children_named(attr, SAML_NS, "AttributeValue")
-                .map(|v| doc.text(v))
-                .collect();
-            claims.push_attribute(name.to_string(), values);
-        }
+        claims.read_attributes(doc, st, SAML_NS, "Name")?;
     }
     Ok(claims)
 }

@@ -159,16 +159,7 @@ fn saml11_claims(
     claims.name_id_format = format;
 
     for st in doc.children_named(a, SAML1_NS, "AttributeStatement") {
-        for attr in doc.children_named(st, SAML1_NS, "Attribute") {
-            let name = doc
-                .attr(attr, "AttributeName")
-                .ok_or_else(|| AssertionError::structure("an attribute has no name"))?;
-            let values = doc
-                .children_named(attr, SAML1_NS, "AttributeValue")
-                .map(|v| doc.text(v))
-                .collect();
-            claims.push_attribute(name.to_string(), values);
-        }
+        claims.read_attributes(doc, st, SAML1_NS, "AttributeName")?;
     }
     Ok(claims)
 }
