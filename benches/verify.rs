@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use trustgate::evidence::assertion::{PinnedKey, Verifier, VerifierConfig};
+use trustgate::evidence::assertion::{bench_support, PinnedKey, Verifier, VerifierConfig};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -63,6 +63,34 @@ fn bench(c: &mut Criterion) {
             b.iter(|| v.verify_document(std::hint::black_box(&xml), now).unwrap())
         });
     }
+    group.finish();
+
+    // The stages alone, on the 10-attribute response.
+    let xml = std::fs::read(fixtures().join(
+        "bench/okta_10_attributes_rsa2048_sha256_xmlsec1.xml",
+    ))
+    .unwrap();
+    let body = form_body(&xml);
+    let mut group = c.benchmark_group("stage");
+    group.throughput(Throughput::Bytes(xml.len() as u64));
+    group.bench_function("form + base64 decode", |b| {
+        b.iter(|| bench_support::decode_post(std::hint::black_box(&body)).unwrap())
+    });
+    group.bench_function("parse", |b| {
+        b.iter(|| {
+            bench_support::parse(std::hint::black_box(&xml))
+                .unwrap()
+                .nodes()
+        })
+    });
+    let parsed = bench_support::parse(&xml).unwrap();
+    let mut out = Vec::with_capacity(xml.len());
+    group.bench_function("c14n of the response", |b| {
+        b.iter(|| {
+            parsed.canonicalize_root(&mut out);
+            out.len()
+        })
+    });
     group.finish();
 }
 

@@ -558,3 +558,37 @@ pub(crate) fn parse_instant(s: &str) -> Result<SystemTime, AssertionError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The stages of verification one at a time, for `benches/verify.rs`; not a
+/// stable API.
+#[doc(hidden)]
+pub mod bench_support {
+    use super::{c14n, form, xml, AssertionError, XmlError};
+
+    /// Decodes a form body as `verify_post` does; the document's length.
+    pub fn decode_post(body: &[u8]) -> Result<usize, AssertionError> {
+        form::decode_body(body, usize::MAX, usize::MAX).map(|d| d.document.len())
+    }
+
+    /// A document parsed as the verifier parses it.
+    pub struct Parsed<'a>(xml::Document<'a>);
+
+    /// Parses as the verifier does.
+    pub fn parse(doc: &[u8]) -> Result<Parsed<'_>, XmlError> {
+        xml::Document::parse(doc).map(Parsed)
+    }
+
+    impl Parsed<'_> {
+        /// The number of nodes in the tree.
+        pub fn nodes(&self) -> usize {
+            self.0.nodes.len()
+        }
+
+        /// Exclusive c14n (without comments) of the root element into
+        /// `out`, which is cleared first.
+        pub fn canonicalize_root(&self, out: &mut Vec<u8>) {
+            out.clear();
+            c14n::canonicalize(&self.0, self.0.root, c14n::Options::default(), out);
+        }
+    }
+}

@@ -123,7 +123,7 @@ impl<'d> Writer<'d, '_> {
         // the inclusive ones that are in scope.
         self.needed.clear();
         self.need(e.prefix, e.ns);
-        for a in &e.attrs {
+        for a in doc.attrs(id) {
             if !a.prefix.is_empty() {
                 self.need(a.prefix, a.ns);
             }
@@ -162,7 +162,7 @@ impl<'d> Writer<'d, '_> {
 
         let mut attrs = std::mem::take(&mut self.attrs);
         attrs.clear();
-        attrs.extend(e.attrs.iter());
+        attrs.extend(doc.attrs(id).iter());
         attrs.sort_unstable_by(|a, b| {
             doc.ns_uri(a.ns)
                 .cmp(doc.ns_uri(b.ns))
@@ -178,7 +178,7 @@ impl<'d> Writer<'d, '_> {
         out.put(b">");
         self.attrs = attrs;
 
-        for &c in &e.children {
+        for c in doc.children(id) {
             if Some(c) == self.opts.exclude {
                 continue;
             }
@@ -216,11 +216,10 @@ impl<'d> Writer<'d, '_> {
 fn lookup_key<'d>(doc: &'d Document<'d>, id: NodeId, p: &str) -> &'d str {
     let mut cur = Some(id);
     while let Some(n) = cur {
-        let e = doc.element(n);
-        if let Some(d) = e.decls.iter().find(|d| d.prefix == p) {
+        if let Some(d) = doc.decls(n).iter().find(|d| d.prefix == p) {
             return d.prefix;
         }
-        cur = e.parent;
+        cur = doc.element(n).parent;
     }
     ""
 }

@@ -10,7 +10,6 @@
 
 use std::borrow::Cow;
 
-use base64::Engine as _;
 use ring::{digest, signature};
 use subtle::ConstantTimeEq;
 
@@ -232,13 +231,13 @@ pub(crate) fn verify(
     ))
 }
 
-/// Decodes base64 text, ignoring XML whitespace.
+/// Decodes base64 text (padded, standard alphabet), ignoring XML whitespace.
 pub(crate) fn decode_b64(text: &str) -> Option<Vec<u8>> {
-    let engine = base64::engine::general_purpose::STANDARD;
-    engine.decode(text).ok().or_else(|| {
+    let engine = base64_simd::STANDARD;
+    engine.decode_to_vec(text).ok().or_else(|| {
         let mut compact = text.as_bytes().to_vec();
         compact.retain(|b| !b.is_ascii_whitespace());
-        engine.decode(compact).ok()
+        engine.decode_to_vec(compact).ok()
     })
 }
 
@@ -472,10 +471,8 @@ impl ReferenceParts {
         }
         // The digest value must be plain text, never split by comments.
         if doc
-            .element(*dv)
-            .children
-            .iter()
-            .any(|c| !matches!(doc.nodes[*c], Node::Text(_)))
+            .children(*dv)
+            .any(|c| !matches!(doc.nodes[c], Node::Text(_)))
         {
             return Err(AssertionError::structure("markup inside digestvalue"));
         }

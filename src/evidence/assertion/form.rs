@@ -6,8 +6,6 @@
 
 use std::borrow::Cow;
 
-use base64::Engine as _;
-
 use super::error::AssertionError;
 use super::Protocol;
 
@@ -161,15 +159,15 @@ pub(crate) fn decode_base64(b64: &[u8], max_document: usize) -> Result<Vec<u8>, 
             });
         }
     }
-    let engine = base64::engine::general_purpose::STANDARD;
+    let engine = base64_simd::STANDARD;
     // Most IdPs send one line; only strip whitespace when that fails.
-    let doc = match engine.decode(b64) {
+    let doc = match engine.decode_to_vec(b64) {
         Ok(doc) => doc,
         Err(_) => {
             let mut compact = b64.to_vec();
             compact.retain(|b| !b.is_ascii_whitespace());
             engine
-                .decode(&compact)
+                .decode_to_vec(&compact)
                 .map_err(|_| AssertionError::BadBase64)?
         }
     };

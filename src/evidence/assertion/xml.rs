@@ -14,6 +14,8 @@ use quick_xml::Reader;
 /// The `xml` prefix's namespace, bound in every document.
 pub(crate) const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+/// The interned id of [`XML_NS`], the same in every document.
+const XML_NS_ID: NsId = 1;
 
 /// Deepest element nesting accepted; SAML needs about 10. Bounds recursion
 /// in canonicalization and text collection.
@@ -74,17 +76,20 @@ pub(crate) struct NsDecl<'a> {
     pub(crate) ns: NsId,
 }
 
-/// An element with its resolved name, attributes and children. Names borrow
-/// from the input; values are owned only where normalization changed them.
+/// An element with its resolved name. Names borrow from the input. Its
+/// attributes and declarations are ranges of the document's flat lists, and
+/// its children a chain through [`Document::next`], so that building the
+/// tree allocates per document, not per element.
 #[derive(Debug, Clone)]
 pub(crate) struct Element<'a> {
     pub(crate) parent: Option<NodeId>,
     pub(crate) prefix: &'a str,
     pub(crate) local: &'a str,
     pub(crate) ns: NsId,
-    pub(crate) attrs: Vec<Attr<'a>>,
-    pub(crate) decls: Vec<NsDecl<'a>>,
-    pub(crate) children: Vec<NodeId>,
+    attrs: Range<u32>,
+    decls: Range<u32>,
+    first_child: Option<NodeId>,
+    last_child: Option<NodeId>,
     /// Bytes of the input that this element spans.
     pub(crate) span: Range<usize>,
 }
@@ -99,12 +104,33 @@ pub(crate) enum Node<'a> {
     Pi { target: &'a str, data: Cow<'a, str> },
 }
 
-/// A parsed document: an arena of nodes and the interned namespace URIs.
+/// A parsed document: an arena of nodes, the flat attribute and declaration
+/// lists they index, and the interned namespace URIs.
 #[derive(Debug, Clone)]
 pub(crate) struct Document<'a> {
     pub(crate) nodes: Vec<Node<'a>>,
-    pub(crate) namespaces: Vec<String>,
+    /// The next sibling of each node.
+    next: Vec<Option<NodeId>>,
+    attrs: Vec<Attr<'a>>,
+    decls: Vec<NsDecl<'a>>,
+    namespaces: Vec<Cow<'a, str>>,
     pub(crate) root: NodeId,
+}
+
+/// The children of one element, in document order.
+pub(crate) struct Children<'d, 'a> {
+    doc: &'d Document<'a>,
+    cur: Option<NodeId>,
+}
+
+impl Iterator for Children<'_, '_> {
+    type Item = NodeId;
+
+    fn next(&mut self) -> Option<NodeId> {
+        let id = self.cur?;
+        self.cur = self.doc.next[id];
+        Some(id)
+    }
 }
 
 /// Parser options; processing instructions are allowed only for c14n goldens.
@@ -145,6 +171,27 @@ impl<'a> Document<'a> {
         &self.namespaces[ns as usize]
     }
 
+    /// The attributes of element `id` (namespace declarations excluded), in
+    /// document order.
+    pub(crate) fn attrs(&self, id: NodeId) -> &[Attr<'a>] {
+        let r = &self.element(id).attrs;
+        &self.attrs[r.start as usize..r.end as usize]
+    }
+
+    /// The namespace declarations written on element `id`.
+    pub(crate) fn decls(&self, id: NodeId) -> &[NsDecl<'a>] {
+        let r = &self.element(id).decls;
+        &self.decls[r.start as usize..r.end as usize]
+    }
+
+    /// Every child node of element `id`, in document order.
+    pub(crate) fn children(&self, id: NodeId) -> Children<'_, 'a> {
+        Children {
+            doc: self,
+            cur: self.element(id).first_child,
+        }
+    }
+
     /// Whether element `id` has namespace `ns` and local name `local`.
     pub(crate) fn is(&self, id: NodeId, ns: &str, local: &str) -> bool {
         let e = self.element(id);
@@ -153,10 +200,7 @@ impl<'a> Document<'a> {
 
     /// The element children of `id`, in document order.
     pub(crate) fn child_elements(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
-        self.element(id)
-            .children
-            .iter()
-            .copied()
+        self.children(id)
             .filter(|c| matches!(self.nodes[*c], Node::Element(_)))
     }
 
@@ -173,8 +217,7 @@ impl<'a> Document<'a> {
 
     /// The value of the attribute without namespace named `local`.
     pub(crate) fn attr(&self, id: NodeId, local: &str) -> Option<&str> {
-        self.element(id)
-            .attrs
+        self.attrs(id)
             .iter()
             .find(|a| a.ns == 0 && a.local == local)
             .map(|a| a.value.as_ref())
@@ -189,7 +232,7 @@ impl<'a> Document<'a> {
     }
 
     fn collect_text(&self, id: NodeId, out: &mut String) {
-        for &c in &self.element(id).children {
+        for c in self.children(id) {
             match &self.nodes[c] {
                 Node::Text(t) => out.push_str(t),
                 Node::Element(_) => self.collect_text(c, out),
@@ -201,10 +244,7 @@ impl<'a> Document<'a> {
     /// Whether `id` has only whitespace text and comments between its element
     /// children (no mixed content).
     pub(crate) fn only_whitespace_text(&self, id: NodeId) -> bool {
-        self.element(id)
-            .children
-            .iter()
-            .all(|c| match &self.nodes[*c] {
+        self.children(id).all(|c| match &self.nodes[c] {
                 Node::Text(t) => t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n')),
                 _ => true,
             })
@@ -215,18 +255,13 @@ impl<'a> Document<'a> {
     pub(crate) fn lookup_prefix(&self, id: NodeId, prefix: &str) -> Option<NsId> {
         let mut cur = Some(id);
         while let Some(n) = cur {
-            let e = self.element(n);
-            if let Some(d) = e.decls.iter().find(|d| d.prefix == prefix) {
+            if let Some(d) = self.decls(n).iter().find(|d| d.prefix == prefix) {
                 return if d.ns == 0 { None } else { Some(d.ns) };
             }
-            cur = e.parent;
+            cur = self.element(n).parent;
         }
         if prefix == "xml" {
-            return self
-                .namespaces
-                .iter()
-                .position(|n| n == XML_NS)
-                .map(|p| p as NsId);
+            return Some(XML_NS_ID);
         }
         None
     }
@@ -241,8 +276,12 @@ struct Builder<'a> {
     opts: ParseOptions,
     src: &'a str,
     nodes: Vec<Node<'a>>,
-    namespaces: Vec<String>,
-    interned: std::collections::HashMap<String, NsId>,
+    next: Vec<Option<NodeId>>,
+    attrs: Vec<Attr<'a>>,
+    decls: Vec<NsDecl<'a>>,
+    /// Interned URIs; a document has a handful, so a linear search beats
+    /// hashing.
+    namespaces: Vec<Cow<'a, str>>,
     /// Open elements, innermost last.
     stack: Vec<NodeId>,
     /// In-scope bindings, innermost last: (prefix, ns); ns 0 undeclares.
@@ -255,38 +294,34 @@ struct Builder<'a> {
     /// Whether the last node pushed into the current element is text that a
     /// following text event should extend.
     text_open: bool,
-    /// Namespace declarations seen so far.
-    decl_count: usize,
 }
 
 impl<'a> Builder<'a> {
     fn new(opts: ParseOptions, src: &'a str) -> Self {
+        let nodes = src.len() / 48 + 8;
         Builder {
             opts,
             src,
-            nodes: Vec::with_capacity(src.len() / 32),
-            namespaces: vec![String::new(), XML_NS.to_string()],
-            interned: [(String::new(), 0), (XML_NS.to_string(), 1)]
-                .into_iter()
-                .collect(),
+            nodes: Vec::with_capacity(nodes),
+            next: Vec::with_capacity(nodes),
+            attrs: Vec::with_capacity(nodes),
+            decls: Vec::with_capacity(16),
+            namespaces: vec![Cow::Borrowed(""), Cow::Borrowed(XML_NS)],
             stack: Vec::with_capacity(16),
-            scope: vec![("xml", 1)],
+            scope: vec![("xml", XML_NS_ID)],
             scope_marks: Vec::with_capacity(16),
             root: None,
             raw_attrs: Vec::with_capacity(16),
             text_open: false,
-            decl_count: 0,
         }
     }
 
-    fn intern(&mut self, uri: &str) -> NsId {
-        if let Some(&id) = self.interned.get(uri) {
-            return id;
+    fn intern(&mut self, uri: Cow<'a, str>) -> NsId {
+        if let Some(id) = self.namespaces.iter().position(|n| *n == uri) {
+            return id as NsId;
         }
-        let id = self.namespaces.len() as NsId;
-        self.namespaces.push(uri.to_string());
-        self.interned.insert(uri.to_string(), id);
-        id
+        self.namespaces.push(uri);
+        (self.namespaces.len() - 1) as NsId
     }
 
     fn resolve(&self, prefix: &str) -> Option<NsId> {
@@ -408,6 +443,9 @@ impl<'a> Builder<'a> {
         let root = self.root.ok_or(XmlError::Malformed("no root element"))?;
         Ok(Document {
             nodes: self.nodes,
+            next: self.next,
+            attrs: self.attrs,
+            decls: self.decls,
             namespaces: self.namespaces,
             root,
         })
@@ -431,9 +469,13 @@ impl<'a> Builder<'a> {
     fn push_child(&mut self, node: Node<'a>) {
         let id = self.nodes.len();
         self.nodes.push(node);
+        self.next.push(None);
         if let Some(&parent) = self.stack.last() {
             if let Node::Element(e) = &mut self.nodes[parent] {
-                e.children.push(id);
+                match e.last_child.replace(id) {
+                    Some(prev) => self.next[prev] = Some(id),
+                    None => e.first_child = Some(id),
+                }
             }
         }
         self.text_open = false;
@@ -476,7 +518,7 @@ impl<'a> Builder<'a> {
         let qname = self.borrowed(s.name().into_inner())?;
         let (prefix, local) = split_qname(qname)?;
         let mark = self.scope.len();
-        let mut decls = Vec::new();
+        let decls_start = self.decls.len();
         let mut raw_attrs = std::mem::take(&mut self.raw_attrs);
         raw_attrs.clear();
         let mut attrs_iter = s.attributes();
@@ -493,11 +535,11 @@ impl<'a> Builder<'a> {
             let value = normalize_attr(raw)?;
             let (ap, al) = split_qname(key)?;
             if ap.is_empty() && al == "xmlns" {
-                let ns = self.intern(&value);
                 if value.as_ref() == XML_NS || value == XMLNS_NS {
                     return Err(XmlError::Malformed("reserved namespace bound"));
                 }
-                decls.push(NsDecl { prefix: "", ns });
+                let ns = self.intern(value);
+                self.declare("", ns, decls_start)?;
             } else if ap == "xmlns" {
                 if value.is_empty() {
                     return Err(XmlError::Malformed("empty prefixed namespace declaration"));
@@ -508,21 +550,11 @@ impl<'a> Builder<'a> {
                 if al == "xml" {
                     continue;
                 }
-                let ns = self.intern(&value);
-                decls.push(NsDecl { prefix: al, ns });
+                let ns = self.intern(value);
+                self.declare(al, ns, decls_start)?;
             } else {
                 raw_attrs.push((ap, al, value));
             }
-        }
-        self.decl_count += decls.len();
-        if self.decl_count > MAX_NS_DECLS {
-            return Err(XmlError::Malformed("too many namespace declarations"));
-        }
-        for (i, d) in decls.iter().enumerate() {
-            if decls[..i].iter().any(|x| x.prefix == d.prefix) {
-                return Err(XmlError::Malformed("duplicate namespace declaration"));
-            }
-            self.scope.push((d.prefix, d.ns));
         }
         let ns = match self.resolve(prefix) {
             Some(ns) => ns,
@@ -532,7 +564,7 @@ impl<'a> Builder<'a> {
         if !prefix.is_empty() && ns == 0 {
             return Err(XmlError::Malformed("undeclared namespace prefix"));
         }
-        let mut attrs: Vec<Attr> = Vec::with_capacity(raw_attrs.len());
+        let attrs_start = self.attrs.len();
         for (ap, al, value) in raw_attrs.drain(..) {
             let ans = if ap.is_empty() {
                 0
@@ -542,10 +574,13 @@ impl<'a> Builder<'a> {
                     _ => return Err(XmlError::Malformed("undeclared namespace prefix")),
                 }
             };
-            if attrs.iter().any(|x| x.ns == ans && x.local == al) {
+            if self.attrs[attrs_start..]
+                .iter()
+                .any(|x| x.ns == ans && x.local == al)
+            {
                 return Err(XmlError::Malformed("duplicate attribute"));
             }
-            attrs.push(Attr {
+            self.attrs.push(Attr {
                 prefix: ap,
                 local: al,
                 ns: ans,
@@ -560,9 +595,10 @@ impl<'a> Builder<'a> {
             prefix,
             local,
             ns,
-            attrs,
-            decls,
-            children: Vec::new(),
+            attrs: index(attrs_start)..index(self.attrs.len()),
+            decls: index(decls_start)..index(self.decls.len()),
+            first_child: None,
+            last_child: None,
             span: start..end,
         }));
         if parent.is_none() {
@@ -576,28 +612,86 @@ impl<'a> Builder<'a> {
         }
         Ok(())
     }
+
+    /// Records a declaration of the element being opened (whose own start
+    /// at `decls_start`) and brings it into scope.
+    fn declare(&mut self, prefix: &'a str, ns: NsId, decls_start: usize) -> Result<(), XmlError> {
+        if self.decls[decls_start..].iter().any(|d| d.prefix == prefix) {
+            return Err(XmlError::Malformed("duplicate namespace declaration"));
+        }
+        if self.decls.len() >= MAX_NS_DECLS {
+            return Err(XmlError::Malformed("too many namespace declarations"));
+        }
+        self.decls.push(NsDecl { prefix, ns });
+        self.scope.push((prefix, ns));
+        Ok(())
+    }
+}
+
+/// A position in one of the document's flat lists, which `MAX_ATTRIBUTES`
+/// per element and the document size limit keep far below `u32::MAX`.
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 /// Splits a QName into prefix and local part, checking both are NCNames.
 fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
-    let (p, l) = match q.split_once(':') {
-        Some((p, l)) => (p, l),
+    let b = q.as_bytes();
+    // Every name in real SAML is ASCII: classify all bytes without an early
+    // exit, which the compiler unrolls, and decode chars only otherwise.
+    let (mut ok, mut colons) = (true, 0u32);
+    for &c in b {
+        let class = if c < 0x80 { NC_ASCII[c as usize] } else { 0 };
+        ok &= class != 0 || c == b':';
+        colons += u32::from(c == b':');
+    }
+    let (p, l) = match memchr::memchr(b':', b) {
+        Some(i) if colons == 1 => (&q[..i], &q[i + 1..]),
+        Some(_) => return Err(XmlError::Malformed("bad name")),
         None => ("", q),
     };
-    if (!p.is_empty() || q.contains(':')) && !is_ncname(p) || !is_ncname(l) {
+    let starts = |s: &str| {
+        s.as_bytes()
+            .first()
+            .is_some_and(|&c| c < 0x80 && NC_ASCII[c as usize] & 1 != 0)
+    };
+    let valid = if ok {
+        starts(l) && (colons == 0 || starts(p))
+    } else {
+        (colons == 0 || is_ncname(p)) && is_ncname(l)
+    };
+    if !valid {
         return Err(XmlError::Malformed("bad name"));
     }
     Ok((p, l))
 }
 
+/// ASCII bytes that may start an NCName (bit 1) or continue one (any bit).
+const NC_ASCII: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_alphabetic() || b == b'_' {
+            3
+        } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
+            2
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+};
+
 fn is_ncname(s: &str) -> bool {
     let b = s.as_bytes();
     if s.is_ascii() {
-        return match b.first() {
-            Some(c) if c.is_ascii_alphabetic() || *c == b'_' => b[1..]
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')),
-            _ => false,
+        return match b.split_first() {
+            Some((&c, rest)) => {
+                NC_ASCII[c as usize] & 1 != 0 && rest.iter().all(|&c| NC_ASCII[c as usize] != 0)
+            }
+            None => false,
         };
     }
     let mut chars = s.chars();
@@ -639,13 +733,18 @@ fn normalize_eol(s: &str) -> Cow<'_, str> {
 /// ends are normalized, literal whitespace characters become spaces, then
 /// references are resolved.
 fn normalize_attr(raw: &str) -> Result<Cow<'_, str>, XmlError> {
-    let bytes = raw.as_bytes();
-    if memchr::memchr(b'<', bytes).is_some() {
+    // Values are short: one pass that flags every special byte.
+    let special = raw.as_bytes().iter().fold(0u8, |acc, &b| {
+        acc | match b {
+            b'<' => 1,
+            b'&' | b'\t' | b'\n' | b'\r' => 2,
+            _ => 0,
+        }
+    });
+    if special & 1 != 0 {
         return Err(XmlError::Malformed("'<' in attribute value"));
     }
-    if memchr::memchr3(b'&', b'\t', b'\n', bytes).is_none()
-        && memchr::memchr(b'\r', bytes).is_none()
-    {
+    if special == 0 {
         return Ok(Cow::Borrowed(raw));
     }
     let raw = normalize_eol(raw);
