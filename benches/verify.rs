@@ -66,10 +66,8 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     // The stages alone, on the 10-attribute response.
-    let xml = std::fs::read(fixtures().join(
-        "bench/okta_10_attributes_rsa2048_sha256_xmlsec1.xml",
-    ))
-    .unwrap();
+    let xml = std::fs::read(fixtures().join("bench/okta_10_attributes_rsa2048_sha256_xmlsec1.xml"))
+        .unwrap();
     let body = form_body(&xml);
     let mut group = c.benchmark_group("stage");
     group.throughput(Throughput::Bytes(xml.len() as u64));

@@ -596,7 +596,7 @@ fn load_certificate(
             return None;
         }
     };
-    let signing_key = match rustls::crypto::ring::sign::any_supported_type(&key_der) {
+    let signing_key = match rustls::crypto::aws_lc_rs::sign::any_supported_type(&key_der) {
         Ok(k) => k,
         Err(e) => {
             errors.push(&format!("{key_path}.key"), format!("unusable key: {e}"));

@@ -62,7 +62,7 @@ impl State {
     pub(crate) fn new(config: Arc<Config>, replay: &ReplayCache, metrics: &Metrics) -> State {
         let keys = if config.session_keys.is_empty() {
             let mut k = [0u8; 32];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+            aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut k)
                 .expect("system randomness");
             vec![k.to_vec()]
         } else {
@@ -409,7 +409,7 @@ fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| {
         let mut b = [0u8; 8];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut b)
             .expect("system randomness");
         u64::from_le_bytes(b)
     });

@@ -122,10 +122,18 @@ async fn sni_picks_the_certificate() {
         &std::fs::read_to_string(root().join("certs/dev-ca.key")).unwrap(),
     )
     .unwrap();
-    let ca_params = rcgen::CertificateParams::from_ca_cert_pem(
-        &std::fs::read_to_string(root().join("certs/dev-ca.pem")).unwrap(),
-    )
-    .unwrap();
+    // The dev CA's name as examples/gen-certs.rs writes it: the issuer of
+    // the new certificate must match the root the client trusts.
+    let mut ca_params = rcgen::CertificateParams::default();
+    ca_params.distinguished_name = rcgen::DistinguishedName::new();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "trustgate TEST ONLY");
+    ca_params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "trustgate development CA (TEST ONLY)",
+    );
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["other.test".to_string()])
@@ -620,7 +628,7 @@ async fn https_upstream_with_configured_roots() {
     .unwrap()
     .unwrap();
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()

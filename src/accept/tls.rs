@@ -89,14 +89,14 @@ impl ResolvesServerCert for CertStore {
 
 /// The server config: built once, so that session tickets survive reloads.
 pub fn server_config(store: Arc<CertStore>) -> Arc<ServerConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+        .expect("aws-lc-rs supports the default protocol versions")
         .with_no_client_auth()
         .with_cert_resolver(store);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    cfg.ticketer = rustls::crypto::ring::Ticketer::new().expect("ring ticketer");
+    cfg.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().expect("aws-lc-rs ticketer");
     cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(64 * 1024);
     Arc::new(cfg)
 }

@@ -67,10 +67,10 @@ impl Forwarder {
             let _ = roots.add(cert.clone());
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
+            rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+        .expect("aws-lc-rs supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
 

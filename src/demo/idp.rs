@@ -7,9 +7,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::Engine;
-use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -65,12 +65,9 @@ impl Signer {
             Ok(_) => return Err(SignerError::BadKey("no PKCS#8 key".into())),
             Err(e) => return Err(SignerError::BadKey(e.to_string())),
         };
-        let key = EcdsaKeyPair::from_pkcs8(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            key_der.secret_pkcs8_der(),
-            &rng,
-        )
-        .map_err(|e| SignerError::BadKey(e.to_string()))?;
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key_der.secret_pkcs8_der())
+                .map_err(|e| SignerError::BadKey(e.to_string()))?;
         let cert = rustls_pemfile::certs(&mut &*cert_pem)
             .next()
             .ok_or_else(|| SignerError::BadCert("no certificate".into()))?
@@ -138,8 +135,10 @@ impl Signer {
             acs = attr(g.acs_url),
             audience = text(g.audience),
         );
-        let digest =
-            ring::digest::digest(&ring::digest::SHA256, format!("{head}{body}").as_bytes());
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            format!("{head}{body}").as_bytes(),
+        );
         let b64 = base64::engine::general_purpose::STANDARD;
         let signed_info = |ns: &str| {
             format!(

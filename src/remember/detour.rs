@@ -73,7 +73,7 @@ impl Detours {
         now: SystemTime,
     ) -> Option<(Arc<Detour>, String)> {
         let mut id = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).ok()?;
+        aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut id).ok()?;
         let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let started = unix(now);
         let detour = Arc::new(Detour {

@@ -3,9 +3,9 @@
 //! payload))`. The first key signs, any key opens. A different context per
 //! cookie kind keeps one kind from being replayed as another.
 
+use aws_lc_rs::hmac;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::hmac;
 
 /// The largest payload a sealed cookie carries.
 const MAX_PAYLOAD: usize = 1024;

@@ -23,12 +23,12 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::digest;
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http::HeaderMap;
-use ring::digest;
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::classify::{Client, ClientKind, Platform};
 use crate::evidence::DeviceTrust;
@@ -360,7 +360,7 @@ impl TokenKeys {
 
         let mut buf = [0; MAC_INPUT_LEN];
         let signed = mac_input(payload, &mut buf);
-        // ring compares tags in constant time.
+        // aws-lc-rs compares tags in constant time.
         if !self
             .keys
             .iter()

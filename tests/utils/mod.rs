@@ -191,7 +191,7 @@ pub fn dev_ca_roots() -> rustls::RootCertStore {
 
 pub fn client_tls(alpn: &[&[u8]]) -> rustls::ClientConfig {
     let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()

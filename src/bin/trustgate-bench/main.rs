@@ -318,7 +318,7 @@ fn client_tls(certs: &Path) -> Result<Arc<rustls::ClientConfig>> {
         roots.add(c?)?;
     }
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()?
     .with_root_certificates(roots)

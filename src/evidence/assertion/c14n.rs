@@ -22,23 +22,23 @@ impl Sink for Vec<u8> {
 /// A digest fed in blocks: c14n emits many tiny pieces, and each
 /// `Context::update` call has a fixed cost.
 pub(crate) struct DigestSink {
-    ctx: ring::digest::Context,
+    ctx: aws_lc_rs::digest::Context,
     buf: [u8; 1024],
     len: usize,
 }
 
 impl DigestSink {
     /// A sink computing `alg`.
-    pub(crate) fn new(alg: &'static ring::digest::Algorithm) -> Self {
+    pub(crate) fn new(alg: &'static aws_lc_rs::digest::Algorithm) -> Self {
         DigestSink {
-            ctx: ring::digest::Context::new(alg),
+            ctx: aws_lc_rs::digest::Context::new(alg),
             buf: [0; 1024],
             len: 0,
         }
     }
 
     /// The digest of everything written.
-    pub(crate) fn finish(mut self) -> ring::digest::Digest {
+    pub(crate) fn finish(mut self) -> aws_lc_rs::digest::Digest {
         self.ctx.update(&self.buf[..self.len]);
         self.ctx.finish()
     }

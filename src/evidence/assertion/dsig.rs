@@ -10,12 +10,12 @@
 
 use std::borrow::Cow;
 
-use ring::{digest, signature};
+use aws_lc_rs::digest;
 use subtle::ConstantTimeEq;
 
 use super::c14n::{self, Options};
 use super::error::{short, AssertionError};
-use super::keys::{KeyKind, PinnedKey};
+use super::keys::{KeyKind, PinnedKey, VerifyAlg};
 use super::xml::{Document, Node, NodeId};
 
 /// The XML-DSig namespace.
@@ -73,32 +73,29 @@ fn weak(uri: &str) -> AssertionError {
     AssertionError::WeakAlgorithm { uri: short(uri) }
 }
 
-/// The ring algorithm for `alg` with a key of `kind`, if they fit together.
-fn ring_alg(
-    alg: SigAlg,
-    kind: KeyKind,
-    legacy: bool,
-) -> Option<&'static dyn signature::VerificationAlgorithm> {
-    use signature::*;
+/// The algorithm for `alg` with a key of `kind`, if they fit together.
+/// Keys under 2048 bits are accepted only with the legacy flag.
+fn verify_alg(alg: SigAlg, kind: KeyKind, legacy: bool) -> Option<VerifyAlg> {
+    let small_rsa = matches!(kind, KeyKind::Rsa(bits) if bits < 2048);
     Some(match (alg, kind) {
-        (SigAlg::Rsa(Hash::Sha1), KeyKind::Rsa(_)) => &RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
-        (SigAlg::Rsa(Hash::Sha256), KeyKind::Rsa(bits)) if bits < 2048 => {
+        (SigAlg::Rsa(Hash::Sha1), KeyKind::Rsa(_)) => VerifyAlg::RsaSha1Legacy,
+        (SigAlg::Rsa(Hash::Sha256), KeyKind::Rsa(_)) if small_rsa => {
             if !legacy {
                 return None;
             }
-            &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+            VerifyAlg::RsaSha256Legacy
         }
-        (SigAlg::Rsa(Hash::Sha256), KeyKind::Rsa(_)) => &RSA_PKCS1_2048_8192_SHA256,
-        (SigAlg::Rsa(Hash::Sha384), KeyKind::Rsa(_)) => &RSA_PKCS1_2048_8192_SHA384,
-        (SigAlg::Rsa(Hash::Sha512), KeyKind::Rsa(bits)) if bits < 2048 => {
+        (SigAlg::Rsa(Hash::Sha256), KeyKind::Rsa(_)) => VerifyAlg::RsaSha256,
+        (SigAlg::Rsa(Hash::Sha384), KeyKind::Rsa(_)) => VerifyAlg::RsaSha384,
+        (SigAlg::Rsa(Hash::Sha512), KeyKind::Rsa(_)) if small_rsa => {
             if !legacy {
                 return None;
             }
-            &RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
+            VerifyAlg::RsaSha512Legacy
         }
-        (SigAlg::Rsa(Hash::Sha512), KeyKind::Rsa(_)) => &RSA_PKCS1_2048_8192_SHA512,
-        (SigAlg::Ecdsa(Hash::Sha256), KeyKind::EcP256) => &ECDSA_P256_SHA256_FIXED,
-        (SigAlg::Ecdsa(Hash::Sha384), KeyKind::EcP384) => &ECDSA_P384_SHA384_FIXED,
+        (SigAlg::Rsa(Hash::Sha512), KeyKind::Rsa(_)) => VerifyAlg::RsaSha512,
+        (SigAlg::Ecdsa(Hash::Sha256), KeyKind::EcP256) => VerifyAlg::EcdsaP256Sha256,
+        (SigAlg::Ecdsa(Hash::Sha384), KeyKind::EcP384) => VerifyAlg::EcdsaP384Sha384,
         _ => return None,
     })
 }
@@ -201,14 +198,11 @@ pub(crate) fn verify(
     let mut fitting = 0;
     for i in candidates {
         let key = &policy.keys[i];
-        let Some(alg) = ring_alg(si.alg, key.kind(), policy.allow_sha1) else {
+        let Some(alg) = verify_alg(si.alg, key.kind(), policy.allow_sha1) else {
             continue;
         };
         fitting += 1;
-        if signature::UnparsedPublicKey::new(alg, key.public_key())
-            .verify(scratch, &sig_value)
-            .is_ok()
-        {
+        if key.verifies(alg, scratch, &sig_value) {
             return Ok(i);
         }
     }

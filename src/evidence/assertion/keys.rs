@@ -9,6 +9,8 @@ use x509_parser::oid_registry::{
 };
 use x509_parser::prelude::*;
 
+use aws_lc_rs::signature;
+
 /// Why a configured certificate could not be pinned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
@@ -53,12 +55,72 @@ pub enum KeyKind {
     EcP384,
 }
 
-/// One trusted IdP signing key, from a configured certificate.
+/// A signature algorithm as the verifier may use it with a pinned key: the
+/// hash and, for RSA, whether keys under 2048 bits (legacy) are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VerifyAlg {
+    RsaSha1Legacy,
+    RsaSha256,
+    RsaSha256Legacy,
+    RsaSha384,
+    RsaSha512,
+    RsaSha512Legacy,
+    EcdsaP256Sha256,
+    EcdsaP384Sha384,
+}
+
+impl VerifyAlg {
+    const ALL: [VerifyAlg; 8] = [
+        VerifyAlg::RsaSha1Legacy,
+        VerifyAlg::RsaSha256,
+        VerifyAlg::RsaSha256Legacy,
+        VerifyAlg::RsaSha384,
+        VerifyAlg::RsaSha512,
+        VerifyAlg::RsaSha512Legacy,
+        VerifyAlg::EcdsaP256Sha256,
+        VerifyAlg::EcdsaP384Sha384,
+    ];
+
+    fn algorithm(self) -> &'static dyn signature::VerificationAlgorithm {
+        use signature::*;
+        match self {
+            VerifyAlg::RsaSha1Legacy => &RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+            VerifyAlg::RsaSha256 => &RSA_PKCS1_2048_8192_SHA256,
+            VerifyAlg::RsaSha256Legacy => &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+            VerifyAlg::RsaSha384 => &RSA_PKCS1_2048_8192_SHA384,
+            VerifyAlg::RsaSha512 => &RSA_PKCS1_2048_8192_SHA512,
+            VerifyAlg::RsaSha512Legacy => &RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+            VerifyAlg::EcdsaP256Sha256 => &ECDSA_P256_SHA256_FIXED,
+            VerifyAlg::EcdsaP384Sha384 => &ECDSA_P384_SHA384_FIXED,
+        }
+    }
+
+    /// Whether a key of `kind` can verify with this algorithm at all; when
+    /// the legacy variants apply is `dsig`'s rule.
+    fn fits(self, kind: KeyKind) -> bool {
+        match (self, kind) {
+            (VerifyAlg::EcdsaP256Sha256, KeyKind::EcP256) => true,
+            (VerifyAlg::EcdsaP384Sha384, KeyKind::EcP384) => true,
+            (
+                VerifyAlg::RsaSha1Legacy | VerifyAlg::RsaSha256Legacy | VerifyAlg::RsaSha512Legacy,
+                KeyKind::Rsa(bits),
+            ) => (1024..=8192).contains(&bits),
+            (
+                VerifyAlg::RsaSha256 | VerifyAlg::RsaSha384 | VerifyAlg::RsaSha512,
+                KeyKind::Rsa(bits),
+            ) => (2048..=8192).contains(&bits),
+            _ => false,
+        }
+    }
+}
+
+/// One trusted IdP signing key, from a configured certificate, made ready
+/// once for each algorithm that fits it, so that verifying never parses the
+/// key again (for RSA, setting up the modulus is a third of the cost).
 #[derive(Clone)]
 pub struct PinnedKey {
     kind: KeyKind,
-    /// RSAPublicKey DER for RSA, the uncompressed point for EC.
-    public_key: Vec<u8>,
+    parsed: Vec<(VerifyAlg, signature::ParsedPublicKey)>,
     cert_der: Vec<u8>,
     subject: String,
     not_after: i64,
@@ -127,9 +189,19 @@ impl PinnedKey {
         } else {
             return Err(unsupported("key algorithm"));
         };
+        let public_key = &spki.subject_public_key.data;
+        let parsed = VerifyAlg::ALL
+            .into_iter()
+            .filter(|a| a.fits(kind))
+            .map(|a| {
+                signature::ParsedPublicKey::new(a.algorithm(), public_key.as_ref())
+                    .map(|k| (a, k))
+                    .map_err(|_| bad.clone())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(PinnedKey {
             kind,
-            public_key: spki.subject_public_key.data.to_vec(),
+            parsed,
             cert_der: der.to_vec(),
             subject: cert.subject().to_string(),
             not_after: cert.validity().not_after.timestamp(),
@@ -157,8 +229,12 @@ impl PinnedKey {
         &self.cert_der
     }
 
-    /// The raw public key (RSAPublicKey DER, or the uncompressed EC point).
-    pub(crate) fn public_key(&self) -> &[u8] {
-        &self.public_key
+    /// Verifies `signature` over `message` with algorithm `alg`; false when
+    /// the signature does not verify or `alg` does not fit the key.
+    pub(crate) fn verifies(&self, alg: VerifyAlg, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .is_some_and(|(_, k)| k.verify_sig(message, signature).is_ok())
     }
 }

@@ -81,7 +81,7 @@ fn resign(xml: &str) -> String {
         .children_named(assertion, dsig::DSIG_NS, "Signature")
         .next()
         .unwrap();
-    let mut ctx = c14n::DigestSink::new(&ring::digest::SHA256);
+    let mut ctx = c14n::DigestSink::new(&aws_lc_rs::digest::SHA256);
     let prefixes = ["xs".to_string()];
     c14n::canonicalize(
         &doc,
@@ -114,11 +114,11 @@ fn resign(xml: &str) -> String {
         .skip(1)
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
-    let key = ring::signature::RsaKeyPair::from_pkcs8(&b64.decode(body).unwrap()).unwrap();
-    let mut sig_bytes = vec![0; key.public().modulus_len()];
+    let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&b64.decode(body).unwrap()).unwrap();
+    let mut sig_bytes = vec![0; key.public_modulus_len()];
     key.sign(
-        &ring::signature::RSA_PKCS1_SHA256,
-        &ring::rand::SystemRandom::new(),
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
         &signed_info,
         &mut sig_bytes,
     )

@@ -245,9 +245,9 @@ impl<'a> Document<'a> {
     /// children (no mixed content).
     pub(crate) fn only_whitespace_text(&self, id: NodeId) -> bool {
         self.children(id).all(|c| match &self.nodes[c] {
-                Node::Text(t) => t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n')),
-                _ => true,
-            })
+            Node::Text(t) => t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n')),
+            _ => true,
+        })
     }
 
     /// The namespace bound to `prefix` at element `id` (`""` is the default);

@@ -1,6 +1,6 @@
 //! Unit tests for the signature algorithm whitelist and key fit.
 
-use super::{digest_method, ring_alg, signature_method, Hash, SigAlg};
+use super::{digest_method, signature_method, verify_alg, Hash, SigAlg};
 use crate::evidence::assertion::KeyKind;
 
 #[test]
@@ -45,11 +45,11 @@ fn dsa_and_ecdsa_sha1_are_refused() {
 
 #[test]
 fn keys_only_fit_their_algorithm() {
-    assert!(ring_alg(SigAlg::Ecdsa(Hash::Sha256), KeyKind::EcP256, false).is_some());
-    assert!(ring_alg(SigAlg::Ecdsa(Hash::Sha384), KeyKind::EcP256, false).is_none());
-    assert!(ring_alg(SigAlg::Ecdsa(Hash::Sha256), KeyKind::Rsa(2048), false).is_none());
-    assert!(ring_alg(SigAlg::Rsa(Hash::Sha256), KeyKind::EcP384, false).is_none());
+    assert!(verify_alg(SigAlg::Ecdsa(Hash::Sha256), KeyKind::EcP256, false).is_some());
+    assert!(verify_alg(SigAlg::Ecdsa(Hash::Sha384), KeyKind::EcP256, false).is_none());
+    assert!(verify_alg(SigAlg::Ecdsa(Hash::Sha256), KeyKind::Rsa(2048), false).is_none());
+    assert!(verify_alg(SigAlg::Rsa(Hash::Sha256), KeyKind::EcP384, false).is_none());
     // 1024-bit RSA keys are legacy: only with the flag.
-    assert!(ring_alg(SigAlg::Rsa(Hash::Sha256), KeyKind::Rsa(1024), false).is_none());
-    assert!(ring_alg(SigAlg::Rsa(Hash::Sha256), KeyKind::Rsa(1024), true).is_some());
+    assert!(verify_alg(SigAlg::Rsa(Hash::Sha256), KeyKind::Rsa(1024), false).is_none());
+    assert!(verify_alg(SigAlg::Rsa(Hash::Sha256), KeyKind::Rsa(1024), true).is_some());
 }
