@@ -257,29 +257,37 @@ fn next_text_special(b: &[u8]) -> Option<usize> {
 }
 
 fn escape_attr<S: Sink>(out: &mut S, s: &str) {
-    escape(out, s, |b| match b {
-        b'&' => Some(b"&amp;"),
-        b'<' => Some(b"&lt;"),
-        b'"' => Some(b"&quot;"),
-        b'\t' => Some(b"&#x9;"),
-        b'\n' => Some(b"&#xA;"),
-        b'\r' => Some(b"&#xD;"),
-        _ => None,
-    });
-}
-
-fn escape<S: Sink>(out: &mut S, s: &str, map: impl Fn(u8) -> Option<&'static [u8]>) {
     let bytes = s.as_bytes();
     let mut start = 0;
+    // Values are short and mostly plain: one table lookup per byte.
     for (i, &b) in bytes.iter().enumerate() {
-        if let Some(rep) = map(b) {
+        if ATTR_SPECIAL[b as usize] {
             out.put(&bytes[start..i]);
-            out.put(rep);
+            out.put(match b {
+                b'&' => b"&amp;",
+                b'<' => b"&lt;",
+                b'"' => b"&quot;",
+                b'\t' => b"&#x9;",
+                b'\n' => b"&#xA;",
+                _ => b"&#xD;",
+            });
             start = i + 1;
         }
     }
     out.put(&bytes[start..]);
 }
+
+/// The bytes that exclusive c14n escapes in attribute values.
+const ATTR_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t
+};
 
 #[cfg(test)]
 mod tests;

@@ -638,23 +638,22 @@ fn index(i: usize) -> u32 {
 fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
     let b = q.as_bytes();
     // Every name in real SAML is ASCII: classify all bytes without an early
-    // exit, which the compiler unrolls, and decode chars only otherwise.
-    let (mut ok, mut colons) = (true, 0u32);
-    for &c in b {
-        let class = if c < 0x80 { NC_ASCII[c as usize] } else { 0 };
-        ok &= class != 0 || c == b':';
-        colons += u32::from(c == b':');
+    // exit, and decode chars only otherwise.
+    let (mut ok, mut colons, mut colon) = (true, 0u32, 0usize);
+    for (i, &c) in b.iter().enumerate() {
+        let class = NAME_BYTE[c as usize];
+        ok &= class != 0;
+        if class == COLON {
+            colons += 1;
+            colon = i;
+        }
     }
-    let (p, l) = match memchr::memchr(b':', b) {
-        Some(i) if colons == 1 => (&q[..i], &q[i + 1..]),
-        Some(_) => return Err(XmlError::Malformed("bad name")),
-        None => ("", q),
+    let (p, l) = match colons {
+        0 => ("", q),
+        1 => (&q[..colon], &q[colon + 1..]),
+        _ => return Err(XmlError::Malformed("bad name")),
     };
-    let starts = |s: &str| {
-        s.as_bytes()
-            .first()
-            .is_some_and(|&c| c < 0x80 && NC_ASCII[c as usize] & 1 != 0)
-    };
+    let starts = |s: &str| s.as_bytes().first().is_some_and(|&c| NAME_BYTE[c as usize] & 1 != 0);
     let valid = if ok {
         starts(l) && (colons == 0 || starts(p))
     } else {
@@ -665,6 +664,20 @@ fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
     }
     Ok((p, l))
 }
+
+/// Classes of bytes in a QName: NCName start (bit 1), NCName (any bit),
+/// colon ([`COLON`]); 0 for everything else, non-ASCII included.
+const NAME_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 128 {
+        t[c] = NC_ASCII[c];
+        c += 1;
+    }
+    t[b':' as usize] = COLON;
+    t
+};
+const COLON: u8 = 4;
 
 /// ASCII bytes that may start an NCName (bit 1) or continue one (any bit).
 const NC_ASCII: [u8; 128] = {
