@@ -7,7 +7,9 @@ pub mod idle;
 pub mod tls;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -125,7 +127,12 @@ async fn serve_connection(
             serve_http(io, conn, gateway, activity, &server, shutdown).await;
         }
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(server.tls_handshake_timeout, acceptor.accept(io));
+            // Boxed, as the HTTP connection below: the task then holds
+            // whichever of the two is alive, not room for both.
+            let handshake = tokio::time::timeout(
+                server.tls_handshake_timeout,
+                Box::pin(acceptor.accept(io)),
+            );
             let reason = match handshake.await {
                 Ok(Ok(tls_stream)) => {
                     let conn = ConnInfo {
@@ -173,12 +180,16 @@ async fn serve_http<IO>(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
+    // hyper keeps a slot for the request future on every connection, idle
+    // or not: boxing it per request keeps that slot a pointer wide instead
+    // of the whole request state machine (kilobytes per idle connection).
     let service = hyper::service::service_fn(move |req| {
         let gateway = gateway.clone();
-        async move { Ok::<_, Infallible>(gateway.handle(req, conn).await) }
+        let handled: Pin<Box<dyn Future<Output = _> + Send>> =
+            Box::pin(async move { Ok::<_, Infallible>(gateway.handle(req, conn).await) });
+        handled
     });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(connection);
+    let mut connection = Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
     let mut closing = false;
     loop {
         let idle_left = server.idle_timeout.saturating_sub(activity.quiet_for());
