@@ -129,10 +129,8 @@ async fn serve_connection(
         Some(acceptor) => {
             // Boxed, as the HTTP connection below: the task then holds
             // whichever of the two is alive, not room for both.
-            let handshake = tokio::time::timeout(
-                server.tls_handshake_timeout,
-                Box::pin(acceptor.accept(io)),
-            );
+            let handshake =
+                tokio::time::timeout(server.tls_handshake_timeout, Box::pin(acceptor.accept(io)));
             let reason = match handshake.await {
                 Ok(Ok(tls_stream)) => {
                     let conn = ConnInfo {
@@ -189,7 +187,8 @@ async fn serve_http<IO>(
             Box::pin(async move { Ok::<_, Infallible>(gateway.handle(req, conn).await) });
         handled
     });
-    let mut connection = Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+    let mut connection =
+        Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
     let mut closing = false;
     loop {
         let idle_left = server.idle_timeout.saturating_sub(activity.quiet_for());

@@ -565,6 +565,29 @@ fn duplicate_ids_are_refused() {
 }
 
 #[test]
+fn many_ids_are_checked_for_duplicates_to_the_last() {
+    // Thousands of IDs (sorted, not compared pairwise): all distinct is
+    // fine, one repeat at the very end is not.
+    let many: String = (0..5000)
+        .map(|i| format!("<x:y ID=\"many{i}\"/>"))
+        .collect();
+    let with = |extra: &str| {
+        replace_once(
+            &a01(),
+            "<saml2p:Status>",
+            &format!(
+                "<saml2p:Extensions xmlns:x=\"urn:x\">{many}{extra}</saml2p:Extensions><saml2p:Status>"
+            ),
+        )
+    };
+    assert!(verify(&with("")).is_ok());
+    assert_eq!(
+        reason(&with("<x:y ID=\"many17\"/>")),
+        "unexpected_structure"
+    );
+}
+
+#[test]
 fn assertion_matched_by_namespace_not_prefix() {
     // Same prefix, other namespace: this is not a SAML assertion.
     let xml = a01().replace(

@@ -653,7 +653,11 @@ fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
         1 => (&q[..colon], &q[colon + 1..]),
         _ => return Err(XmlError::Malformed("bad name")),
     };
-    let starts = |s: &str| s.as_bytes().first().is_some_and(|&c| NAME_BYTE[c as usize] & 1 != 0);
+    let starts = |s: &str| {
+        s.as_bytes()
+            .first()
+            .is_some_and(|&c| NAME_BYTE[c as usize] & 1 != 0)
+    };
     let valid = if ok {
         starts(l) && (colons == 0 || starts(p))
     } else {
@@ -811,3 +815,6 @@ fn push_reference(name: &str, out: &mut String) -> Result<(), XmlError> {
     out.push(c);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

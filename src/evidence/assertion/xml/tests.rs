@@ -1,0 +1,181 @@
+//! The parser alone: tree shape, names, namespaces and what it refuses.
+
+use super::*;
+
+fn parse(xml: &str) -> Result<Document<'_>, XmlError> {
+    Document::parse(xml.as_bytes())
+}
+
+fn names(doc: &Document, ids: impl Iterator<Item = NodeId>) -> Vec<String> {
+    ids.map(|c| match &doc.nodes[c] {
+        Node::Element(e) => format!("<{}>", e.local),
+        Node::Text(t) => format!("{t:?}"),
+        Node::Comment(t) => format!("<!--{t}-->"),
+        Node::Pi { target, .. } => format!("<?{target}?>"),
+    })
+    .collect()
+}
+
+#[test]
+fn children_keep_document_order_across_nesting() {
+    let doc = parse("<r>a<x><y/>b</x><!--c--><z/>d</r>").unwrap();
+    let root = doc.root;
+    assert_eq!(
+        names(&doc, doc.children(root)),
+        ["\"a\"", "<x>", "<!--c-->", "<z>", "\"d\""]
+    );
+    let x = doc.child_elements(root).next().unwrap();
+    assert_eq!(names(&doc, doc.children(x)), ["<y>", "\"b\""]);
+    assert_eq!(doc.element(x).parent, Some(root));
+    assert_eq!(doc.text(root), "abd");
+    let z = doc.child_elements(root).nth(1).unwrap();
+    assert_eq!(doc.children(z).count(), 0);
+}
+
+#[test]
+fn attributes_and_declarations_belong_to_their_element() {
+    let doc = parse(
+        r#"<r xmlns="urn:d" xmlns:p="urn:p" a="1"><p:x p:b="2" c="3" xmlns:q="urn:q"/><y/></r>"#,
+    )
+    .unwrap();
+    let root = doc.root;
+    assert_eq!(doc.ns_uri(doc.element(root).ns), "urn:d");
+    assert_eq!(doc.attrs(root).len(), 1);
+    assert_eq!(doc.attr(root, "a"), Some("1"));
+    let decls: Vec<_> = doc.decls(root).iter().map(|d| d.prefix).collect();
+    assert_eq!(decls, ["", "p"]);
+
+    let x = doc.child_elements(root).next().unwrap();
+    assert_eq!(doc.ns_uri(doc.element(x).ns), "urn:p");
+    let attrs: Vec<_> = doc
+        .attrs(x)
+        .iter()
+        .map(|a| (a.local, doc.ns_uri(a.ns), a.value.as_ref()))
+        .collect();
+    // An unprefixed attribute has no namespace, whatever the default is.
+    assert_eq!(attrs, [("b", "urn:p", "2"), ("c", "", "3")]);
+    assert_eq!(doc.decls(x).len(), 1);
+
+    let y = doc.child_elements(root).nth(1).unwrap();
+    assert!(doc.attrs(y).is_empty() && doc.decls(y).is_empty());
+    // The default namespace and p are inherited, q ended with x.
+    assert_eq!(doc.ns_uri(doc.element(y).ns), "urn:d");
+    assert!(doc.lookup_prefix(y, "p").is_some());
+    assert!(doc.lookup_prefix(y, "q").is_none());
+    assert_eq!(doc.lookup_prefix(y, "xml"), Some(XML_NS_ID));
+}
+
+#[test]
+fn namespace_uris_are_interned_once() {
+    let doc = parse(r#"<a:r xmlns:a="urn:x"><b:s xmlns:b="urn:x"/></a:r>"#).unwrap();
+    let s = doc.child_elements(doc.root).next().unwrap();
+    assert_eq!(doc.element(doc.root).ns, doc.element(s).ns);
+}
+
+#[test]
+fn names_must_be_qnames() {
+    for good in [
+        "<a/>",
+        "<a:b xmlns:a=\"urn:a\"/>",
+        "<_x-1.y/>",
+        "<é xmlns:ü=\"urn:u\" ü:ß=\"1\"/>",
+    ] {
+        assert!(parse(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "<a:b:c xmlns:a=\"urn:a\"/>",
+        "<r :a=\"1\"/>",
+        "<r a:=\"1\" xmlns:a=\"urn:a\"/>",
+        "<r xmlns:a=\"urn:a\" a::b=\"1\"/>",
+        "<r -a=\"1\"/>",
+        "<r xmlns:1a=\"urn:a\"/>",
+    ] {
+        assert_eq!(
+            parse(bad).unwrap_err(),
+            XmlError::Malformed("bad name"),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn split_qname_splits_once() {
+    assert_eq!(
+        split_qname("saml2:Assertion").unwrap(),
+        ("saml2", "Assertion")
+    );
+    assert_eq!(split_qname("Assertion").unwrap(), ("", "Assertion"));
+    assert_eq!(split_qname("ä:ö").unwrap(), ("ä", "ö"));
+    for bad in ["", ":", "a:", ":a", "a:b:c", "1a", "a b", "a\u{200B}:b"] {
+        assert!(split_qname(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn namespace_errors() {
+    let cases = [
+        ("<p:r/>", "undeclared namespace prefix"),
+        ("<r p:a=\"1\"/>", "undeclared namespace prefix"),
+        (
+            "<r xmlns:p=\"urn:p\" xmlns:p=\"urn:q\"/>",
+            "duplicate namespace declaration",
+        ),
+        (
+            "<r xmlns:p=\"urn:p\" xmlns:q=\"urn:p\" p:a=\"1\" q:a=\"2\"/>",
+            "duplicate attribute",
+        ),
+        ("<r xmlns:p=\"\"/>", "empty prefixed namespace declaration"),
+        (
+            "<r xmlns=\"http://www.w3.org/2000/xmlns/\"/>",
+            "reserved namespace bound",
+        ),
+        ("<r xmlns:xml=\"urn:other\"/>", "reserved prefix misused"),
+    ];
+    for (xml, why) in cases {
+        assert_eq!(parse(xml).unwrap_err(), XmlError::Malformed(why), "{xml}");
+    }
+}
+
+#[test]
+fn too_many_namespace_declarations_are_refused() {
+    let mut xml = String::from("<r>");
+    for i in 0..=MAX_NS_DECLS {
+        xml.push_str(&format!("<e xmlns:p{i}=\"urn:{i}\"/>"));
+    }
+    xml.push_str("</r>");
+    assert_eq!(
+        parse(&xml).unwrap_err(),
+        XmlError::Malformed("too many namespace declarations")
+    );
+}
+
+#[test]
+fn attribute_values_are_normalized() {
+    let doc = parse("<r a=\"x&#9;y\tz&amp;\r\nw\" b=\"plain\"/>").unwrap();
+    assert_eq!(doc.attr(doc.root, "a"), Some("x\ty z& w"));
+    assert!(matches!(
+        doc.attrs(doc.root)[1].value,
+        Cow::Borrowed("plain")
+    ));
+    assert_eq!(
+        parse("<r a=\"<\"/>").unwrap_err(),
+        XmlError::Malformed("'<' in attribute value")
+    );
+}
+
+#[test]
+fn adjacent_text_and_references_merge_into_one_node() {
+    let doc = parse("<r>a&amp;b<![CDATA[<c>]]>d\r\ne</r>").unwrap();
+    assert_eq!(names(&doc, doc.children(doc.root)), ["\"a&b<c>d\\ne\""]);
+}
+
+#[test]
+fn spans_cover_the_element_bytes() {
+    let xml = "<?xml version=\"1.0\"?><r><x a=\"1\">t</x><y/></r>";
+    let doc = parse(xml).unwrap();
+    let x = doc.child_elements(doc.root).next().unwrap();
+    let y = doc.child_elements(doc.root).nth(1).unwrap();
+    assert_eq!(&xml[doc.element(x).span.clone()], "<x a=\"1\">t</x>");
+    assert_eq!(&xml[doc.element(y).span.clone()], "<y/>");
+    assert_eq!(&xml[doc.element(doc.root).span.clone()], &xml[21..]);
+}
