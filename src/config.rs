@@ -118,6 +118,8 @@ pub struct ServerConfig {
     pub grace_period: Duration,
     /// Proxies in front whose X-Forwarded-For entries are trusted.
     pub trusted_proxy_hops: usize,
+    /// Async worker threads (one per CPU when unset); read at start only.
+    pub worker_threads: Option<usize>,
 }
 
 /// One server certificate and the names it answers for.
@@ -354,12 +356,16 @@ impl Config {
             idle_timeout: raw.server.idle_timeout,
             grace_period: raw.server.grace_period,
             trusted_proxy_hops: raw.server.trusted_proxy_hops,
+            worker_threads: raw.server.worker_threads,
         };
         if raw.server.listen.is_none() && raw.server.plain_listen.is_none() {
             errors.push("server", "set listen, plain_listen or both");
         }
         if server.max_connections == 0 {
             errors.push("server.max_connections", "must be at least 1");
+        }
+        if server.worker_threads == Some(0) {
+            errors.push("server.worker_threads", "must be at least 1");
         }
         if server.max_header_bytes < 8192 {
             errors.push("server.max_header_bytes", "must be at least 8192");

@@ -178,6 +178,9 @@ impl Running {
                 {
                     tracing::warn!("listener addresses changed; they apply after a restart");
                 }
+                if next.server.worker_threads != current.server.worker_threads {
+                    tracing::warn!("server.worker_threads changed; it applies after a restart");
+                }
                 self.gateway.apply(Arc::new(next));
                 metrics.config_reloads.with_label_values(&["success"]).inc();
                 tracing::info!("config reloaded");

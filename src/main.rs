@@ -64,10 +64,12 @@ fn run_gateway(path: &std::path::Path) -> anyhow::Result<()> {
     let config =
         Config::load(path).map_err(|e| anyhow::anyhow!("{} has errors:\n{e}", path.display()))?;
     trustgate::observe::init_logging(config.log_format, &config.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = config.server.worker_threads {
+        runtime.worker_threads(n);
+    }
+    let runtime = runtime.build().context("cannot start the async runtime")?;
     runtime.block_on(trustgate::lifecycle::run(config))?;
     Ok(())
 }

@@ -161,6 +161,48 @@ async fn run_reloads_on_sighup_and_drains_on_sigterm() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// `server.worker_threads` sizes the async runtime of the real binary.
+#[tokio::test]
+async fn run_starts_the_configured_number_of_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let (plain, admin) = (free_port(), free_port());
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nplain_listen = \"127.0.0.1:{plain}\"\nworker_threads = 1\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n{}",
+            app("http://127.0.0.1:9")
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trustgate"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let ready = format!("http://127.0.0.1:{admin}/readyz");
+    let start = Instant::now();
+    while get_status(&ready, "admin").await != Some(StatusCode::OK) {
+        assert!(start.elapsed() < Duration::from_secs(20), "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Worker threads are named by tokio; blocking-pool threads are not
+    // started until something blocks.
+    let workers = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "tokio-rt-worker")
+        .count();
+    assert_eq!(workers, 1);
+    kill(pid, "TERM");
+    let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+}
+
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 
 #[test]

@@ -53,6 +53,8 @@ pub struct RawServer {
     /// Proxies in front of the gateway whose X-Forwarded-For entries are
     /// trusted when finding the client address.
     pub trusted_proxy_hops: usize,
+    /// Async worker threads; none means one per CPU.
+    pub worker_threads: Option<usize>,
 }
 
 impl Default for RawServer {
@@ -68,6 +70,7 @@ impl Default for RawServer {
             idle_timeout: Duration::from_secs(60),
             grace_period: Duration::from_secs(30),
             trusted_proxy_hops: 0,
+            worker_threads: None,
         }
     }
 }

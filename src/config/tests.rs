@@ -49,6 +49,15 @@ fn unknown_key_is_named_with_its_path() {
 }
 
 #[test]
+fn worker_threads_defaults_to_the_runtime_and_refuses_zero() {
+    assert_eq!(parse(CERT).unwrap().server.worker_threads, None);
+    let c = parse(&format!("{CERT}\nworker_threads = 1\n")).unwrap();
+    assert_eq!(c.server.worker_threads, Some(1));
+    let e = errors(&format!("{CERT}\nworker_threads = 0\n"));
+    assert!(e[0].starts_with("server.worker_threads:"), "{e:?}");
+}
+
+#[test]
 fn wrong_type_names_the_key() {
     let e = errors(&format!("{CERT}\nmax_connections = \"many\"\n"));
     assert!(e[0].starts_with("server.max_connections:"), "{e:?}");
