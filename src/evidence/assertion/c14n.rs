@@ -45,17 +45,31 @@ impl DigestSink {
 }
 
 impl Sink for DigestSink {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() > self.buf.len() {
-            self.ctx.update(&self.buf[..self.len]);
-            self.len = 0;
-            if bytes.len() > self.buf.len() {
-                self.ctx.update(bytes);
-                return;
+        let end = self.len + bytes.len();
+        match self.buf.get_mut(self.len..end) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len = end;
             }
+            None => self.spill(bytes),
         }
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
+    }
+}
+
+impl DigestSink {
+    /// Hashes the buffer (and `bytes`, when they would not fit either).
+    #[inline(never)]
+    fn spill(&mut self, bytes: &[u8]) {
+        self.ctx.update(&self.buf[..self.len]);
+        self.len = 0;
+        if bytes.len() > self.buf.len() {
+            self.ctx.update(bytes);
+        } else {
+            self.buf[..bytes.len()].copy_from_slice(bytes);
+            self.len = bytes.len();
+        }
     }
 }
 

@@ -184,6 +184,10 @@ fn byte_op() -> impl Strategy<Value = ByteOp> {
 
 fn apply_byte(xml: &str, op: &ByteOp) -> Vec<u8> {
     let mut b = xml.as_bytes().to_vec();
+    // A truncation may have emptied the document: only an insert applies.
+    if b.is_empty() && !matches!(op, ByteOp::Insert(..)) {
+        return b;
+    }
     match op {
         ByteOp::Set(i, v) => {
             let i = i.index(b.len());
