@@ -179,3 +179,10 @@ fn spans_cover_the_element_bytes() {
     assert_eq!(&xml[doc.element(y).span.clone()], "<y/>");
     assert_eq!(&xml[doc.element(doc.root).span.clone()], &xml[21..]);
 }
+
+#[test]
+fn cdata_end_in_text_is_refused() {
+    assert!(parse("<r>a]]>b</r>").is_err());
+    assert!(parse("<r>a]]b]</r>").is_ok());
+    assert!(parse("<r>]</r>").is_ok());
+}
