@@ -3,6 +3,8 @@
 //! and the per-subject set of apps locked after a refusal (Okta's lock icon).
 
 use std::collections::BTreeSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -94,10 +96,36 @@ pub struct Valid {
     pub client: Client,
 }
 
+/// Hashes a decision-cache key by its last eight bytes. Every key is a
+/// cookie value that verified (nothing else is inserted), so it ends in the
+/// base64 of an HMAC tag: bytes that are already uniform and that no client
+/// can choose. SipHash over the whole ~140-byte value cost more than the
+/// rest of a cache hit.
+#[derive(Default)]
+struct TagHasher(u64);
+
+impl Hasher for TagHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = &bytes[bytes.len().saturating_sub(8)..];
+        let mut word = [0u8; 8];
+        word[..tail.len()].copy_from_slice(tail);
+        // Fx-style mixing, so that every bit of the result depends on the tag.
+        self.0 =
+            (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Session state shared by every connection; it outlives config reloads.
 /// The keys come with each call, since a reload may rotate them.
 pub struct Sessions {
-    cache: Cache<String, Arc<Entry>>,
+    cache: Cache<String, Arc<Entry>, BuildHasherDefault<TagHasher>>,
+    /// Set once anything was revoked: until then a check skips the revocation
+    /// maps (`DashMap::is_empty` locks every shard).
+    any_revoked: AtomicBool,
     revoked_sessions: DashMap<SessionId, u64>,
     revoked_subjects: DashMap<SubjectHash, u64>,
     locks: Cache<SubjectHash, Arc<Mutex<BTreeSet<String>>>>,
@@ -112,7 +140,8 @@ impl Sessions {
             cache: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(max_lifetime.max(Duration::from_secs(1)))
-                .build(),
+                .build_with_hasher(BuildHasherDefault::default()),
+            any_revoked: AtomicBool::new(false),
             revoked_sessions: DashMap::new(),
             revoked_subjects: DashMap::new(),
             locks: Cache::builder()
@@ -170,15 +199,14 @@ impl Sessions {
     }
 
     fn is_revoked(&self, token: &SessionToken) -> bool {
-        if !self.revoked_sessions.is_empty()
-            && self.revoked_sessions.contains_key(&token.session_id)
-        {
+        if !self.any_revoked.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.revoked_sessions.contains_key(&token.session_id) {
             return true;
         }
-        if !self.revoked_subjects.is_empty() {
-            if let Some(at) = self.revoked_subjects.get(&token.subject) {
-                return token.issued_at <= *at;
-            }
+        if let Some(at) = self.revoked_subjects.get(&token.subject) {
+            return token.issued_at <= *at;
         }
         false
     }
@@ -188,12 +216,14 @@ impl Sessions {
         self.prune(now);
         self.revoked_sessions
             .insert(id, unix(now) + self.max_lifetime.as_secs());
+        self.any_revoked.store(true, Ordering::Release);
     }
 
     /// Revokes every session of a subject issued up to now.
     pub fn revoke_subject(&self, subject: SubjectHash, now: SystemTime) {
         self.prune(now);
         self.revoked_subjects.insert(subject, unix(now));
+        self.any_revoked.store(true, Ordering::Release);
     }
 
     /// Drops revocations that can no longer match a live session.

@@ -158,6 +158,23 @@ fn locks_accumulate_per_subject() {
 }
 
 #[test]
+fn tampering_before_the_tag_misses_the_cache() {
+    // The cache hashes only a key's tail; equality still takes all of it.
+    let s = sessions();
+    let now = SystemTime::now();
+    let (cookie, _) = issue(&s, "alice", now);
+    let mut bad = cookie.into_bytes();
+    bad[0] = if bad[0] == b'A' { b'B' } else { b'A' };
+    let bad = String::from_utf8(bad).unwrap();
+    assert_eq!(
+        s.check(&keys(), &bad, "mail", &iphone(), now)
+            .unwrap_err()
+            .reason(),
+        "bad_mac"
+    );
+}
+
+#[test]
 fn cache_entry_prebuilds_the_subject_header() {
     let issuer = sessions();
     let other_replica = sessions();
