@@ -181,6 +181,15 @@ fn sessions(c: &mut Criterion) {
         platform: Platform::Ios,
         kind: ClientKind::Browser,
     };
+    // The request a session check classifies: an iPhone's Safari.
+    let mut request = http::HeaderMap::new();
+    request.insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 \
+             (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+        ),
+    );
     let now = SystemTime::now();
     let token = || {
         SessionToken::new(
@@ -197,17 +206,17 @@ fn sessions(c: &mut Criterion) {
 
     // A hit: the cookie was issued here, so the decision cache has it.
     let sessions = Sessions::new(Duration::from_secs(8 * 3600), 2_000_000);
-    let cookie = sessions.issue(&keys, token()).unwrap();
+    let cookie = sessions.issue(&keys, token(), &request).unwrap();
     assert!(
         sessions
-            .check(&keys, &cookie, "mail", client, now)
+            .check(&keys, &cookie, "mail", &request, now)
             .unwrap()
             .cached
     );
     group.bench_function("hit, 1 cached", |b| {
         b.iter(|| {
             sessions
-                .check(&keys, black_box(&cookie), "mail", client, now)
+                .check(&keys, black_box(&cookie), "mail", &request, now)
                 .unwrap()
         })
     });
@@ -215,17 +224,17 @@ fn sessions(c: &mut Criterion) {
     // The decision cache lookup with 100,000 other sessions in it.
     let big = Sessions::new(Duration::from_secs(8 * 3600), 2_000_000);
     for _ in 0..100_000 {
-        big.issue(&keys, token()).unwrap();
+        big.issue(&keys, token(), &request).unwrap();
     }
-    let cookie = big.issue(&keys, token()).unwrap();
+    let cookie = big.issue(&keys, token(), &request).unwrap();
     assert!(
-        big.check(&keys, &cookie, "mail", client, now)
+        big.check(&keys, &cookie, "mail", &request, now)
             .unwrap()
             .cached
     );
     group.bench_function("hit, 100k cached", |b| {
         b.iter(|| {
-            big.check(&keys, black_box(&cookie), "mail", client, now)
+            big.check(&keys, black_box(&cookie), "mail", &request, now)
                 .unwrap()
         })
     });
@@ -238,7 +247,7 @@ fn sessions(c: &mut Criterion) {
             || keys.sign(&token()).unwrap(),
             |cookie| {
                 fresh
-                    .check(&keys, black_box(&cookie), "mail", client, now)
+                    .check(&keys, black_box(&cookie), "mail", &request, now)
                     .unwrap()
             },
             BatchSize::SmallInput,
@@ -248,11 +257,11 @@ fn sessions(c: &mut Criterion) {
     // A miss that fails: a cookie signed with another key.
     let other = TokenKeys::new([[0xa5_u8; 32]]).unwrap();
     let forged = other.sign(&token()).unwrap();
-    assert!(fresh.check(&keys, &forged, "mail", client, now).is_err());
+    assert!(fresh.check(&keys, &forged, "mail", &request, now).is_err());
     group.bench_function("miss, bad mac", |b| {
         b.iter(|| {
             fresh
-                .check(&keys, black_box(&forged), "mail", client, now)
+                .check(&keys, black_box(&forged), "mail", &request, now)
                 .unwrap_err()
         })
     });

@@ -169,14 +169,26 @@ pub struct Client {
     pub kind: ClientKind,
 }
 
-/// Classifies a request's client from its `User-Agent` (the first one, if
+/// Classifies a request's client from its `User-Agent` (the first, if
 /// several) and, for Android web views, `X-Requested-With`.
 pub fn classify(headers: &HeaderMap) -> Client {
-    let ua = headers
+    refine(classify_user_agent(user_agent(headers)), headers)
+}
+
+/// The User-Agent that [`classify`] reads: the first one, empty when absent.
+pub fn user_agent(headers: &HeaderMap) -> &[u8] {
+    headers
         .get(USER_AGENT)
         .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    let mut client = classify_user_agent(ua);
+        .unwrap_or_default()
+}
+
+/// The step of [`classify`] after the User-Agent: `by_user_agent` is
+/// [`classify_user_agent`] of [`user_agent`]`(headers)`. Split out so that a
+/// caller that remembers the User-Agent's classification (the decision
+/// cache) still applies it.
+pub fn refine(by_user_agent: Client, headers: &HeaderMap) -> Client {
+    let mut client = by_user_agent;
     // Android WebView names the embedding app's package in X-Requested-With,
     // even where the app stripped `; wv` from its User-Agent. Pages set the
     // same header to `XMLHttpRequest`, which says nothing about the client.

@@ -63,18 +63,20 @@ impl Sealer {
 }
 
 /// Every value of cookie `name` in a request's `Cookie` headers, in order.
+/// `name` holds no `=` (no cookie name does), so "starts with `name=`" is
+/// the same as "the part before the first `=` is `name`", without searching
+/// every pair for its `=`.
 pub fn cookies<'a>(
     headers: &'a http::HeaderMap,
     name: &'a str,
 ) -> impl Iterator<Item = &'a str> + 'a {
+    debug_assert!(!name.contains('='));
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|line| line.to_str().ok())
         .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(move |(n, _)| *n == name)
-        .map(|(_, v)| v)
+        .filter_map(move |pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The first value of cookie `name` in a request's `Cookie` headers.
@@ -118,5 +120,14 @@ mod tests {
         assert_eq!(cookie(&h, "__Host-x"), Some("3"));
         assert_eq!(cookie(&h, "__Host-x-detour"), Some("2"));
         assert_eq!(cookie(&h, "b"), None);
+        // A name is matched whole, not as a prefix of a longer name or value.
+        let mut h = http::HeaderMap::new();
+        h.append(
+            "cookie",
+            "__Host-xy=1; __Host-x==2; a=__Host-x=3".parse().unwrap(),
+        );
+        assert_eq!(cookies(&h, "__Host-x").collect::<Vec<_>>(), ["=2"]);
+        assert_eq!(cookie(&h, "a"), Some("__Host-x=3"));
+        assert_eq!(cookie(&h, "__Host-xy"), Some("1"));
     }
 }

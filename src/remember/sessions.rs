@@ -3,14 +3,21 @@
 //! and the per-subject set of apps locked after a refusal (Okta's lock icon).
 
 use std::collections::BTreeSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
+use http::{HeaderMap, HeaderValue};
 use moka::sync::Cache;
 
 use super::token::{SessionId, SessionToken, SubjectHash, TokenError, TokenKeys};
-use crate::classify::Client;
+use crate::classify::{self, classify_user_agent, Client};
+
+/// The longest User-Agent a cache entry remembers; a longer one is
+/// classified on every request instead of being stored per session.
+const MAX_REMEMBERED_USER_AGENT: usize = 512;
 
 /// Why a session cookie was treated as absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -33,19 +40,92 @@ impl SessionReject {
     }
 }
 
+/// A verified token as the decision cache holds it, with what every hit
+/// would otherwise recompute.
+#[derive(Debug)]
+pub struct Entry {
+    /// The verified token.
+    pub token: SessionToken,
+    /// `token.subject` as the `X-Trustgate-Subject` value.
+    pub subject_header: HeaderValue,
+    /// The User-Agent the cookie first came with (empty when longer than
+    /// [`MAX_REMEMBERED_USER_AGENT`]) and its [`classify_user_agent`]: that
+    /// function is pure, so a byte-equal User-Agent classifies the same.
+    user_agent: Box<[u8]>,
+    by_user_agent: Client,
+}
+
+impl Entry {
+    fn new(token: SessionToken, request: &HeaderMap) -> Entry {
+        let ua = classify::user_agent(request);
+        let remembered = if ua.len() <= MAX_REMEMBERED_USER_AGENT {
+            ua
+        } else {
+            &[]
+        };
+        Entry {
+            subject_header: token.subject.header_value(),
+            token,
+            user_agent: remembered.into(),
+            by_user_agent: classify_user_agent(remembered),
+        }
+    }
+
+    /// [`classify::classify`] of `request`, without scanning a User-Agent
+    /// this entry has already classified.
+    fn classify(&self, request: &HeaderMap) -> Client {
+        let ua = classify::user_agent(request);
+        let by_user_agent = if ua == &*self.user_agent {
+            self.by_user_agent
+        } else {
+            classify_user_agent(ua)
+        };
+        classify::refine(by_user_agent, request)
+    }
+}
+
 /// A session that holds for this request.
 #[derive(Debug, Clone)]
 pub struct Valid {
-    /// The verified token.
-    pub token: Arc<SessionToken>,
+    /// The verified token and its prebuilt values.
+    pub entry: Arc<Entry>,
     /// Whether it came from the cache (no HMAC work).
     pub cached: bool,
+    /// The request's client, as [`classify::classify`] sees it; the token is
+    /// bound to it.
+    pub client: Client,
+}
+
+/// Hashes a decision-cache key by its last eight bytes. Every key is a
+/// cookie value that verified (nothing else is inserted), so it ends in the
+/// base64 of an HMAC tag: bytes that are already uniform and that no client
+/// can choose. SipHash over the whole ~140-byte value cost more than the
+/// rest of a cache hit.
+#[derive(Default)]
+struct TagHasher(u64);
+
+impl Hasher for TagHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = &bytes[bytes.len().saturating_sub(8)..];
+        let mut word = [0u8; 8];
+        word[..tail.len()].copy_from_slice(tail);
+        // Fx-style mixing, so that every bit of the result depends on the tag.
+        self.0 =
+            (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Session state shared by every connection; it outlives config reloads.
 /// The keys come with each call, since a reload may rotate them.
 pub struct Sessions {
-    cache: Cache<String, Arc<SessionToken>>,
+    cache: Cache<String, Arc<Entry>, BuildHasherDefault<TagHasher>>,
+    /// Set once anything was revoked: until then a check skips the revocation
+    /// maps (`DashMap::is_empty` locks every shard).
+    any_revoked: AtomicBool,
     revoked_sessions: DashMap<SessionId, u64>,
     revoked_subjects: DashMap<SubjectHash, u64>,
     locks: Cache<SubjectHash, Arc<Mutex<BTreeSet<String>>>>,
@@ -60,7 +140,8 @@ impl Sessions {
             cache: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(max_lifetime.max(Duration::from_secs(1)))
-                .build(),
+                .build_with_hasher(BuildHasherDefault::default()),
+            any_revoked: AtomicBool::new(false),
             revoked_sessions: DashMap::new(),
             revoked_subjects: DashMap::new(),
             locks: Cache::builder()
@@ -71,50 +152,61 @@ impl Sessions {
         }
     }
 
-    /// Checks a cookie value for `app` and `client` at `now`: from the cache
-    /// when it has been seen, else by its HMAC. Revocation is checked either
-    /// way.
+    /// Checks a cookie value for `app` and the client of `request` (see
+    /// [`classify::classify`]) at `now`: from the cache when it has been
+    /// seen, else by its HMAC. Revocation is checked either way.
     pub fn check(
         &self,
         keys: &TokenKeys,
         cookie: &str,
         app: &str,
-        client: Client,
+        request: &HeaderMap,
         now: SystemTime,
     ) -> Result<Valid, SessionReject> {
-        let (token, cached) = match self.cache.get(cookie) {
-            Some(t) => (t, true),
+        let (entry, cached) = match self.cache.get(cookie) {
+            Some(e) => (e, true),
             None => {
-                let t = Arc::new(keys.open(cookie)?);
+                let e = Arc::new(Entry::new(keys.open(cookie)?, request));
                 // Cache only what verified; the binding is checked per request.
-                self.cache.insert(cookie.to_string(), t.clone());
-                (t, false)
+                self.cache.insert(cookie.to_string(), e.clone());
+                (e, false)
             }
         };
-        token.check(app, client, now)?;
-        if self.is_revoked(&token) {
+        let client = entry.classify(request);
+        entry.token.check(app, client, now)?;
+        if self.is_revoked(&entry.token) {
             return Err(SessionReject::Revoked);
         }
-        Ok(Valid { token, cached })
+        Ok(Valid {
+            entry,
+            cached,
+            client,
+        })
     }
 
-    /// Signs a new session and caches it; returns the cookie value.
-    pub fn issue(&self, keys: &TokenKeys, token: SessionToken) -> Result<String, TokenError> {
+    /// Signs a new session and caches it, for the `request` that earned it;
+    /// returns the cookie value.
+    pub fn issue(
+        &self,
+        keys: &TokenKeys,
+        token: SessionToken,
+        request: &HeaderMap,
+    ) -> Result<String, TokenError> {
         let value = keys.sign(&token)?;
-        self.cache.insert(value.clone(), Arc::new(token));
+        self.cache
+            .insert(value.clone(), Arc::new(Entry::new(token, request)));
         Ok(value)
     }
 
     fn is_revoked(&self, token: &SessionToken) -> bool {
-        if !self.revoked_sessions.is_empty()
-            && self.revoked_sessions.contains_key(&token.session_id)
-        {
+        if !self.any_revoked.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.revoked_sessions.contains_key(&token.session_id) {
             return true;
         }
-        if !self.revoked_subjects.is_empty() {
-            if let Some(at) = self.revoked_subjects.get(&token.subject) {
-                return token.issued_at <= *at;
-            }
+        if let Some(at) = self.revoked_subjects.get(&token.subject) {
+            return token.issued_at <= *at;
         }
         false
     }
@@ -124,12 +216,14 @@ impl Sessions {
         self.prune(now);
         self.revoked_sessions
             .insert(id, unix(now) + self.max_lifetime.as_secs());
+        self.any_revoked.store(true, Ordering::Release);
     }
 
     /// Revokes every session of a subject issued up to now.
     pub fn revoke_subject(&self, subject: SubjectHash, now: SystemTime) {
         self.prune(now);
         self.revoked_subjects.insert(subject, unix(now));
+        self.any_revoked.store(true, Ordering::Release);
     }
 
     /// Drops revocations that can no longer match a live session.

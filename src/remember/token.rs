@@ -28,7 +28,7 @@ use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 use crate::classify::{Client, ClientKind, Platform};
 use crate::evidence::DeviceTrust;
@@ -149,6 +149,21 @@ impl SubjectHash {
         let mut out = [0; 16];
         out.copy_from_slice(&ctx.finish().as_ref()[..16]);
         SubjectHash(out)
+    }
+}
+
+impl SubjectHash {
+    /// The hash as the gateway sends it to apps (`X-Trustgate-Subject`):
+    /// lowercase hex, the same text as `Display`. Built once per cached
+    /// session, not per request.
+    pub fn header_value(&self) -> HeaderValue {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xf)];
+        }
+        HeaderValue::from_bytes(&out).expect("hex digits are a valid header value")
     }
 }
 

@@ -24,6 +24,7 @@ use crate::evidence::assertion::{Delivery, ProtocolSelector};
 use crate::evidence::DeviceTrust;
 use crate::remember::detour::{self, Return};
 use crate::remember::seal::{cookie, Sealer};
+use crate::remember::sessions::Valid;
 use crate::remember::token::{self, SessionToken, SubjectHash};
 use crate::route::{canonical_path, prefix_matches, same_path};
 
@@ -98,29 +99,32 @@ impl Gateway {
         request_id: &str,
     ) -> Result<Outcome, GatewayError> {
         let (parts, body) = req.into_parts();
-        let ctx = Ctx {
+        let now = self.now();
+        let ctx = |client| Ctx {
             gw: self,
             state,
             app,
             enf,
-            client: classify(&parts.headers),
+            client,
             ip: client_ip_from_headers(
                 conn.peer.ip(),
                 &parts.headers,
                 state.config.server.trusted_proxy_hops,
             ),
-            now: self.now(),
+            now,
             request_id,
         };
         // Paths that servers read differently (`/saml/acs;x`, `/a/../b`)
         // could slip past the ACS, login or public matching below.
         let path = canonical_path(parts.uri.path()).map_err(|_| GatewayError::BadPath)?;
         if path == "/.trustgate/apps.json" || path == "/.trustgate/apps" {
+            let ctx = ctx(classify(&parts.headers));
             return Ok(Outcome::Answer(ctx.lock_state(&parts)));
         }
         let acs = enf.acs_paths.iter().any(|p| same_path(&path, p));
         if acs && parts.method == Method::POST {
             check_assertion_post(&parts)?;
+            let ctx = ctx(classify(&parts.headers));
             let body = read_limited(body, state.config.server.max_assertion_bytes).await?;
             return Ok(ctx.assertion(parts, body).await);
         }
@@ -129,13 +133,66 @@ impl Gateway {
         let public = same_path(&path, &enf.login_path)
             || enf.public_paths.iter().any(|p| prefix_matches(p, &path));
         if enf.mode == EnforceMode::Session && !public {
-            return Ok(ctx.session(parts, body));
+            // A valid session classifies the client itself, from what its
+            // cache entry remembers; the full context is for the rest.
+            return Ok(match self.session(state, app, &parts, now) {
+                Some(v) => forward_in_session(enf, parts, body, &v),
+                None => ctx(classify(&parts.headers)).no_session(&parts),
+            });
         }
         Ok(Outcome::Forward(
             Request::from_parts(parts, body.map_err(Into::into).boxed()),
             Vec::new(),
         ))
     }
+
+    /// The session path: the first session cookie that holds for this app
+    /// and client at `now`, counted as a cache hit or miss; rejected ones
+    /// are counted by reason.
+    fn session(&self, state: &State, app: &App, parts: &Parts, now: SystemTime) -> Option<Valid> {
+        for value in token::cookie_values(&parts.headers) {
+            match self
+                .sessions
+                .check(&state.keys, value, &app.name, &parts.headers, now)
+            {
+                Ok(v) => {
+                    if let Some(m) = state.app_metrics.get(app.index) {
+                        if v.cached {
+                            m.cache_hits.inc();
+                        } else {
+                            m.cache_misses.inc();
+                        }
+                    }
+                    return Some(v);
+                }
+                Err(e) => {
+                    self.metrics
+                        .cookies_rejected
+                        .with_label_values(&[e.reason()])
+                        .inc();
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Forwards a request that came with a valid session, with the trust headers
+/// prebuilt in its cache entry.
+fn forward_in_session(enf: &Enforcement, mut parts: Parts, body: Incoming, v: &Valid) -> Outcome {
+    if enf.trust_headers {
+        let t = &v.entry.token;
+        set_trust_headers(
+            &mut parts.headers,
+            t.trust,
+            t.client,
+            &v.entry.subject_header,
+        );
+    }
+    Outcome::Forward(
+        Request::from_parts(parts, body.map_err(Into::into).boxed()),
+        Vec::new(),
+    )
 }
 
 /// An assertion POST is an urlencoded form, and nothing assertion-like rides
@@ -310,13 +367,18 @@ impl Ctx<'_> {
             let subject = t.subject;
             self.gw
                 .sessions
-                .issue(&self.state.keys, t)
+                .issue(&self.state.keys, t, &parts.headers)
                 .map(|v| (v, subject))
         }) {
             Ok((value, subject)) => {
                 cookies.push(token::set_cookie(&value, lifetime));
                 if self.enf.trust_headers {
-                    set_trust_headers(&mut parts.headers, a.device_trust(), self.client, &subject);
+                    set_trust_headers(
+                        &mut parts.headers,
+                        a.device_trust(),
+                        self.client,
+                        &subject.header_value(),
+                    );
                 }
             }
             Err(e) => tracing::error!(app, error = %e, "cannot issue a session"),
@@ -411,51 +473,11 @@ impl Ctx<'_> {
         Outcome::Answer(resp)
     }
 
-    /// The session path: a valid session cookie, else back to sign-in.
-    fn session(&self, mut parts: Parts, body: Incoming) -> Outcome {
+    /// No valid session: resume an expired detour's page, else back to
+    /// sign-in.
+    fn no_session(&self, parts: &Parts) -> Outcome {
         let app = &*self.app.name;
         let metrics = &self.gw.metrics;
-        let mut valid = None;
-        for value in token::cookie_values(&parts.headers) {
-            match self
-                .gw
-                .sessions
-                .check(&self.state.keys, value, app, self.client, self.now)
-            {
-                Ok(v) => {
-                    valid = Some(v);
-                    break;
-                }
-                Err(e) => {
-                    metrics
-                        .cookies_rejected
-                        .with_label_values(&[e.reason()])
-                        .inc();
-                }
-            }
-        }
-        if let Some(v) = valid {
-            if let Some(m) = self.state.app_metrics.get(self.app.index) {
-                if v.cached {
-                    m.cache_hits.inc();
-                } else {
-                    m.cache_misses.inc();
-                }
-            }
-            if self.enf.trust_headers {
-                set_trust_headers(
-                    &mut parts.headers,
-                    v.token.trust,
-                    v.token.client,
-                    &v.token.subject,
-                );
-            }
-            return Outcome::Forward(
-                Request::from_parts(parts, body.map_err(Into::into).boxed()),
-                Vec::new(),
-            );
-        }
-
         let detour = cookie(&parts.headers, detour::COOKIE_NAME).and_then(|c| {
             self.gw
                 .detours
@@ -574,7 +596,9 @@ fn rewrite_field(body: &[u8], field: &str, value: &str) -> Bytes {
     Bytes::from(out.finish())
 }
 
-fn set_trust_headers(h: &mut HeaderMap, trust: DeviceTrust, client: Client, subject: &SubjectHash) {
+/// Sets the trust headers for the app; `subject` is the subject hash's
+/// header value ([`SubjectHash::header_value`]), built once per session.
+fn set_trust_headers(h: &mut HeaderMap, trust: DeviceTrust, client: Client, subject: &HeaderValue) {
     h.insert(H_TRUST.clone(), HeaderValue::from_static(trust.as_str()));
     h.insert(
         H_PLATFORM.clone(),
@@ -584,9 +608,7 @@ fn set_trust_headers(h: &mut HeaderMap, trust: DeviceTrust, client: Client, subj
         H_KIND.clone(),
         HeaderValue::from_static(client.kind.as_str()),
     );
-    if let Ok(v) = HeaderValue::from_str(&subject.to_string()) {
-        h.insert(H_SUBJECT.clone(), v);
-    }
+    h.insert(H_SUBJECT.clone(), subject.clone());
 }
 
 fn set_cookie(resp: &mut Response<Body>, value: &str) {

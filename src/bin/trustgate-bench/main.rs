@@ -778,6 +778,9 @@ fn sessions_memory(count: u64, json: bool) -> Result<()> {
         platform: Platform::Ios,
         kind: ClientKind::Browser,
     };
+    // Each entry remembers the User-Agent it came with, so the requests carry one.
+    let mut request = http::HeaderMap::new();
+    request.insert(http::header::USER_AGENT, HeaderValue::from_static(IPHONE));
     let now = std::time::SystemTime::now();
     let before = gateway::proc_stats("self").ok_or_else(|| anyhow!("no /proc/self"))?;
     // The gateway's own capacity (src/service.rs): 2,000,000.
@@ -793,7 +796,9 @@ fn sessions_memory(count: u64, json: bool) -> Result<()> {
             Duration::from_secs(8 * 3600),
         )
         .map_err(|e| anyhow!("{e}"))?;
-        sessions.issue(&keys, token).map_err(|e| anyhow!("{e}"))?;
+        sessions
+            .issue(&keys, token, &request)
+            .map_err(|e| anyhow!("{e}"))?;
         kept += 1;
     }
     let entries = sessions.cached();

@@ -15,6 +15,25 @@ const IPHONE: Client = Client {
     kind: ClientKind::Browser,
 };
 
+const IPHONE_SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) \
+    AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+const ANDROID_CHROME: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36";
+
+/// Request headers with this User-Agent.
+fn request(user_agent: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        http::header::USER_AGENT,
+        HeaderValue::from_str(user_agent).unwrap(),
+    );
+    h
+}
+
+fn iphone() -> HeaderMap {
+    request(IPHONE_SAFARI)
+}
+
 fn issue(s: &Sessions, subject: &str, now: SystemTime) -> (String, SessionToken) {
     let token = SessionToken::new(
         "mail",
@@ -25,7 +44,7 @@ fn issue(s: &Sessions, subject: &str, now: SystemTime) -> (String, SessionToken)
         Duration::from_secs(600),
     )
     .unwrap();
-    (s.issue(&keys(), token.clone()).unwrap(), token)
+    (s.issue(&keys(), token.clone(), &iphone()).unwrap(), token)
 }
 
 #[test]
@@ -33,7 +52,7 @@ fn issued_session_is_a_cache_hit() {
     let s = sessions();
     let now = SystemTime::now();
     let (cookie, _) = issue(&s, "alice", now);
-    let v = s.check(&keys(), &cookie, "mail", IPHONE, now).unwrap();
+    let v = s.check(&keys(), &cookie, "mail", &iphone(), now).unwrap();
     assert!(v.cached);
 }
 
@@ -45,13 +64,13 @@ fn unseen_cookie_is_verified_then_cached() {
     let (cookie, _) = issue(&issuer, "alice", now);
     assert!(
         !other_replica
-            .check(&keys(), &cookie, "mail", IPHONE, now)
+            .check(&keys(), &cookie, "mail", &iphone(), now)
             .unwrap()
             .cached
     );
     assert!(
         other_replica
-            .check(&keys(), &cookie, "mail", IPHONE, now)
+            .check(&keys(), &cookie, "mail", &iphone(), now)
             .unwrap()
             .cached
     );
@@ -62,25 +81,21 @@ fn cached_session_still_checks_binding_and_expiry() {
     let s = sessions();
     let now = SystemTime::now();
     let (cookie, _) = issue(&s, "alice", now);
-    let android = Client {
-        platform: Platform::Android,
-        kind: ClientKind::Browser,
-    };
     assert_eq!(
-        s.check(&keys(), &cookie, "mail", android, now)
+        s.check(&keys(), &cookie, "mail", &request(ANDROID_CHROME), now)
             .unwrap_err()
             .reason(),
         "wrong_client"
     );
     assert_eq!(
-        s.check(&keys(), &cookie, "wiki", IPHONE, now)
+        s.check(&keys(), &cookie, "wiki", &iphone(), now)
             .unwrap_err()
             .reason(),
         "wrong_app"
     );
     let later = now + Duration::from_secs(601);
     assert_eq!(
-        s.check(&keys(), &cookie, "mail", IPHONE, later)
+        s.check(&keys(), &cookie, "mail", &iphone(), later)
             .unwrap_err()
             .reason(),
         "expired"
@@ -95,19 +110,25 @@ fn revoking_a_session_or_subject_voids_cached_cookies() {
     let (b, _) = issue(&s, "bob", now);
     s.revoke_session(ta.session_id, now);
     assert_eq!(
-        s.check(&keys(), &a, "mail", IPHONE, now).unwrap_err(),
+        s.check(&keys(), &a, "mail", &iphone(), now).unwrap_err(),
         SessionReject::Revoked
     );
-    assert!(s.check(&keys(), &b, "mail", IPHONE, now).is_ok());
+    assert!(s.check(&keys(), &b, "mail", &iphone(), now).is_ok());
     s.revoke_subject(SubjectHash::of("bob"), now);
     assert_eq!(
-        s.check(&keys(), &b, "mail", IPHONE, now).unwrap_err(),
+        s.check(&keys(), &b, "mail", &iphone(), now).unwrap_err(),
         SessionReject::Revoked
     );
     // A session issued after the revocation holds.
     let (b2, _) = issue(&s, "bob", now + Duration::from_secs(2));
     assert!(s
-        .check(&keys(), &b2, "mail", IPHONE, now + Duration::from_secs(2))
+        .check(
+            &keys(),
+            &b2,
+            "mail",
+            &iphone(),
+            now + Duration::from_secs(2)
+        )
         .is_ok());
 }
 
@@ -120,7 +141,7 @@ fn tampered_cookie_is_rejected() {
     let last = bad.len() - 1;
     bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
     let bad = String::from_utf8(bad).unwrap();
-    assert!(s.check(&keys(), &bad, "mail", IPHONE, now).is_err());
+    assert!(s.check(&keys(), &bad, "mail", &iphone(), now).is_err());
 }
 
 #[test]
@@ -134,4 +155,110 @@ fn locks_accumulate_per_subject() {
         ["mail", "wiki"]
     );
     assert!(s.locked(&SubjectHash::of("bob")).is_empty());
+}
+
+#[test]
+fn tampering_before_the_tag_misses_the_cache() {
+    // The cache hashes only a key's tail; equality still takes all of it.
+    let s = sessions();
+    let now = SystemTime::now();
+    let (cookie, _) = issue(&s, "alice", now);
+    let mut bad = cookie.into_bytes();
+    bad[0] = if bad[0] == b'A' { b'B' } else { b'A' };
+    let bad = String::from_utf8(bad).unwrap();
+    assert_eq!(
+        s.check(&keys(), &bad, "mail", &iphone(), now)
+            .unwrap_err()
+            .reason(),
+        "bad_mac"
+    );
+}
+
+#[test]
+fn cache_entry_prebuilds_the_subject_header() {
+    let issuer = sessions();
+    let other_replica = sessions();
+    let now = SystemTime::now();
+    let (cookie, token) = issue(&issuer, "alice@example.com", now);
+    // Built by `issue`, and by a miss that verified the HMAC.
+    for (s, cached) in [(&issuer, true), (&other_replica, false)] {
+        let v = s.check(&keys(), &cookie, "mail", &iphone(), now).unwrap();
+        assert_eq!(v.cached, cached);
+        assert_eq!(v.entry.token, token);
+        assert_eq!(
+            v.entry.subject_header.to_str().unwrap(),
+            SubjectHash::of("alice@example.com").to_string()
+        );
+    }
+}
+
+#[test]
+fn remembered_user_agent_classifies_as_classify_does() {
+    let s = sessions();
+    let now = SystemTime::now();
+    let (cookie, _) = issue(&s, "alice", now);
+    let long = format!("{IPHONE_SAFARI} {}", "x".repeat(600));
+    let mut android_app = request(ANDROID_CHROME);
+    android_app.insert(
+        "x-requested-with",
+        HeaderValue::from_static("com.example.mail"),
+    );
+    let no_ua = HeaderMap::new();
+    for (headers, holds) in [
+        (iphone(), true),
+        (request(&long), true),
+        (request(ANDROID_CHROME), false),
+        (android_app, false),
+        (no_ua, false),
+        (iphone(), true),
+    ] {
+        let want = crate::classify::classify(&headers);
+        match s.check(&keys(), &cookie, "mail", &headers, now) {
+            Ok(v) => {
+                assert!(holds);
+                assert_eq!(v.client, want);
+                assert_eq!(v.client, IPHONE);
+            }
+            Err(e) => {
+                assert!(!holds);
+                assert_ne!(want, IPHONE);
+                assert_eq!(e.reason(), "wrong_client");
+            }
+        }
+    }
+}
+
+#[test]
+fn requested_with_still_refines_a_remembered_android_user_agent() {
+    let s = sessions();
+    let now = SystemTime::now();
+    let android = Client {
+        platform: Platform::Android,
+        kind: ClientKind::Browser,
+    };
+    let token = SessionToken::new(
+        "mail",
+        DeviceTrust::Trusted,
+        android,
+        "alice",
+        now,
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    let cookie = s.issue(&keys(), token, &request(ANDROID_CHROME)).unwrap();
+    let v = s
+        .check(&keys(), &cookie, "mail", &request(ANDROID_CHROME), now)
+        .unwrap();
+    assert_eq!(v.client, android);
+    let mut webview = request(ANDROID_CHROME);
+    webview.insert(
+        "x-requested-with",
+        HeaderValue::from_static("com.example.mail"),
+    );
+    assert_eq!(
+        s.check(&keys(), &cookie, "mail", &webview, now)
+            .unwrap_err()
+            .reason(),
+        "wrong_client"
+    );
 }

@@ -126,6 +126,21 @@ fn subject_hash_hides_the_subject_and_tells_subjects_apart() {
 }
 
 #[test]
+fn subject_header_value_is_the_displayed_hash() {
+    for subject in ["alice@example.com", "", "bob"] {
+        let h = SubjectHash::of(subject);
+        assert_eq!(h.header_value().to_str().unwrap(), h.to_string());
+    }
+    let all = SubjectHash([
+        0x00, 0x09, 0x0a, 0x0f, 0x10, 0x7f, 0x80, 0xa5, 0xf0, 0xff, 1, 2, 3, 4, 5, 6,
+    ]);
+    assert_eq!(
+        all.header_value().to_str().unwrap(),
+        "00090a0f107f80a5f0ff010203040506"
+    );
+}
+
+#[test]
 fn changing_any_character_voids_the_cookie() {
     let k = keys(&[&KEY_A]);
     let cookie = k.sign(&token()).unwrap();
