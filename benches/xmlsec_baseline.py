@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""The baseline for `cargo bench --bench verify`: python-xmlsec (libxmlsec1 +
+OpenSSL) verifying the same file in process, CPU time per verification.
+
+  pip install xmlsec lxml
+  python3 benches/xmlsec_baseline.py \
+    tests/fixtures/bench/okta_10_attributes_rsa2048_sha256_xmlsec1.xml \
+    tests/fixtures/independent/certs/okta_rsa2048.pem 3000
+
+What it does per verification:
+parse, find the assertion signature, register IDs, verify with the pinned key."""
+import sys, time
+from lxml import etree
+import xmlsec
+path, cert, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+data = open(path, 'rb').read()
+key = xmlsec.Key.from_file(cert, xmlsec.constants.KeyDataFormatCertPem)
+NS = {'ds': 'http://www.w3.org/2000/09/xmldsig#', 'saml2': 'urn:oasis:names:tc:SAML:2.0:assertion'}
+def once():
+    root = etree.fromstring(data)
+    assertion = root.find('saml2:Assertion', NS)
+    sig = assertion.find('ds:Signature', NS)
+    ctx = xmlsec.SignatureContext()
+    ctx.key = key
+    ctx.register_id(assertion, 'ID')
+    ctx.verify(sig)
+once()
+t = time.process_time()
+for _ in range(n): once()
+dt = time.process_time() - t
+print(f"{n} verifications, {dt*1e6/n:.1f} us CPU each, {n/dt:.0f}/s")
