@@ -266,8 +266,17 @@ EOF
       fi
       sleep 0.2
     done
-    if [ -n "$healthy" ] &&
-      curl -fsS -o /dev/null "http://127.0.0.1:$p_admin/readyz" &&
+    # Live before ready: /readyz turns 200 once the traffic listeners are
+    # bound, which can trail /healthz on a busy machine.
+    ready=
+    for _ in $(seq 1 50); do
+      if [ -n "$healthy" ] && curl -fsS -o /dev/null "http://127.0.0.1:$p_admin/readyz" 2>/dev/null; then
+        ready=1
+        break
+      fi
+      sleep 0.2
+    done
+    if [ -n "$ready" ] &&
       curl -fsS "http://127.0.0.1:$p_admin/metrics" | grep -q '^trustgate_ready 1'; then
       ok "$name: runs ($how); HEALTHCHECK /healthz, /readyz and /metrics answer"
     else
