@@ -284,35 +284,22 @@ fn escape_attr<S: Sink>(out: &mut S, s: &str) {
         return;
     }
     let mut start = 0;
-    // Values are short and mostly plain: one table lookup per byte.
     for (i, &b) in bytes.iter().enumerate() {
-        if ATTR_SPECIAL[b as usize] {
-            out.put(&bytes[start..i]);
-            out.put(match b {
-                b'&' => b"&amp;",
-                b'<' => b"&lt;",
-                b'"' => b"&quot;",
-                b'\t' => b"&#x9;",
-                b'\n' => b"&#xA;",
-                _ => b"&#xD;",
-            });
-            start = i + 1;
-        }
+        let rep: &[u8] = match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'"' => b"&quot;",
+            b'\t' => b"&#x9;",
+            b'\n' => b"&#xA;",
+            b'\r' => b"&#xD;",
+            _ => continue,
+        };
+        out.put(&bytes[start..i]);
+        out.put(rep);
+        start = i + 1;
     }
     out.put(&bytes[start..]);
 }
-
-/// The bytes that exclusive c14n escapes in attribute values.
-const ATTR_SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'&' as usize] = true;
-    t[b'<' as usize] = true;
-    t[b'"' as usize] = true;
-    t[b'\t' as usize] = true;
-    t[b'\n' as usize] = true;
-    t[b'\r' as usize] = true;
-    t
-};
 
 #[cfg(test)]
 mod tests;

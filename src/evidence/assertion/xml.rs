@@ -644,11 +644,11 @@ fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
     // exit, and decode chars only otherwise.
     let (mut ok, mut colons, mut colon) = (true, 0u32, 0usize);
     for (i, &c) in b.iter().enumerate() {
-        let class = NAME_BYTE[c as usize];
-        ok &= class != 0;
-        if class == COLON {
+        if c == b':' {
             colons += 1;
             colon = i;
+        } else {
+            ok &= c < 0x80 && NC_ASCII[c as usize] != 0;
         }
     }
     let (p, l) = match colons {
@@ -659,7 +659,7 @@ fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
     let starts = |s: &str| {
         s.as_bytes()
             .first()
-            .is_some_and(|&c| NAME_BYTE[c as usize] & 1 != 0)
+            .is_some_and(|&c| c < 0x80 && NC_ASCII[c as usize] & 1 != 0)
     };
     let valid = if ok {
         starts(l) && (colons == 0 || starts(p))
@@ -671,20 +671,6 @@ fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
     }
     Ok((p, l))
 }
-
-/// Classes of bytes in a QName: NCName start (bit 1), NCName (any bit),
-/// colon ([`COLON`]); 0 for everything else, non-ASCII included.
-const NAME_BYTE: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut c = 0;
-    while c < 128 {
-        t[c] = NC_ASCII[c];
-        c += 1;
-    }
-    t[b':' as usize] = COLON;
-    t
-};
-const COLON: u8 = 4;
 
 /// ASCII bytes that may start an NCName (bit 1) or continue one (any bit).
 const NC_ASCII: [u8; 128] = {
