@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::c14n::{self, Options};
 use super::error::{short, AssertionError};
+use super::form::decode_lenient;
 use super::keys::{KeyKind, PinnedKey, VerifyAlg};
 use super::xml::{Document, Node, NodeId};
 
@@ -152,7 +153,7 @@ pub(crate) fn verify(
         &mut ctx,
     );
     let computed = ctx.finish();
-    let expected = decode_b64(&doc.text(reference.digest_value))
+    let expected = decode_lenient(doc.text(reference.digest_value).as_bytes())
         .ok_or_else(|| AssertionError::BadDigest { id: short(id) })?;
     let same: bool = (computed.as_ref().len() == expected.len())
         && bool::from(computed.as_ref().ct_eq(expected.as_slice()));
@@ -161,7 +162,7 @@ pub(crate) fn verify(
     }
 
     // Signature validation over canonical SignedInfo.
-    let sig_value = decode_b64(&doc.text(parts.signature_value)).ok_or(
+    let sig_value = decode_lenient(doc.text(parts.signature_value).as_bytes()).ok_or(
         AssertionError::BadSignature("signature value is not base64"),
     )?;
     if sig_value.is_empty() {
@@ -225,21 +226,11 @@ pub(crate) fn verify(
     ))
 }
 
-/// Decodes base64 text (padded, standard alphabet), ignoring XML whitespace.
-pub(crate) fn decode_b64(text: &str) -> Option<Vec<u8>> {
-    let engine = base64_simd::STANDARD;
-    engine.decode_to_vec(text).ok().or_else(|| {
-        let mut compact = text.as_bytes().to_vec();
-        compact.retain(|b| !b.is_ascii_whitespace());
-        engine.decode_to_vec(compact).ok()
-    })
-}
-
 fn key_info_certs(doc: &Document, key_info: NodeId) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for x509 in doc.children_named(key_info, DSIG_NS, "X509Data") {
         for cert in doc.children_named(x509, DSIG_NS, "X509Certificate") {
-            if let Some(der) = decode_b64(&doc.text(cert)) {
+            if let Some(der) = decode_lenient(doc.text(cert).as_bytes()) {
                 out.push(der);
             }
         }

@@ -145,6 +145,17 @@ fn hex(b: &u8) -> Option<u8> {
     (*b as char).to_digit(16).map(|d| d as u8)
 }
 
+/// Decodes padded standard base64, ignoring whitespace: most IdPs send one
+/// line, so whitespace is stripped only when the plain decode fails.
+pub(crate) fn decode_lenient(b64: &[u8]) -> Option<Vec<u8>> {
+    let engine = base64_simd::STANDARD;
+    engine.decode_to_vec(b64).ok().or_else(|| {
+        let mut compact = b64.to_vec();
+        compact.retain(|b| !b.is_ascii_whitespace());
+        engine.decode_to_vec(compact).ok()
+    })
+}
+
 /// Decodes base64 that may be broken into lines, checking the decoded size
 /// limit before decoding.
 pub(crate) fn decode_base64(b64: &[u8], max_document: usize) -> Result<Vec<u8>, AssertionError> {
@@ -159,18 +170,7 @@ pub(crate) fn decode_base64(b64: &[u8], max_document: usize) -> Result<Vec<u8>, 
             });
         }
     }
-    let engine = base64_simd::STANDARD;
-    // Most IdPs send one line; only strip whitespace when that fails.
-    let doc = match engine.decode_to_vec(b64) {
-        Ok(doc) => doc,
-        Err(_) => {
-            let mut compact = b64.to_vec();
-            compact.retain(|b| !b.is_ascii_whitespace());
-            engine
-                .decode_to_vec(&compact)
-                .map_err(|_| AssertionError::BadBase64)?
-        }
-    };
+    let doc = decode_lenient(b64).ok_or(AssertionError::BadBase64)?;
     if doc.len() > max_document {
         return Err(AssertionError::TooLarge {
             what: "document",
