@@ -84,6 +84,27 @@ async fn get_status(url: &str, host: &str) -> Option<StatusCode> {
     plain_client().request(req).await.ok().map(|r| r.status())
 }
 
+/// Starts `trustgate run --config path` and waits until its admin port
+/// (`admin`) says ready; returns the child and its pid.
+async fn run_until_ready(path: &std::path::Path, admin: u16) -> (tokio::process::Child, u32) {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trustgate"))
+        .args(["run", "--config"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let ready = format!("http://127.0.0.1:{admin}/readyz");
+    let start = Instant::now();
+    while get_status(&ready, "admin").await != Some(StatusCode::OK) {
+        assert!(start.elapsed() < Duration::from_secs(20), "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, pid)
+}
+
 /// Real signals: SIGHUP reloads the file, SIGTERM drains and exits 0 after
 /// the request in flight has completed.
 #[tokio::test]
@@ -107,22 +128,7 @@ async fn run_reloads_on_sighup_and_drains_on_sigterm() {
         std::fs::write(&path, text).unwrap();
     };
     write("");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trustgate"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-
-    let ready = format!("http://127.0.0.1:{admin}/readyz");
-    let start = Instant::now();
-    while get_status(&ready, "admin").await != Some(StatusCode::OK) {
-        assert!(start.elapsed() < Duration::from_secs(20), "never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (mut child, pid) = run_until_ready(&path, admin).await;
     let base = format!("http://127.0.0.1:{plain}");
     assert_eq!(
         get_status(&format!("{base}/"), "new.test").await,
@@ -176,21 +182,7 @@ async fn run_starts_the_configured_number_of_workers() {
         ),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trustgate"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let ready = format!("http://127.0.0.1:{admin}/readyz");
-    let start = Instant::now();
-    while get_status(&ready, "admin").await != Some(StatusCode::OK) {
-        assert!(start.elapsed() < Duration::from_secs(20), "never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (mut child, pid) = run_until_ready(&path, admin).await;
     // Worker threads are named by tokio; blocking-pool threads are not
     // started until something blocks.
     let workers = std::fs::read_dir(format!("/proc/{pid}/task"))
