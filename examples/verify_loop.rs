@@ -1,18 +1,37 @@
 //! Verifies one document N times, for measuring CPU time per verification
 //! with `perf stat` when the machine is shared (criterion reports wall time).
 //!
-//! `cargo run --release --example verify_loop -- FILE N [post]`
+//! `cargo run --release --example verify_loop -- FILE N [post|parse|c14n]`
+//!
+//! `parse` and `c14n` run one stage alone, for instruction counts per stage
+//! under `valgrind --tool=callgrind`.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
-use trustgate::evidence::assertion::{PinnedKey, Verifier, VerifierConfig};
+use trustgate::evidence::assertion::{bench_support, PinnedKey, Verifier, VerifierConfig};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let xml = std::fs::read(&args[1]).expect("file");
     let n: u32 = args[2].parse().expect("count");
-    let post = args.get(3).map(String::as_str) == Some("post");
+    let mode = args.get(3).map(String::as_str).unwrap_or("document");
+    if mode == "parse" || mode == "c14n" {
+        let parsed = bench_support::parse(&xml).expect("parse");
+        let mut out = Vec::new();
+        for _ in 0..n {
+            if mode == "parse" {
+                let p = bench_support::parse(std::hint::black_box(&xml)).unwrap();
+                std::hint::black_box(p.nodes());
+            } else {
+                out.clear();
+                parsed.canonicalize_root(&mut out);
+                std::hint::black_box(&out);
+            }
+        }
+        return;
+    }
+    let post = mode == "post";
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/independent/certs/"

@@ -289,8 +289,6 @@ struct Builder<'a> {
     /// Length of `scope` when each open element started.
     scope_marks: Vec<usize>,
     root: Option<NodeId>,
-    /// Scratch for one start tag's attributes, reused across elements.
-    raw_attrs: Vec<(&'a str, &'a str, Cow<'a, str>)>,
     /// Whether the last node pushed into the current element is text that a
     /// following text event should extend.
     text_open: bool,
@@ -311,7 +309,6 @@ impl<'a> Builder<'a> {
             scope: vec![("xml", XML_NS_ID)],
             scope_marks: Vec::with_capacity(16),
             root: None,
-            raw_attrs: Vec::with_capacity(16),
             text_open: false,
         }
     }
@@ -522,21 +519,18 @@ impl<'a> Builder<'a> {
         let (prefix, local) = split_qname(qname)?;
         let mark = self.scope.len();
         let decls_start = self.decls.len();
-        let mut raw_attrs = std::mem::take(&mut self.raw_attrs);
-        raw_attrs.clear();
-        let mut attrs_iter = s.attributes();
+        // Attributes go straight into the document's list; their prefixes
+        // resolve once the element's own declarations are known.
+        let attrs_start = self.attrs.len();
+        let raw = self.borrowed(s.attributes_raw())?;
         // Duplicates are checked below on expanded names, which also
         // catches repeated raw names.
-        attrs_iter.with_checks(false);
-        for (i, a) in attrs_iter.enumerate() {
+        for (i, a) in Attributes::new(raw).enumerate() {
             if i >= MAX_ATTRIBUTES {
                 return Err(XmlError::Malformed("too many attributes on one element"));
             }
-            let a = a.map_err(|_| XmlError::Malformed("bad attribute"))?;
-            let key = self.borrowed(a.key.into_inner())?;
-            let raw = self.borrowed(&a.value)?;
+            let (ap, al, raw) = a?;
             let value = normalize_attr(raw)?;
-            let (ap, al) = split_qname(key)?;
             if ap.is_empty() && al == "xmlns" {
                 if value.as_ref() == XML_NS || value == XMLNS_NS {
                     return Err(XmlError::Malformed("reserved namespace bound"));
@@ -556,7 +550,12 @@ impl<'a> Builder<'a> {
                 let ns = self.intern(value);
                 self.declare(al, ns, decls_start)?;
             } else {
-                raw_attrs.push((ap, al, value));
+                self.attrs.push(Attr {
+                    prefix: ap,
+                    local: al,
+                    ns: 0,
+                    value,
+                });
             }
         }
         let ns = match self.resolve(prefix) {
@@ -567,30 +566,22 @@ impl<'a> Builder<'a> {
         if !prefix.is_empty() && ns == 0 {
             return Err(XmlError::Malformed("undeclared namespace prefix"));
         }
-        let attrs_start = self.attrs.len();
-        for (ap, al, value) in raw_attrs.drain(..) {
-            let ans = if ap.is_empty() {
-                0
-            } else {
-                match self.resolve(ap) {
-                    Some(ns) if ns != 0 => ns,
+        for i in attrs_start..self.attrs.len() {
+            let prefix = self.attrs[i].prefix;
+            if !prefix.is_empty() {
+                match self.resolve(prefix) {
+                    Some(ns) if ns != 0 => self.attrs[i].ns = ns,
                     _ => return Err(XmlError::Malformed("undeclared namespace prefix")),
                 }
-            };
-            if self.attrs[attrs_start..]
+            }
+            let (ns, local) = (self.attrs[i].ns, self.attrs[i].local);
+            if self.attrs[attrs_start..i]
                 .iter()
-                .any(|x| x.ns == ans && x.local == al)
+                .any(|x| x.ns == ns && x.local == local)
             {
                 return Err(XmlError::Malformed("duplicate attribute"));
             }
-            self.attrs.push(Attr {
-                prefix: ap,
-                local: al,
-                ns: ans,
-                value,
-            });
         }
-        self.raw_attrs = raw_attrs;
         let parent = self.stack.last().copied();
         let id = self.nodes.len();
         self.push_child(Node::Element(Element {
@@ -637,51 +628,153 @@ fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
+/// The attributes of one start tag, from the bytes after its name:
+/// `(S Name S? '=' S? ('"' [^"]* '"' | "'" [^']* "'"))* S?`. Yields
+/// prefix, local name and the raw value; stops at the first error.
+struct Attributes<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl<'a> Attributes<'a> {
+    fn new(src: &'a str) -> Self {
+        Attributes { src, pos: 0 }
+    }
+
+    fn skip_space(&mut self) -> usize {
+        let b = self.src.as_bytes();
+        let start = self.pos;
+        while self.pos < b.len() && is_space(b[self.pos]) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn attribute(&mut self) -> Result<(&'a str, &'a str, &'a str), XmlError> {
+        const BAD: XmlError = XmlError::Malformed("bad attribute");
+        let b = self.src.as_bytes();
+        let name_start = self.pos;
+        while self.pos < b.len() && NAME_CLASS[b[self.pos] as usize] != 0 {
+            self.pos += 1;
+        }
+        let (prefix, local) = split_qname(&self.src[name_start..self.pos])?;
+        self.skip_space();
+        if b.get(self.pos) != Some(&b'=') {
+            return Err(BAD);
+        }
+        self.pos += 1;
+        self.skip_space();
+        let quote = match b.get(self.pos) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => return Err(BAD),
+        };
+        let value_start = self.pos + 1;
+        let len = memchr::memchr(quote, &b[value_start..]).ok_or(BAD)?;
+        self.pos = value_start + len + 1;
+        // Attributes are separated by white space: `a="1"b="2"` is not XML.
+        if self.pos < b.len() && !is_space(b[self.pos]) {
+            return Err(BAD);
+        }
+        Ok((prefix, local, &self.src[value_start..value_start + len]))
+    }
+}
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = Result<(&'a str, &'a str, &'a str), XmlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // The tokenizer ends the tag name at white space, so every
+        // attribute, the first one too, follows white space.
+        if self.skip_space() == 0 && self.pos < self.src.len() {
+            self.pos = self.src.len();
+            return Some(Err(XmlError::Malformed("bad attribute")));
+        }
+        if self.pos >= self.src.len() {
+            return None;
+        }
+        let item = self.attribute();
+        if item.is_err() {
+            self.pos = self.src.len();
+        }
+        Some(item)
+    }
+}
+
+/// XML white space (production S).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 /// Splits a QName into prefix and local part, checking both are NCNames.
 fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
+    const BAD: XmlError = XmlError::Malformed("bad name");
     let b = q.as_bytes();
-    // Every name in real SAML is ASCII: classify all bytes without an early
-    // exit, and decode chars only otherwise.
-    let (mut ok, mut colons, mut colon) = (true, 0u32, 0usize);
-    for (i, &c) in b.iter().enumerate() {
-        if c == b':' {
-            colons += 1;
-            colon = i;
-        } else {
-            ok &= c < 0x80 && NC_ASCII[c as usize] != 0;
+    // Real SAML names are short ASCII: classify them 32 bytes at once, and
+    // decode chars only for anything else.
+    let (p, l) = match ascii_name_bytes(b) {
+        Some((0, _)) => ("", q),
+        Some((1, colon)) => (&q[..colon], &q[colon + 1..]),
+        Some(_) => return Err(BAD),
+        None => {
+            let (p, l) = q.split_once(':').unwrap_or(("", q));
+            if l.contains(':') || (q.contains(':') && !is_ncname(p)) || !is_ncname(l) {
+                return Err(BAD);
+            }
+            return Ok((p, l));
         }
-    }
-    let (p, l) = match colons {
-        0 => ("", q),
-        1 => (&q[..colon], &q[colon + 1..]),
-        _ => return Err(XmlError::Malformed("bad name")),
     };
     let starts = |s: &str| {
         s.as_bytes()
             .first()
-            .is_some_and(|&c| c < 0x80 && NC_ASCII[c as usize] & 1 != 0)
+            .is_some_and(|&c| NAME_CLASS[c as usize] & START != 0)
     };
-    let valid = if ok {
-        starts(l) && (colons == 0 || starts(p))
-    } else {
-        (colons == 0 || is_ncname(p)) && is_ncname(l)
-    };
-    if !valid {
-        return Err(XmlError::Malformed("bad name"));
+    if !starts(l) || (!p.is_empty() || l.len() < q.len()) && !starts(p) {
+        return Err(BAD);
     }
     Ok((p, l))
 }
 
-/// ASCII bytes that may start an NCName (bit 1) or continue one (any bit).
-const NC_ASCII: [u8; 128] = {
-    let mut t = [0u8; 128];
+/// For a name of at most 32 bytes that are all ASCII NCName characters or
+/// colons: the number of colons and the index of the last one. Works on a
+/// fixed-size copy so that the compiler checks all bytes in vector lanes.
+fn ascii_name_bytes(b: &[u8]) -> Option<(u8, usize)> {
+    let mut buf = [b'a'; 32];
+    buf.get_mut(..b.len())?.copy_from_slice(b);
+    let (mut bad, mut colons, mut at) = (false, 0u8, 0u8);
+    for (i, &c) in buf.iter().enumerate() {
+        let name = ((c | 0x20).wrapping_sub(b'a') < 26)
+            | (c.wrapping_sub(b'0') < 10)
+            | (c == b'-')
+            | (c == b'.')
+            | (c == b'_');
+        let colon = c == b':';
+        bad |= !(name | colon);
+        colons += u8::from(colon);
+        at = at.max(if colon { i as u8 } else { 0 });
+    }
+    (!bad).then_some((colons, usize::from(at)))
+}
+
+/// Byte classes of names: ASCII that may start an NCName, ASCII that may
+/// continue one, the colon, and bytes of non-ASCII characters (which
+/// `is_ncname` checks char by char). Class 0 ends or breaks a name.
+const START: u8 = 1;
+const CONT: u8 = 2;
+const COLON: u8 = 4;
+const WIDE: u8 = 8;
+const NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut c = 0;
-    while c < 128 {
+    while c < 256 {
         let b = c as u8;
         t[c] = if b.is_ascii_alphabetic() || b == b'_' {
-            3
+            START | CONT
         } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
-            2
+            CONT
+        } else if b == b':' {
+            COLON
+        } else if b >= 0x80 {
+            WIDE
         } else {
             0
         };
@@ -695,7 +788,8 @@ fn is_ncname(s: &str) -> bool {
     if s.is_ascii() {
         return match b.split_first() {
             Some((&c, rest)) => {
-                NC_ASCII[c as usize] & 1 != 0 && rest.iter().all(|&c| NC_ASCII[c as usize] != 0)
+                NAME_CLASS[c as usize] & START != 0
+                    && rest.iter().all(|&c| NAME_CLASS[c as usize] & CONT != 0)
             }
             None => false,
         };

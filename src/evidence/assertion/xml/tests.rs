@@ -186,3 +186,46 @@ fn cdata_end_in_text_is_refused() {
     assert!(parse("<r>a]]b]</r>").is_ok());
     assert!(parse("<r>]</r>").is_ok());
 }
+
+#[test]
+fn start_tag_attribute_syntax() {
+    for good in [
+        r#"<a b="1"/>"#,
+        r#"<a b='1' c="2"/>"#,
+        "<a\tb = \"1\"\n\r c\t=\t'>'  />",
+        r#"<a b="it's"></a>"#,
+        r#"<a b='say "hi"'/>"#,
+        r#"<a b=""/>"#,
+        "<a b=\"1\"\n/>",
+    ] {
+        assert!(parse(good).is_ok(), "{good}");
+    }
+    for bad in [
+        r#"<a b="1"c="2"/>"#,
+        r#"<a b/>"#,
+        r#"<a b=1/>"#,
+        r#"<a b="1/>"#,
+        r#"<a b='1"/>"#,
+        r#"<a ="1"/>"#,
+        r#"<a b=="1"/>"#,
+        r#"<a b="1" c/>"#,
+        r#"<a b"="1"/>"#,
+        r#"<a b="1"="2"/>"#,
+        r#"<a b="<"/>"#,
+        r#"<a 1b="1"/>"#,
+        r#"<a b:c:d="1"/>"#,
+    ] {
+        assert_eq!(
+            parse(bad).err().map(|e| e.reason()),
+            Some("malformed"),
+            "{bad}"
+        );
+    }
+    let doc = parse("<a\tb = \"1\"\n\r c\t=\t'>' d='x&amp;y' />").unwrap();
+    let vals: Vec<_> = doc
+        .attrs(doc.root)
+        .iter()
+        .map(|a| (a.local, a.value.as_ref()))
+        .collect();
+    assert_eq!(vals, [("b", "1"), ("c", ">"), ("d", "x&y")]);
+}
