@@ -159,6 +159,7 @@ impl<'a> Document<'a> {
     }
 
     /// The element behind `id`; panics if `id` is not an element.
+    #[inline]
     pub(crate) fn element(&self, id: NodeId) -> &Element<'a> {
         match &self.nodes[id] {
             Node::Element(e) => e,
@@ -193,6 +194,7 @@ impl<'a> Document<'a> {
     }
 
     /// Whether element `id` has namespace `ns` and local name `local`.
+    #[inline]
     pub(crate) fn is(&self, id: NodeId, ns: &str, local: &str) -> bool {
         let e = self.element(id);
         e.local == local && self.ns_uri(e.ns) == ns
@@ -205,6 +207,7 @@ impl<'a> Document<'a> {
     }
 
     /// The element children of `id` named `{ns}local`.
+    #[inline]
     pub(crate) fn children_named<'b>(
         &'b self,
         id: NodeId,
@@ -216,6 +219,7 @@ impl<'a> Document<'a> {
     }
 
     /// The value of the attribute without namespace named `local`.
+    #[inline]
     pub(crate) fn attr(&self, id: NodeId, local: &str) -> Option<&str> {
         self.attrs(id)
             .iter()
