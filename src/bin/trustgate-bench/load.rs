@@ -333,11 +333,37 @@ struct Run {
     done: AtomicU64,
     exhausted: AtomicBool,
     slots: Vec<Mutex<Option<http2::SendRequest<ReqBody>>>>,
+    /// Latency histograms, shared by the workers in a few shards: one
+    /// histogram is about 230 KB, so a set per worker would cost gigabytes
+    /// (and the merge most of the generator's CPU) at 5,000 connections.
+    shards: Vec<std::sync::Mutex<Latency>>,
 }
 
-struct WorkerResult {
-    latency: Vec<Histogram<u64>>,
+/// Latency per scenario and over all of them, in nanoseconds.
+struct Latency {
+    per_scenario: Vec<Histogram<u64>>,
     total: Histogram<u64>,
+}
+
+impl Latency {
+    fn new() -> Latency {
+        Latency {
+            per_scenario: Scenario::ALL.iter().map(|_| histogram()).collect(),
+            total: histogram(),
+        }
+    }
+
+    fn record(&mut self, s: Scenario, ns: u64) {
+        self.per_scenario[s.index()].saturating_record(ns.max(1));
+        self.total.saturating_record(ns.max(1));
+    }
+}
+
+/// Shards of latency histograms: enough that workers on different load
+/// generator threads rarely meet on one lock.
+const LATENCY_SHARDS: usize = 16;
+
+struct WorkerResult {
     ok: u64,
     errors: BTreeMap<String, u64>,
     bytes: u64,
@@ -408,6 +434,9 @@ pub async fn run(
         done: AtomicU64::new(0),
         exhausted: AtomicBool::new(false),
         slots: h2,
+        shards: (0..LATENCY_SHARDS)
+            .map(|_| std::sync::Mutex::new(Latency::new()))
+            .collect(),
         plan,
     });
     let pacer = open.then(|| {
@@ -435,10 +464,6 @@ pub async fn run(
     let mut last = start;
     for w in workers {
         let Ok(r) = w.await else { continue };
-        for (a, b) in out.latency.iter_mut().zip(&r.latency) {
-            a.add(b).expect("same histogram bounds");
-        }
-        out.total.add(&r.total).expect("same histogram bounds");
         out.ok += r.ok;
         out.bytes += r.bytes;
         for (k, v) in r.errors {
@@ -448,6 +473,13 @@ pub async fn run(
     }
     if let Some(p) = pacer {
         let _ = p.join();
+    }
+    for shard in &run.shards {
+        let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        for (a, b) in out.latency.iter_mut().zip(&shard.per_scenario) {
+            a.add(b).expect("same histogram bounds");
+        }
+        out.total.add(&shard.total).expect("same histogram bounds");
     }
     if open && tickets != u64::MAX {
         let started = run.next.load(Ordering::Relaxed).min(tickets);
@@ -499,9 +531,8 @@ async fn worker(
     progress: Arc<AtomicU64>,
 ) -> WorkerResult {
     let open = run.plan.rate.is_some();
+    let shard = &run.shards[w % run.shards.len()];
     let mut r = WorkerResult {
-        latency: Scenario::ALL.iter().map(|_| histogram()).collect(),
-        total: histogram(),
         ok: 0,
         errors: BTreeMap::new(),
         bytes: 0,
@@ -603,8 +634,10 @@ async fn worker(
                 r.bytes += n;
                 if status == run.target.expected(s) {
                     let ns = done.saturating_duration_since(intended).as_nanos() as u64;
-                    r.latency[s.index()].saturating_record(ns.max(1));
-                    r.total.saturating_record(ns.max(1));
+                    shard
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .record(s, ns);
                     r.ok += 1;
                 } else {
                     error(
