@@ -8,6 +8,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use trustgate::config::Config;
 
+/// mimalloc instead of glibc malloc: a proxy allocates and frees small
+/// buffers per request on every worker, and glibc's bins and consolidation
+/// cost measurable CPU there (see benches/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "trustgate",
