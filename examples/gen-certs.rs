@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    KeyPair, KeyUsagePurpose, RsaKeySize, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,7 +40,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     server.not_after = not_after;
     let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key)?;
 
-    let idp_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    // RSA-2048 / SHA-256, as Okta signs SAML responses.
+    let idp_key = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048)?;
     let mut idp = CertificateParams::new(Vec::<String>::new())?;
     idp.distinguished_name = name("trustgate demo IdP signing key (TEST ONLY)");
     idp.not_before = not_before;

@@ -1,5 +1,6 @@
 //! The demo IdP's signer: builds a SAML 2.0 Response whose Assertion carries
-//! an enveloped ECDSA P-256 / SHA-256 signature, the layout Okta uses. The
+//! an enveloped RSA-2048 / SHA-256 signature, the layout and algorithm Okta
+//! uses for SAML app signing certificates. The
 //! assertion is written directly in exclusive-c14n form, so the digest input
 //! is the exact bytes written. The verifier canonicalizes independently; the
 //! independently signed fixtures, not this signer, are what prove the
@@ -8,7 +9,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use base64::Engine;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -22,8 +23,8 @@ const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 /// Why the signer could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
-    /// The key file is not a PKCS#8 ECDSA P-256 key.
-    #[error("the demo IdP key is not a PKCS#8 ECDSA P-256 key: {0}")]
+    /// The key file is not a PKCS#8 RSA key.
+    #[error("the demo IdP key is not a PKCS#8 RSA key: {0}")]
     BadKey(String),
     /// The certificate file holds no certificate.
     #[error("the demo IdP certificate is not PEM: {0}")]
@@ -51,7 +52,7 @@ pub struct Grant<'a> {
 
 /// Signs SAML 2.0 Responses with the demo IdP key.
 pub struct Signer {
-    key: EcdsaKeyPair,
+    key: RsaKeyPair,
     cert_b64: String,
     rng: SystemRandom,
 }
@@ -65,9 +66,8 @@ impl Signer {
             Ok(_) => return Err(SignerError::BadKey("no PKCS#8 key".into())),
             Err(e) => return Err(SignerError::BadKey(e.to_string())),
         };
-        let key =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key_der.secret_pkcs8_der())
-                .map_err(|e| SignerError::BadKey(e.to_string()))?;
+        let key = RsaKeyPair::from_pkcs8(key_der.secret_pkcs8_der())
+            .map_err(|e| SignerError::BadKey(e.to_string()))?;
         let cert = rustls_pemfile::certs(&mut &*cert_pem)
             .next()
             .ok_or_else(|| SignerError::BadCert("no certificate".into()))?
@@ -143,7 +143,7 @@ impl Signer {
         let signed_info = |ns: &str| {
             format!(
                 "<ds:SignedInfo{ns}><ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"></ds:CanonicalizationMethod>\
-<ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256\"></ds:SignatureMethod>\
+<ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"></ds:SignatureMethod>\
 <ds:Reference URI=\"#{assertion_id}\"><ds:Transforms>\
 <ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"></ds:Transform>\
 <ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"></ds:Transform></ds:Transforms>\
@@ -154,15 +154,15 @@ impl Signer {
         };
         // Canonical SignedInfo carries the ds declaration on its apex.
         let canonical = signed_info(&format!(" xmlns:ds=\"{NS_DS}\""));
-        let sig = self
-            .key
-            .sign(&self.rng, canonical.as_bytes())
-            .expect("ecdsa signing");
+        let mut sig = vec![0; self.key.public_modulus_len()];
+        self.key
+            .sign(&RSA_PKCS1_SHA256, &self.rng, canonical.as_bytes(), &mut sig)
+            .expect("rsa signing into a modulus-sized buffer");
         let signature = format!(
             "<ds:Signature xmlns:ds=\"{NS_DS}\">{}<ds:SignatureValue>{}</ds:SignatureValue>\
 <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>",
             signed_info(""),
-            b64.encode(sig.as_ref()),
+            b64.encode(&sig),
             self.cert_b64
         );
         format!(
