@@ -8,6 +8,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+/// The allocator of the `trustgate` binary, so that the figures are the
+/// product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use trustgate::evidence::assertion::{bench_support, PinnedKey, Verifier, VerifierConfig};

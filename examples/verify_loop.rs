@@ -8,6 +8,11 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+/// The allocator of the `trustgate` binary, so that the figures are the
+/// product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use base64::Engine as _;
 use trustgate::evidence::assertion::{bench_support, PinnedKey, Verifier, VerifierConfig};
 
