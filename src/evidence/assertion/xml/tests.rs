@@ -229,3 +229,79 @@ fn start_tag_attribute_syntax() {
         .collect();
     assert_eq!(vals, [("b", "1"), ("c", ">"), ("d", "x&y")]);
 }
+
+/// A start tag's attribute bytes: well-formed attributes (prefixed or not,
+/// both quote kinds, white space around `=`, the other quote, `>`, `/` and
+/// `=` inside values), then half of the time one byte removed or one piece
+/// inserted somewhere, so that both accepted and refused forms come up.
+fn attribute_bytes() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let space = prop::sample::select(vec![" ", "\t", "\n", "\r\n", "  "]);
+    let eq = prop::sample::select(vec!["=", " =", "= ", "\t=\n"]);
+    let name = prop::sample::select(vec!["a", "b", "ID", "p:c", "xs:type", "_x-1.y", "é"]);
+    let value = prop::sample::select(vec!["", "v", "'", "\"", ">", "/", "=", "&amp;", "a b"]);
+    let attribute = (space, name, eq, any::<bool>(), value).prop_map(|(s, n, e, dq, v)| {
+        let q = if dq { '"' } else { '\'' };
+        let v = v.replace(q, "");
+        format!("{s}{n}{e}{q}{v}{q}")
+    });
+    let piece = prop::sample::select(vec![" ", "=", "\"", "'", "a", ":", "/"]);
+    (
+        prop::collection::vec(attribute, 0..5),
+        prop::option::of((any::<prop::sample::Index>(), any::<bool>(), piece)),
+    )
+        .prop_map(|(attrs, edit)| {
+            let mut s = attrs.concat();
+            if let Some((at, remove, piece)) = edit {
+                let chars: Vec<char> = s.chars().collect();
+                if !chars.is_empty() {
+                    let i = at.index(chars.len());
+                    let (head, tail) = chars.split_at(i);
+                    let head: String = head.iter().collect();
+                    let tail: String = tail.iter().skip(usize::from(remove)).collect();
+                    s = format!("{head}{}{tail}", if remove { "" } else { piece });
+                }
+            }
+            s
+        })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 2000,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Whatever our scanner accepts, quick-xml's own attribute iterator
+    /// reads as the same names and raw values: the two never split a start
+    /// tag differently.
+    #[test]
+    fn attribute_scan_agrees_with_quick_xml(raw in attribute_bytes()) {
+        let ours: Result<Vec<_>, _> = Attributes::new(&raw).collect();
+        if let Ok(ours) = ours {
+            let tag = format!("r{raw}");
+            let start = quick_xml::events::BytesStart::from_content(tag.as_str(), 1);
+            // Duplicates are refused later, on expanded names.
+            let mut attributes = start.attributes();
+            attributes.with_checks(false);
+            let theirs: Vec<(String, String)> = attributes
+                .map(|a| {
+                    let a = a.expect("quick-xml refuses what the scanner accepted");
+                    (
+                        String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
+                        String::from_utf8(a.value.to_vec()).unwrap(),
+                    )
+                })
+                .collect();
+            let ours: Vec<(String, String)> = ours
+                .into_iter()
+                .map(|(p, l, v)| {
+                    let name = if p.is_empty() { l.to_string() } else { format!("{p}:{l}") };
+                    (name, v.to_string())
+                })
+                .collect();
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+    }
+}
