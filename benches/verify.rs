@@ -8,14 +8,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use trustgate::evidence::assertion::{bench_support, PinnedKey, Verifier, VerifierConfig};
+
 /// The allocator of the `trustgate` binary, so that the figures are the
 /// product's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use base64::Engine as _;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use trustgate::evidence::assertion::{bench_support, PinnedKey, Verifier, VerifierConfig};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")

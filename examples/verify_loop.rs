@@ -8,13 +8,13 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use base64::Engine as _;
+use trustgate::evidence::assertion::{bench_support, PinnedKey, Verifier, VerifierConfig};
+
 /// The allocator of the `trustgate` binary, so that the figures are the
 /// product's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use base64::Engine as _;
-use trustgate::evidence::assertion::{bench_support, PinnedKey, Verifier, VerifierConfig};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

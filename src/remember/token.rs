@@ -141,6 +141,12 @@ impl KeyError {
 pub struct SubjectHash(pub [u8; 16]);
 
 impl SubjectHash {
+    /// The hash as the gateway sends it to apps (`X-Trustgate-Subject`): the
+    /// `Display` text. Built once per cached session, not per request.
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::try_from(self.to_string()).expect("hex digits are a valid header value")
+    }
+
     /// Hashes a subject (the assertion's NameID or UPN), exactly as given.
     pub fn of(subject: &str) -> Self {
         let mut ctx = digest::Context::new(&digest::SHA256);
@@ -149,21 +155,6 @@ impl SubjectHash {
         let mut out = [0; 16];
         out.copy_from_slice(&ctx.finish().as_ref()[..16]);
         SubjectHash(out)
-    }
-}
-
-impl SubjectHash {
-    /// The hash as the gateway sends it to apps (`X-Trustgate-Subject`):
-    /// lowercase hex, the same text as `Display`. Built once per cached
-    /// session, not per request.
-    pub fn header_value(&self) -> HeaderValue {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 32];
-        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 0xf)];
-        }
-        HeaderValue::from_bytes(&out).expect("hex digits are a valid header value")
     }
 }
 

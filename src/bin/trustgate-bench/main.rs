@@ -20,11 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The gateway's allocator, so that the generator spends as little of the
-/// shared CPU as it can.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
@@ -32,6 +27,11 @@ use http::header::HeaderValue;
 
 use load::{Material, Plan, Pool, Proto, Scenario, Stop, Target};
 use report::{Report, RunRecord};
+
+/// The gateway's allocator, so that the generator spends as little of the
+/// shared CPU as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The User-Agent of every request: an iPhone, so the mobile policy rules
 /// apply and an untrusted device is sent to enrollment.

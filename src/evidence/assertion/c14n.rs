@@ -42,6 +42,19 @@ impl DigestSink {
         self.ctx.update(&self.buf[..self.len]);
         self.ctx.finish()
     }
+
+    /// Hashes the buffer (and `bytes`, when they would not fit either).
+    #[inline(never)]
+    fn spill(&mut self, bytes: &[u8]) {
+        self.ctx.update(&self.buf[..self.len]);
+        self.len = 0;
+        if bytes.len() > self.buf.len() {
+            self.ctx.update(bytes);
+        } else {
+            self.buf[..bytes.len()].copy_from_slice(bytes);
+            self.len = bytes.len();
+        }
+    }
 }
 
 impl Sink for DigestSink {
@@ -54,21 +67,6 @@ impl Sink for DigestSink {
                 self.len = end;
             }
             None => self.spill(bytes),
-        }
-    }
-}
-
-impl DigestSink {
-    /// Hashes the buffer (and `bytes`, when they would not fit either).
-    #[inline(never)]
-    fn spill(&mut self, bytes: &[u8]) {
-        self.ctx.update(&self.buf[..self.len]);
-        self.len = 0;
-        if bytes.len() > self.buf.len() {
-            self.ctx.update(bytes);
-        } else {
-            self.buf[..bytes.len()].copy_from_slice(bytes);
-            self.len = bytes.len();
         }
     }
 }
