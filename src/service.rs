@@ -263,6 +263,9 @@ impl Gateway {
         let host = host.to_string();
         let mut parts = parts;
         enforce::strip_trust_headers(&mut parts.headers);
+        // Room for the four trust headers and the five that forwarding sets,
+        // so that the map grows once instead of at every doubling.
+        parts.headers.reserve(9);
         let rid = request_id.to_str().unwrap_or("");
         let (req, cookies) = match &app.enforcement {
             None => (
@@ -414,7 +417,14 @@ fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
         u64::from_le_bytes(b)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{prefix:016x}{n:016x}")).expect("hex is a valid header")
+    // Hex by hand: `format!` took a tenth of the forwarding path's own work.
+    let mut id = [0u8; 32];
+    for (i, digit) in id.iter_mut().enumerate() {
+        let word = if i < 16 { prefix } else { n };
+        let nibble = (word >> (60 - 4 * (i % 16))) & 0xf;
+        *digit = b"0123456789abcdef"[nibble as usize];
+    }
+    HeaderValue::from_bytes(&id).expect("hex is a valid header")
 }
 
 #[cfg(test)]
@@ -440,5 +450,19 @@ mod tests {
     #[test]
     fn new_request_ids_are_unique() {
         assert_ne!(request_id(None), request_id(None));
+    }
+
+    #[test]
+    fn new_request_ids_are_the_prefix_and_counter_in_hex() {
+        let a = request_id(None);
+        let b = request_id(None);
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert_eq!(a[..16], b[..16], "one prefix per process");
+        let n = |id: &str| u64::from_str_radix(&id[16..], 16).unwrap();
+        assert!(n(b) > n(a), "the counter goes up: {a} {b}");
     }
 }

@@ -71,12 +71,38 @@ pub fn cookies<'a>(
     name: &'a str,
 ) -> impl Iterator<Item = &'a str> + 'a {
     debug_assert!(!name.contains('='));
+    // Pairs are split as bytes and only a matching value is checked as
+    // text: validating the whole line first cost more than the rest of a
+    // cached session check.
     headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|line| line.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(move |pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+        .flat_map(|line| pairs(line.as_bytes()))
+        .filter_map(move |pair| {
+            let value = pair
+                .trim_ascii()
+                .strip_prefix(name.as_bytes())?
+                .strip_prefix(b"=")?;
+            std::str::from_utf8(value).ok()
+        })
+}
+
+/// The `;`-separated pairs of one `Cookie` line, found with `memchr`.
+fn pairs(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(line);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        Some(match memchr::memchr(b';', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                &r[..i]
+            }
+            None => {
+                rest = None;
+                r
+            }
+        })
+    })
 }
 
 /// The first value of cookie `name` in a request's `Cookie` headers.
@@ -129,5 +155,41 @@ mod tests {
         assert_eq!(cookies(&h, "__Host-x").collect::<Vec<_>>(), ["=2"]);
         assert_eq!(cookie(&h, "a"), Some("__Host-x=3"));
         assert_eq!(cookie(&h, "__Host-xy"), Some("1"));
+    }
+
+    #[test]
+    fn cookie_lines_split_on_every_semicolon() {
+        let mut h = http::HeaderMap::new();
+        h.append("cookie", ";; x=1 ;x=2;\tx=3;x=;x".parse().unwrap());
+        assert_eq!(cookies(&h, "x").collect::<Vec<_>>(), ["1", "2", "3", ""]);
+        // Another cookie's bytes that are not text do not hide ours; a value
+        // that is not text is no value.
+        let mut h = http::HeaderMap::new();
+        h.append(
+            "cookie",
+            http::HeaderValue::from_bytes(b"pref=caf\xe9; x=4; x=\xff").unwrap(),
+        );
+        assert_eq!(cookies(&h, "x").collect::<Vec<_>>(), ["4"]);
+    }
+
+    proptest::proptest! {
+        /// The byte splitter reads every text line as the plain string
+        /// splitter does.
+        #[test]
+        fn cookie_split_matches_str_split(
+            parts in proptest::collection::vec("[ \t]{0,2}(x|xx|y)?=?[a-z0-9=]{0,4}[ \t]{0,2}", 0..6)
+        ) {
+            let line = parts.join(";");
+            let Ok(value) = http::HeaderValue::from_str(&line) else { return Ok(()) };
+            let mut h = http::HeaderMap::new();
+            h.append("cookie", value);
+            let want: Vec<&str> = h["cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .filter_map(|p| p.trim().strip_prefix("x")?.strip_prefix('='))
+                .collect();
+            proptest::prop_assert_eq!(cookies(&h, "x").collect::<Vec<_>>(), want);
+        }
     }
 }

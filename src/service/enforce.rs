@@ -125,8 +125,15 @@ impl Gateway {
         if acs && parts.method == Method::POST {
             check_assertion_post(&parts)?;
             let ctx = ctx(classify(&parts.headers));
-            let body = read_limited(body, state.config.server.max_assertion_bytes).await?;
-            return Ok(ctx.assertion(parts, body).await);
+            let limit = state.config.server.max_assertion_bytes;
+            // Boxed: this once-per-session path is the largest state of the
+            // request future, which every pass-through request would
+            // otherwise allocate and move.
+            return Box::pin(async move {
+                let body = read_limited(body, limit).await?;
+                Ok(ctx.assertion(parts, body).await)
+            })
+            .await;
         }
         // The login path must be reachable without a session, or sign-in
         // could never start.

@@ -34,3 +34,168 @@ fn upgrade_needs_connection_upgrade() {
     h.insert("connection", "keep-alive, Upgrade".parse().unwrap());
     assert_eq!(upgrade_protocol(&h).unwrap(), "websocket");
 }
+
+#[test]
+fn each_hop_by_hop_header_goes_without_a_connection_header() {
+    for name in [
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "connection",
+    ] {
+        let mut h = HeaderMap::new();
+        h.insert("x-end-to-end", "kept".parse().unwrap());
+        h.insert(HeaderName::from_static(name), "1".parse().unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{name} stayed: {h:?}");
+        assert_eq!(h["x-end-to-end"], "kept");
+    }
+}
+
+#[test]
+fn end_to_end_headers_are_left_alone() {
+    let mut h = HeaderMap::new();
+    h.insert("host", "apps.example".parse().unwrap());
+    h.append("cookie", "a=1".parse().unwrap());
+    h.append("cookie", "b=2".parse().unwrap());
+    h.insert("x-keep-alive-ish", "kept".parse().unwrap());
+    let before = h.clone();
+    strip_hop_by_hop(&mut h, false);
+    assert_eq!(h, before);
+}
+
+#[test]
+fn connection_cannot_name_a_trust_header_away() {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "connection",
+        "X-Trustgate-Device-Trust, x_trustgate_subject, x-other"
+            .parse()
+            .unwrap(),
+    );
+    h.insert("x-trustgate-device-trust", "trusted".parse().unwrap());
+    h.insert("x-other", "1".parse().unwrap());
+    strip_hop_by_hop(&mut h, false);
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h["x-trustgate-device-trust"], "trusted");
+}
+
+#[test]
+fn upgrade_named_in_connection_is_kept_on_101_only() {
+    let mut h = HeaderMap::new();
+    h.insert("connection", "upgrade, keep-alive".parse().unwrap());
+    h.insert("upgrade", "websocket".parse().unwrap());
+    h.insert("keep-alive", "timeout=5".parse().unwrap());
+    let mut on_101 = h.clone();
+    strip_hop_by_hop(&mut on_101, true);
+    assert_eq!(on_101.len(), 2, "{on_101:?}");
+    assert_eq!(on_101["upgrade"], "websocket");
+    strip_hop_by_hop(&mut h, false);
+    assert!(h.is_empty(), "{h:?}");
+}
+
+fn app(host_header: HostHeader) -> App {
+    App {
+        name: Arc::from("app"),
+        index: 0,
+        hosts: vec!["apps.example".into()],
+        path_prefix: "/".into(),
+        upstream_scheme: http::uri::Scheme::HTTPS,
+        upstream_authority: "10.9.8.7:8443".parse().unwrap(),
+        host_header,
+        enforcement: None,
+    }
+}
+
+fn rewritten(
+    target: &str,
+    host_header: HostHeader,
+    ip: IpAddr,
+    xff: Option<&str>,
+) -> Request<Body> {
+    let mut b = Request::get(target);
+    if let Some(v) = xff {
+        b = b.header("x-forwarded-for", v);
+    }
+    let mut req = b
+        .body(http_body_util::Empty::new().map_err(Into::into).boxed())
+        .unwrap();
+    let id = HeaderValue::from_static("rid-1");
+    let down = Downstream {
+        client_ip: ip,
+        proto: "https",
+        host: "apps.example",
+        request_id: &id,
+    };
+    rewrite_request(&app(host_header), &mut req, &down, None).unwrap();
+    req
+}
+
+#[test]
+fn rewrite_keeps_path_and_query_byte_for_byte() {
+    let ip = IpAddr::from([192, 0, 2, 1]);
+    for target in [
+        "/",
+        "/a/b%2Fc?x=1&y=%20&z",
+        "/~user/file.txt?",
+        "https://apps.example/deep/path?q=%E2%9C%93",
+    ] {
+        let req = rewritten(target, HostHeader::Preserve, ip, None);
+        let want = Uri::try_from(target).unwrap();
+        let want = want.path_and_query().map_or("/", |p| p.as_str());
+        assert_eq!(req.uri().scheme_str(), Some("https"));
+        assert_eq!(req.uri().authority().unwrap(), "10.9.8.7:8443");
+        assert_eq!(req.uri().path_and_query().unwrap().as_str(), want);
+        assert_eq!(req.headers()["host"], "apps.example");
+        assert_eq!(req.headers()["x-forwarded-proto"], "https");
+        assert_eq!(req.headers()["x-forwarded-host"], "apps.example");
+        assert_eq!(req.headers()["x-request-id"], "rid-1");
+    }
+    let req = rewritten("/", HostHeader::Upstream, ip, None);
+    assert_eq!(req.headers()["host"], "10.9.8.7:8443");
+}
+
+#[test]
+fn forwarded_for_names_the_peer_after_any_prior_hops() {
+    let v4 = IpAddr::from([10, 0, 100, 9]);
+    let req = rewritten("/", HostHeader::Preserve, v4, None);
+    assert_eq!(req.headers()["x-forwarded-for"], "10.0.100.9");
+    let req = rewritten("/", HostHeader::Preserve, v4, Some("203.0.113.9"));
+    assert_eq!(req.headers()["x-forwarded-for"], "203.0.113.9, 10.0.100.9");
+    let req = rewritten("/", HostHeader::Preserve, v4, Some("  "));
+    assert_eq!(req.headers()["x-forwarded-for"], "10.0.100.9");
+    let v6: IpAddr = "2001:db8::1".parse().unwrap();
+    let req = rewritten("/", HostHeader::Preserve, v6, None);
+    assert_eq!(req.headers()["x-forwarded-for"], "2001:db8::1");
+}
+
+#[test]
+fn address_text_matches_display_at_the_edges() {
+    for ip in [
+        "0.0.0.0",
+        "255.255.255.255",
+        "1.20.100.9",
+        "::",
+        "::ffff:255.255.255.255",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "fe80::1",
+    ] {
+        let ip: IpAddr = ip.parse().unwrap();
+        assert_eq!(IpText::new(ip).as_str(), ip.to_string());
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn address_text_matches_display(v4: u32, v6: u128) {
+        let a = IpAddr::from(std::net::Ipv4Addr::from(v4));
+        proptest::prop_assert_eq!(IpText::new(a).as_str().to_string(), a.to_string());
+        let b = IpAddr::from(std::net::Ipv6Addr::from(v6));
+        proptest::prop_assert_eq!(IpText::new(b).as_str().to_string(), b.to_string());
+    }
+}
