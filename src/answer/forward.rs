@@ -227,7 +227,8 @@ fn rewrite_request(
 /// `Display` goes through the formatter and its padding, about a
 /// microsecond per request), IPv6 through `Display`.
 struct IpText {
-    /// 45 bytes hold the longest form, `ffff:...:255.255.255.255`.
+    /// IPv4 takes 15 bytes and IPv6's `Display` at most 39; 45 is the
+    /// longest textual IPv6 form of all (`ffff:...:255.255.255.255`).
     buf: [u8; 45],
     len: usize,
 }

@@ -65,7 +65,8 @@ impl Sealer {
 /// Every value of cookie `name` in a request's `Cookie` headers, in order.
 /// `name` holds no `=` (no cookie name does), so "starts with `name=`" is
 /// the same as "the part before the first `=` is `name`", without searching
-/// every pair for its `=`.
+/// every pair for its `=`. A line with bytes that are not text (obs-text in
+/// another cookie) is still read; a value that is not UTF-8 is skipped.
 pub fn cookies<'a>(
     headers: &'a http::HeaderMap,
     name: &'a str,
@@ -172,24 +173,52 @@ mod tests {
         assert_eq!(cookies(&h, "x").collect::<Vec<_>>(), ["4"]);
     }
 
+    /// Pieces of cookie lines: names near `x`, `=`, values, white space.
+    const PAIR: &str = "[ \t]{0,2}(x|xx|y)?=?[a-z0-9=]{0,4}[ \t]{0,2}";
+
+    /// The old reading of one line: as text, or not at all.
+    fn by_str<'a>(line: &'a http::HeaderValue, name: &str) -> Vec<&'a str> {
+        let Ok(line) = line.to_str() else {
+            return Vec::new();
+        };
+        line.split(';')
+            .filter_map(|p| p.trim().strip_prefix(name)?.strip_prefix('='))
+            .collect()
+    }
+
     proptest::proptest! {
         /// The byte splitter reads every text line as the plain string
         /// splitter does.
         #[test]
-        fn cookie_split_matches_str_split(
-            parts in proptest::collection::vec("[ \t]{0,2}(x|xx|y)?=?[a-z0-9=]{0,4}[ \t]{0,2}", 0..6)
-        ) {
+        fn cookie_split_matches_str_split(parts in proptest::collection::vec(PAIR, 0..6)) {
             let line = parts.join(";");
             let Ok(value) = http::HeaderValue::from_str(&line) else { return Ok(()) };
             let mut h = http::HeaderMap::new();
             h.append("cookie", value);
-            let want: Vec<&str> = h["cookie"]
-                .to_str()
-                .unwrap()
-                .split(';')
-                .filter_map(|p| p.trim().strip_prefix("x")?.strip_prefix('='))
-                .collect();
-            proptest::prop_assert_eq!(cookies(&h, "x").collect::<Vec<_>>(), want);
+            let got: Vec<&str> = cookies(&h, "x").collect();
+            proptest::prop_assert_eq!(got, by_str(&h["cookie"], "x"));
+        }
+
+        /// Any header bytes: a text line reads as before; in a line with
+        /// other bytes, exactly the values that are UTF-8 are found.
+        #[test]
+        fn cookie_split_on_any_bytes(line in proptest::collection::vec(
+            proptest::sample::select(vec![b';', b'=', b'x', b' ', b'a', 0xc3, 0xa9, 0xff]),
+            0..24,
+        )) {
+            let Ok(value) = http::HeaderValue::from_bytes(&line) else { return Ok(()) };
+            let mut h = http::HeaderMap::new();
+            h.append("cookie", value);
+            let got: Vec<&str> = cookies(&h, "x").collect();
+            if h["cookie"].to_str().is_ok() {
+                proptest::prop_assert_eq!(got, by_str(&h["cookie"], "x"));
+            } else {
+                let want: Vec<&str> = line
+                    .split(|&b| b == b';')
+                    .filter_map(|p| std::str::from_utf8(p.trim_ascii().strip_prefix(b"x=")?).ok())
+                    .collect();
+                proptest::prop_assert_eq!(got, want);
+            }
         }
     }
 }

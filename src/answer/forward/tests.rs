@@ -79,9 +79,28 @@ fn connection_cannot_name_a_trust_header_away() {
             .unwrap(),
     );
     h.insert("x-trustgate-device-trust", "trusted".parse().unwrap());
+    h.insert("x_trustgate_subject", "s".parse().unwrap());
     h.insert("x-other", "1".parse().unwrap());
     strip_hop_by_hop(&mut h, false);
-    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!(h["x-trustgate-device-trust"], "trusted");
+    assert_eq!(h["x_trustgate_subject"], "s");
+
+    // On a 101 too, where Connection and Upgrade stay.
+    let mut h = HeaderMap::new();
+    h.insert(
+        "connection",
+        "Upgrade, x-trustgate-device-trust, x-other"
+            .parse()
+            .unwrap(),
+    );
+    h.insert("upgrade", "websocket".parse().unwrap());
+    h.insert("x-trustgate-device-trust", "trusted".parse().unwrap());
+    h.insert("x-other", "1".parse().unwrap());
+    strip_hop_by_hop(&mut h, true);
+    assert_eq!(h.len(), 3, "{h:?}");
+    assert!(h.contains_key("connection"));
+    assert_eq!(h["upgrade"], "websocket");
     assert_eq!(h["x-trustgate-device-trust"], "trusted");
 }
 
@@ -94,6 +113,7 @@ fn upgrade_named_in_connection_is_kept_on_101_only() {
     let mut on_101 = h.clone();
     strip_hop_by_hop(&mut on_101, true);
     assert_eq!(on_101.len(), 2, "{on_101:?}");
+    assert_eq!(on_101["connection"], "upgrade, keep-alive");
     assert_eq!(on_101["upgrade"], "websocket");
     strip_hop_by_hop(&mut h, false);
     assert!(h.is_empty(), "{h:?}");
@@ -139,15 +159,17 @@ fn rewritten(
 #[test]
 fn rewrite_keeps_path_and_query_byte_for_byte() {
     let ip = IpAddr::from([192, 0, 2, 1]);
-    for target in [
-        "/",
-        "/a/b%2Fc?x=1&y=%20&z",
-        "/~user/file.txt?",
-        "https://apps.example/deep/path?q=%E2%9C%93",
+    for (target, want) in [
+        ("/", "/"),
+        ("/a/b%2Fc?x=1&y=%20&z", "/a/b%2Fc?x=1&y=%20&z"),
+        ("/~user/file.txt?", "/~user/file.txt?"),
+        (
+            "https://apps.example/deep/path?q=%E2%9C%93",
+            "/deep/path?q=%E2%9C%93",
+        ),
+        ("https://apps.example", "/"),
     ] {
         let req = rewritten(target, HostHeader::Preserve, ip, None);
-        let want = Uri::try_from(target).unwrap();
-        let want = want.path_and_query().map_or("/", |p| p.as_str());
         assert_eq!(req.uri().scheme_str(), Some("https"));
         assert_eq!(req.uri().authority().unwrap(), "10.9.8.7:8443");
         assert_eq!(req.uri().path_and_query().unwrap().as_str(), want);
