@@ -120,6 +120,9 @@ pub struct ServerConfig {
     pub trusted_proxy_hops: usize,
     /// Async worker threads (one per CPU when unset); read at start only.
     pub worker_threads: Option<usize>,
+    /// Verified session cookies the decision cache holds (about 800 bytes
+    /// each); read at start only, since the cache outlives reloads.
+    pub decision_cache_entries: u64,
 }
 
 /// One server certificate and the names it answers for.
@@ -357,6 +360,7 @@ impl Config {
             grace_period: raw.server.grace_period,
             trusted_proxy_hops: raw.server.trusted_proxy_hops,
             worker_threads: raw.server.worker_threads,
+            decision_cache_entries: raw.server.decision_cache_entries,
         };
         if raw.server.listen.is_none() && raw.server.plain_listen.is_none() {
             errors.push("server", "set listen, plain_listen or both");
@@ -366,6 +370,9 @@ impl Config {
         }
         if server.worker_threads == Some(0) {
             errors.push("server.worker_threads", "must be at least 1");
+        }
+        if server.decision_cache_entries < 1000 {
+            errors.push("server.decision_cache_entries", "must be at least 1000");
         }
         if server.max_header_bytes < 8192 {
             errors.push("server.max_header_bytes", "must be at least 8192");

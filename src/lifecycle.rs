@@ -181,6 +181,11 @@ impl Running {
                 if next.server.worker_threads != current.server.worker_threads {
                     tracing::warn!("server.worker_threads changed; it applies after a restart");
                 }
+                if next.server.decision_cache_entries != current.server.decision_cache_entries {
+                    tracing::warn!(
+                        "server.decision_cache_entries changed; it applies after a restart"
+                    );
+                }
                 self.gateway.apply(Arc::new(next));
                 metrics.config_reloads.with_label_values(&["success"]).inc();
                 tracing::info!("config reloaded");

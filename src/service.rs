@@ -129,6 +129,7 @@ impl Gateway {
         publish_certificate_expiry(&metrics, &config);
         prime_metrics(&metrics, &config);
         let replay = ReplayCache::new(1_000_000);
+        let decision_cache_entries = config.server.decision_cache_entries;
         let metrics_for_state = metrics.clone();
         Arc::new(Gateway {
             metrics,
@@ -136,7 +137,7 @@ impl Gateway {
             certs,
             ready: AtomicBool::new(false),
             replay,
-            sessions: Sessions::new(MAX_SESSION_LIFETIME, 2_000_000),
+            sessions: Sessions::new(MAX_SESSION_LIFETIME, decision_cache_entries),
             detours: Detours::new(MAX_ENROLLMENT_WINDOW),
             clock_offset: AtomicU64::new(0),
             verify_slots: tokio::sync::Semaphore::new(

@@ -55,6 +55,8 @@ pub struct RawServer {
     pub trusted_proxy_hops: usize,
     /// Async worker threads; none means one per CPU.
     pub worker_threads: Option<usize>,
+    /// Verified session cookies the decision cache holds.
+    pub decision_cache_entries: u64,
 }
 
 impl Default for RawServer {
@@ -71,6 +73,7 @@ impl Default for RawServer {
             grace_period: Duration::from_secs(30),
             trusted_proxy_hops: 0,
             worker_threads: None,
+            decision_cache_entries: 1_000_000,
         }
     }
 }

@@ -49,6 +49,18 @@ fn unknown_key_is_named_with_its_path() {
 }
 
 #[test]
+fn decision_cache_entries_default_to_a_million_and_refuse_tiny_caches() {
+    assert_eq!(
+        parse(CERT).unwrap().server.decision_cache_entries,
+        1_000_000
+    );
+    let c = parse(&format!("{CERT}\ndecision_cache_entries = 50000\n")).unwrap();
+    assert_eq!(c.server.decision_cache_entries, 50_000);
+    let e = errors(&format!("{CERT}\ndecision_cache_entries = 10\n"));
+    assert!(e[0].starts_with("server.decision_cache_entries:"), "{e:?}");
+}
+
+#[test]
 fn worker_threads_defaults_to_the_runtime_and_refuses_zero() {
     assert_eq!(parse(CERT).unwrap().server.worker_threads, None);
     let c = parse(&format!("{CERT}\nworker_threads = 1\n")).unwrap();
