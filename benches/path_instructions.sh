@@ -60,10 +60,10 @@ for mode in enforced forward-only; do
   }
   read -r ok errors < <(run 300)
   [[ $ok == 300 && $errors == 0 ]] || { echo "$mode: warm-up failed ($ok ok)" >&2; exit 1; }
-  callgrind_control -i on $vg >/dev/null
+  callgrind_control -i on $vg >/dev/null 2>&1
   read -r ok errors < <(run "$N")
-  callgrind_control -i off $vg >/dev/null
-  callgrind_control -d $vg >/dev/null
+  callgrind_control -i off $vg >/dev/null 2>&1
+  callgrind_control -d $vg >/dev/null 2>&1
   [[ $ok == "$N" && $errors == 0 ]] || { echo "$mode: $ok of $N requests ok" >&2; exit 1; }
   kill -TERM $vg
   wait $vg || true

@@ -788,8 +788,10 @@ fn sessions_memory(count: u64, json: bool) -> Result<()> {
     request.insert(http::header::USER_AGENT, HeaderValue::from_static(IPHONE));
     let now = std::time::SystemTime::now();
     let before = gateway::proc_stats("self").ok_or_else(|| anyhow!("no /proc/self"))?;
-    // The gateway's own capacity (src/service.rs): 2,000,000.
-    let sessions = Sessions::new(Duration::from_secs(8 * 3600), 2_000_000);
+    // Room for all of them (the gateway's default is 1,000,000, its
+    // `server.decision_cache_entries`), so that none is evicted mid-count.
+    let capacity = count.saturating_mul(2).max(1000);
+    let sessions = Sessions::new(Duration::from_secs(8 * 3600), capacity);
     let mut kept = 0u64;
     for i in 0..count {
         let token = SessionToken::new(
