@@ -651,18 +651,7 @@ async fn replayed_assertion_is_refused() {
 async fn forged_assertion_is_refused() {
     let env = Env::start().await;
     let body = env.assertion("ivan@corp.example", "NOT_TRUSTED", &[], None);
-    // Flip the trust value inside the signed assertion.
-    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let xml = String::from_utf8(b64.decode(&pairs[0].1).unwrap()).unwrap();
-    pairs[0].1 = b64.encode(xml.replace("NOT_TRUSTED", "TRUSTED"));
-    let forged = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish();
-    let resp = env.post_acs(IPHONE, forged, &[]).await;
+    let resp = env.post_acs(IPHONE, forge(&body), &[]).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(body_string(resp).await.contains("could not be verified"));
     assert_eq!(
@@ -671,6 +660,57 @@ async fn forged_assertion_is_refused() {
         )
         .await,
         1.0
+    );
+}
+
+/// Flips the trust value inside the signed assertion of a form body.
+fn forge(body: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let xml = String::from_utf8(b64.decode(&pairs[0].1).unwrap()).unwrap();
+    pairs[0].1 = b64.encode(xml.replace("NOT_TRUSTED", "TRUSTED"));
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// With workers to spare, a usual body is verified on the async worker and
+/// a large one on the blocking pool (`service::Verification`): both accept
+/// what is signed and refuse what was forged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assertions_are_judged_alike_on_the_worker_and_on_the_blocking_pool() {
+    let env = Env::start().await;
+    let many: Vec<String> = (0..4000).map(|i| format!("group-{i:05}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    for (user, groups) in [
+        ("alice@corp.example", &[][..]),
+        ("bob@corp.example", &many[..]),
+    ] {
+        let body = env.assertion(user, "NOT_TRUSTED", groups, None);
+        let large = body.len() > trustgate::service::INLINE_VERIFY_BYTES;
+        assert_eq!(large, !groups.is_empty(), "{} bytes", body.len());
+
+        let resp = env.post_acs(WINDOWS, forge(&body), &[]).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::FORBIDDEN,
+            "forged, large: {large}"
+        );
+        let seen = upstream_saw(env.post_acs(WINDOWS, body, &[]).await).await;
+        assert_eq!(
+            seen["x-trustgate-device-trust"][0], "not_trusted",
+            "large: {large}"
+        );
+    }
+    assert_eq!(
+        env.metric(
+            "trustgate_assertions_total{app=\"app\",protocol=\"saml2\",result=\"bad_digest\"}"
+        )
+        .await,
+        2.0
     );
 }
 

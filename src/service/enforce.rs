@@ -15,7 +15,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::{ConnInfo, Gateway, State};
+use super::{ConnInfo, Gateway, State, INLINE_VERIFY_BYTES};
 use crate::answer::{full, pages, redirect, Body, GatewayError};
 use crate::classify::{classify, Client};
 use crate::config::{App, EnforceMode, Enforcement};
@@ -260,23 +260,27 @@ impl Ctx<'_> {
             let e = GatewayError::Internal("no verifier for an enforced app".into());
             return Outcome::Answer(e.response(self.request_id));
         };
-        // Verification is CPU work: off the async workers, a bounded number
-        // at a time, so that a burst of assertions cannot stall every other
-        // connection (or /healthz).
-        let Ok(_slot) = self.gw.verify_slots.acquire().await else {
+        // CPU work, a bounded number at a time, so that a burst of
+        // assertions cannot stall every other connection (or /healthz); see
+        // `Verification` for where it runs.
+        let v = &self.gw.verification;
+        let Ok(_slot) = v.slots.acquire().await else {
             let e = GatewayError::Internal("verification slots closed".into());
             return Outcome::Answer(e.response(self.request_id));
         };
         let now = self.now;
-        let input = body.clone();
-        let verified =
+        let verified = if v.inline && body.len() <= INLINE_VERIFY_BYTES {
+            verifier.verify_post(&body, now)
+        } else {
+            let input = body.clone();
             match tokio::task::spawn_blocking(move || verifier.verify_post(&input, now)).await {
                 Ok(v) => v,
                 Err(_) => {
                     let e = GatewayError::Internal("verification task failed".into());
                     return Outcome::Answer(e.response(self.request_id));
                 }
-            };
+            }
+        };
         metrics
             .assertion_duration
             .with_label_values(&[app])
