@@ -143,6 +143,11 @@ pub struct Verification {
 pub const INLINE_VERIFY_BYTES: usize = 64 * 1024;
 
 impl Verification {
+    /// Whether a body of `len` bytes is verified on the async worker.
+    pub fn on_worker(&self, len: usize) -> bool {
+        self.inline && len <= INLINE_VERIFY_BYTES
+    }
+
     /// For the runtime this runs on (one worker when there is none).
     fn for_runtime() -> Verification {
         let workers = tokio::runtime::Handle::try_current()
@@ -162,15 +167,15 @@ impl Gateway {
         publish_certificate_expiry(&metrics, &config);
         prime_metrics(&metrics, &config);
         let replay = ReplayCache::new(1_000_000);
-        let decision_cache_entries = config.server.decision_cache_entries;
         let metrics_for_state = metrics.clone();
         Arc::new(Gateway {
+            // Before `state`, which takes `config`.
+            sessions: Sessions::new(MAX_SESSION_LIFETIME, config.server.decision_cache_entries),
             metrics,
             state: ArcSwap::from_pointee(State::new(config, &replay, &metrics_for_state)),
             certs,
             ready: AtomicBool::new(false),
             replay,
-            sessions: Sessions::new(MAX_SESSION_LIFETIME, decision_cache_entries),
             detours: Detours::new(MAX_ENROLLMENT_WINDOW),
             clock_offset: AtomicU64::new(0),
             verification: Verification::for_runtime(),
@@ -295,9 +300,11 @@ impl Gateway {
         let host = host.to_string();
         let mut parts = parts;
         enforce::strip_trust_headers(&mut parts.headers);
-        // Room for the four trust headers and the five that forwarding sets,
-        // so that the map grows once instead of at every doubling.
-        parts.headers.reserve(9);
+        // Room for what enforcement and forwarding add, so that the map
+        // grows once instead of at every doubling.
+        parts
+            .headers
+            .reserve(enforce::TRUST_HEADERS + crate::answer::forward::FORWARDING_HEADERS);
         let rid = request_id.to_str().unwrap_or("");
         let (req, cookies) = match &app.enforcement {
             None => (

@@ -154,18 +154,16 @@ impl Forwarder {
 
 /// The Upgrade token of an HTTP/1.1 upgrade request (`Connection: upgrade`).
 fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
-    let connection_has_upgrade = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if connection_has_upgrade {
+    if connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade")) {
         headers.get(header::UPGRADE).cloned()
     } else {
         None
     }
 }
+
+/// How many headers [`rewrite_request`] may add besides an upgrade's: Host,
+/// X-Forwarded-For, -Proto and -Host, X-Request-Id.
+pub const FORWARDING_HEADERS: usize = 5;
 
 /// Points the request at the upstream and rewrites its headers.
 fn rewrite_request(
@@ -273,6 +271,16 @@ impl IpText {
     }
 }
 
+/// The comma-separated tokens of every `Connection` header, trimmed.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
 /// Whether a header is hop-by-hop whatever `Connection` says (RFC 9110
 /// section 7.6.1, and the `Proxy-Connection` and `Keep-Alive` of older
 /// clients). One match on the name's bytes, since every header of every
@@ -308,12 +316,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         .filter(|name| is_hop_by_hop(name) && !kept(name))
         .cloned()
         .collect();
-    let named = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+    let named = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         // A client must not be able to delete the gateway's own headers by
         // naming them in Connection.
         .filter(|name| !kept(name) && !crate::service::enforce::is_trust_header(name.as_str()));

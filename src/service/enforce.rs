@@ -15,7 +15,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::{ConnInfo, Gateway, State, INLINE_VERIFY_BYTES};
+use super::{ConnInfo, Gateway, State};
 use crate::answer::{full, pages, redirect, Body, GatewayError};
 use crate::classify::{classify, Client};
 use crate::config::{App, EnforceMode, Enforcement};
@@ -269,7 +269,7 @@ impl Ctx<'_> {
             return Outcome::Answer(e.response(self.request_id));
         };
         let now = self.now;
-        let verified = if v.inline && body.len() <= INLINE_VERIFY_BYTES {
+        let verified = if v.on_worker(body.len()) {
             verifier.verify_post(&body, now)
         } else {
             let input = body.clone();
@@ -606,6 +606,9 @@ fn rewrite_field(body: &[u8], field: &str, value: &str) -> Bytes {
     }
     Bytes::from(out.finish())
 }
+
+/// How many headers [`set_trust_headers`] adds.
+pub const TRUST_HEADERS: usize = 4;
 
 /// Sets the trust headers for the app; `subject` is the subject hash's
 /// header value ([`SubjectHash::header_value`]), built once per session.
