@@ -69,7 +69,11 @@ fn main() {
             v.verify_document(std::hint::black_box(&xml), now).unwrap();
         }
     });
-    stats.print(if post { "verifications (post)" } else { "verifications" });
+    stats.print(if post {
+        "verifications (post)"
+    } else {
+        "verifications"
+    });
 }
 
 /// Operations per timed batch: short enough that many batches run between

@@ -212,7 +212,8 @@ pub struct VerifiedAssertion {
     id: String,
     attributes: Vec<(String, Vec<String>)>,
     device_trust: DeviceTrust,
-    groups: Vec<String>,
+    /// Which of `attributes` is the configured groups attribute.
+    groups: Option<usize>,
 }
 
 impl VerifiedAssertion {
@@ -263,7 +264,9 @@ impl VerifiedAssertion {
     }
     /// The values of the configured groups attribute.
     pub fn groups(&self) -> &[String] {
-        &self.groups
+        self.groups
+            .and_then(|i| self.attributes.get(i))
+            .map_or(&[], |(_, v)| v.as_slice())
     }
 }
 
@@ -295,7 +298,7 @@ impl Claims {
                 .ok_or_else(|| AssertionError::structure("an attribute has no name"))?;
             let values = doc
                 .children_named(attr, ns, "AttributeValue")
-                .map(|v| doc.text(v))
+                .map(|v| doc.text(v).into_owned())
                 .collect();
             self.push_attribute(name.to_string(), values);
         }
@@ -400,10 +403,9 @@ impl Verifier {
                 "the document is not of the configured protocol",
             ));
         }
-        let mut scratch = Vec::with_capacity(2048);
         let claims = match protocol {
-            Protocol::Saml2 => saml2::verify_response(&doc, &self.cfg, now, &mut scratch)?,
-            Protocol::WsFed => wsfed::verify_rstr(&doc, &self.cfg, now, &mut scratch)?,
+            Protocol::Saml2 => saml2::verify_response(&doc, &self.cfg, now)?,
+            Protocol::WsFed => wsfed::verify_rstr(&doc, &self.cfg, now)?,
         };
         // An assertion without an end would be valid forever, and would
         // outlive the replay cache's memory of it.
@@ -417,9 +419,7 @@ impl Verifier {
         let groups = claims
             .attributes
             .iter()
-            .find(|(n, _)| *n == self.cfg.groups_attribute)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+            .position(|(n, _)| *n == self.cfg.groups_attribute);
         Ok(VerifiedAssertion {
             protocol,
             issuer: claims.issuer,

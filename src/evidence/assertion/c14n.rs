@@ -140,11 +140,12 @@ impl<'d> Writer<'d, '_> {
                 self.need(a.prefix, a.ns);
             }
         }
+        // The `xml` prefix has no declaration and is never rendered.
         for p in self.opts.inclusive {
-            match doc.lookup_prefix(id, p) {
-                Some(ns) => self.need(lookup_key(doc, id, p), ns),
-                None if p.is_empty() => self.need("", 0),
-                None => {}
+            match doc.declaration(id, p) {
+                Some(d) if d.ns != 0 => self.need(d.prefix, d.ns),
+                _ if p.is_empty() => self.need("", 0),
+                _ => {}
             }
         }
         // Keep only what an output ancestor has not already rendered.
@@ -175,10 +176,15 @@ impl<'d> Writer<'d, '_> {
         let mut attrs = std::mem::take(&mut self.attrs);
         attrs.clear();
         attrs.extend(doc.attrs(id).iter());
+        // By namespace URI, then local name; most attributes share the
+        // empty namespace, so the URIs are compared only when they differ.
         attrs.sort_unstable_by(|a, b| {
-            doc.ns_uri(a.ns)
-                .cmp(doc.ns_uri(b.ns))
-                .then_with(|| a.local.cmp(b.local))
+            let by_ns = if a.ns == b.ns {
+                std::cmp::Ordering::Equal
+            } else {
+                doc.ns_uri(a.ns).cmp(doc.ns_uri(b.ns))
+            };
+            by_ns.then_with(|| a.local.cmp(b.local))
         });
         for a in &attrs {
             out.put(b" ");
@@ -221,19 +227,6 @@ impl<'d> Writer<'d, '_> {
         out.put(b">");
         self.rendered.truncate(mark);
     }
-}
-
-/// Returns `p` with the document's lifetime, borrowed from the declaration
-/// that binds it (the PrefixList lives elsewhere).
-fn lookup_key<'d>(doc: &'d Document<'d>, id: NodeId, p: &str) -> &'d str {
-    let mut cur = Some(id);
-    while let Some(n) = cur {
-        if let Some(d) = doc.decls(n).iter().find(|d| d.prefix == p) {
-            return d.prefix;
-        }
-        cur = doc.element(n).parent;
-    }
-    ""
 }
 
 fn put_qname<S: Sink>(out: &mut S, prefix: &str, local: &str) {

@@ -33,6 +33,17 @@ enum Hash {
     Sha512,
 }
 
+impl Hash {
+    fn algorithm(self) -> &'static digest::Algorithm {
+        match self {
+            Hash::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+            Hash::Sha256 => &digest::SHA256,
+            Hash::Sha384 => &digest::SHA384,
+            Hash::Sha512 => &digest::SHA512,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SigAlg {
     Rsa(Hash),
@@ -109,16 +120,14 @@ pub(crate) struct Policy<'k> {
 }
 
 /// Verifies that `sig`, a direct child of `signed`, is a valid enveloped
-/// signature over `signed`, whose ID attribute value is `id`. `scratch` is a
-/// reusable buffer for canonical SignedInfo. Returns the index of the key
-/// that verified.
+/// signature over `signed`, whose ID attribute value is `id`. Returns the
+/// index of the key that verified.
 pub(crate) fn verify(
     doc: &Document,
     signed: NodeId,
     sig: NodeId,
     id: &str,
     policy: Policy<'_>,
-    scratch: &mut Vec<u8>,
 ) -> Result<usize, AssertionError> {
     debug_assert_eq!(doc.element(sig).parent, Some(signed));
     let parts = SignatureParts::read(doc, sig)?;
@@ -136,12 +145,7 @@ pub(crate) fn verify(
     // Reference validation: the digest of the canonical signed element,
     // without the enveloped signature. A `#id` reference never keeps
     // comments, whatever the c14n transform says.
-    let mut ctx = c14n::DigestSink::new(match reference.hash {
-        Hash::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-        Hash::Sha256 => &digest::SHA256,
-        Hash::Sha384 => &digest::SHA384,
-        Hash::Sha512 => &digest::SHA512,
-    });
+    let mut ctx = c14n::DigestSink::new(reference.hash.algorithm());
     c14n::canonicalize(
         doc,
         signed,
@@ -168,7 +172,10 @@ pub(crate) fn verify(
     if sig_value.is_empty() {
         return Err(AssertionError::BadSignature("empty signature value"));
     }
-    scratch.clear();
+    // Canonical SignedInfo goes straight into the hash the signature
+    // algorithm names; the key then checks the signature over that digest.
+    let (SigAlg::Rsa(hash) | SigAlg::Ecdsa(hash)) = si.alg;
+    let mut signed_info = c14n::DigestSink::new(hash.algorithm());
     c14n::canonicalize(
         doc,
         parts.signed_info,
@@ -177,8 +184,9 @@ pub(crate) fn verify(
             inclusive: &si.c14n_inclusive,
             exclude: None,
         },
-        scratch,
+        &mut signed_info,
     );
+    let signed_info = signed_info.finish();
 
     // KeyInfo may only select among pinned keys; with one pinned key there
     // is nothing to select, so it is decoded only to explain a failure.
@@ -203,7 +211,7 @@ pub(crate) fn verify(
             continue;
         };
         fitting += 1;
-        if key.verifies(alg, scratch, &sig_value) {
+        if key.verifies(alg, &signed_info, &sig_value) {
             return Ok(i);
         }
     }

@@ -229,12 +229,19 @@ impl PinnedKey {
         &self.cert_der
     }
 
-    /// Verifies `signature` over `message` with algorithm `alg`; false when
-    /// the signature does not verify or `alg` does not fit the key.
-    pub(crate) fn verifies(&self, alg: VerifyAlg, message: &[u8], signature: &[u8]) -> bool {
+    /// Verifies `signature` over the message whose `digest` the caller
+    /// computed, with algorithm `alg`; false when the signature does not
+    /// verify, `alg` does not fit the key, or `digest` is not of `alg`'s
+    /// hash.
+    pub(crate) fn verifies(
+        &self,
+        alg: VerifyAlg,
+        digest: &aws_lc_rs::digest::Digest,
+        signature: &[u8],
+    ) -> bool {
         self.parsed
             .iter()
             .find(|(a, _)| *a == alg)
-            .is_some_and(|(_, k)| k.verify_sig(message, signature).is_ok())
+            .is_some_and(|(_, k)| k.verify_digest_sig(digest, signature).is_ok())
     }
 }

@@ -34,7 +34,6 @@ pub(crate) fn verify_response(
     doc: &Document,
     cfg: &VerifierConfig,
     now: SystemTime,
-    scratch: &mut Vec<u8>,
 ) -> Result<Claims, AssertionError> {
     let root = doc.root;
 
@@ -75,14 +74,14 @@ pub(crate) fn verify_response(
         let id = doc
             .attr(root, "ID")
             .ok_or_else(|| AssertionError::structure("the response has no id"))?;
-        dsig::verify(doc, root, sig, id, policy, scratch)?;
+        dsig::verify(doc, root, sig, id, policy)?;
         covered = true;
     }
     if let Some(sig) = one_child(doc, assertion, DSIG_NS, "Signature")? {
         let id = doc
             .attr(assertion, "ID")
             .ok_or_else(|| AssertionError::structure("the assertion has no id"))?;
-        dsig::verify(doc, assertion, sig, id, policy, scratch)?;
+        dsig::verify(doc, assertion, sig, id, policy)?;
         covered = true;
     }
     if !covered {
@@ -132,7 +131,7 @@ pub(crate) fn assertion_claims(
     };
     let issuer = one_child(doc, a, SAML_NS, "Issuer")?
         .ok_or_else(|| AssertionError::structure("the assertion has no issuer"))?;
-    claims.issuer = doc.text(issuer);
+    claims.issuer = doc.text(issuer).into_owned();
     check_issuer(cfg, &claims.issuer)?;
 
     // Time bounds: Conditions, then IssueInstant; then the audience.
@@ -152,7 +151,7 @@ pub(crate) fn assertion_claims(
     }
     let name_id = one_child(doc, subject, SAML_NS, "NameID")?
         .ok_or_else(|| AssertionError::structure("the subject has no nameid"))?;
-    claims.name_id = doc.text(name_id);
+    claims.name_id = doc.text(name_id).into_owned();
     claims.name_id_format = doc.attr(name_id, "Format").map(str::to_string);
     let scd_end = bearer_confirmation(doc, subject, cfg, now, binding)?;
     end = match (end, scd_end) {

@@ -33,7 +33,6 @@ pub(crate) fn verify_rstr(
     doc: &Document,
     cfg: &VerifierConfig,
     now: SystemTime,
-    scratch: &mut Vec<u8>,
 ) -> Result<Claims, AssertionError> {
     let root = doc.root;
     let e = doc.element(root);
@@ -89,7 +88,7 @@ pub(crate) fn verify_rstr(
         keys: &cfg.keys,
         allow_sha1: cfg.allow_sha1,
     };
-    dsig::verify(doc, token, sig, id, policy, scratch)?;
+    dsig::verify(doc, token, sig, id, policy)?;
 
     if saml1 {
         saml11_claims(doc, token, cfg, now)
@@ -142,7 +141,10 @@ fn saml11_claims(
         let Some(ni) = one_child(doc, subj, SAML1_NS, "NameIdentifier")? else {
             continue;
         };
-        let this = (doc.text(ni), doc.attr(ni, "Format").map(str::to_string));
+        let this = (
+            doc.text(ni).into_owned(),
+            doc.attr(ni, "Format").map(str::to_string),
+        );
         match &subject {
             Some(s) if s.0 != this.0 => {
                 return Err(AssertionError::structure(

@@ -228,11 +228,19 @@ impl<'a> Document<'a> {
     }
 
     /// The text content of `id`: every descendant text node joined, comments
-    /// and processing instructions excluded.
-    pub(crate) fn text(&self, id: NodeId) -> String {
-        let mut out = String::new();
-        self.collect_text(id, &mut out);
-        out
+    /// and processing instructions excluded. Borrowed when `id` holds one
+    /// text node and nothing else, as nearly every SAML value does.
+    pub(crate) fn text(&self, id: NodeId) -> Cow<'_, str> {
+        let mut children = self.children(id);
+        match (children.next().map(|c| &self.nodes[c]), children.next()) {
+            (None, _) => Cow::Borrowed(""),
+            (Some(Node::Text(t)), None) => Cow::Borrowed(t),
+            _ => {
+                let mut out = String::new();
+                self.collect_text(id, &mut out);
+                Cow::Owned(out)
+            }
+        }
     }
 
     fn collect_text(&self, id: NodeId, out: &mut String) {
@@ -254,18 +262,16 @@ impl<'a> Document<'a> {
         })
     }
 
-    /// The namespace bound to `prefix` at element `id` (`""` is the default);
-    /// `None` when the prefix is unbound or the default namespace is empty.
-    pub(crate) fn lookup_prefix(&self, id: NodeId, prefix: &str) -> Option<NsId> {
+    /// The declaration in scope at element `id` that binds `prefix` (`""`
+    /// is the default), written on `id` or its nearest ancestor. The `xml`
+    /// prefix is bound without one.
+    pub(crate) fn declaration(&self, id: NodeId, prefix: &str) -> Option<&NsDecl<'a>> {
         let mut cur = Some(id);
         while let Some(n) = cur {
             if let Some(d) = self.decls(n).iter().find(|d| d.prefix == prefix) {
-                return if d.ns == 0 { None } else { Some(d.ns) };
+                return Some(d);
             }
             cur = self.element(n).parent;
-        }
-        if prefix == "xml" {
-            return Some(XML_NS_ID);
         }
         None
     }
@@ -308,9 +314,17 @@ impl<'a> Builder<'a> {
             next: Vec::with_capacity(nodes),
             attrs: Vec::with_capacity(nodes),
             decls: Vec::with_capacity(16),
-            namespaces: vec![Cow::Borrowed(""), Cow::Borrowed(XML_NS)],
+            namespaces: {
+                let mut n = Vec::with_capacity(16);
+                n.extend([Cow::Borrowed(""), Cow::Borrowed(XML_NS)]);
+                n
+            },
             stack: Vec::with_capacity(16),
-            scope: vec![("xml", XML_NS_ID)],
+            scope: {
+                let mut s = Vec::with_capacity(16);
+                s.push(("xml", XML_NS_ID));
+                s
+            },
             scope_marks: Vec::with_capacity(16),
             root: None,
             text_open: false,
@@ -402,15 +416,22 @@ impl<'a> Builder<'a> {
                 }
                 Event::Text(t) => {
                     let raw = self.borrowed(&t)?;
-                    // One scan for both: `]` is rare in text, and a
-                    // substring search costs a setup on every text node.
+                    // One scan for all three: `]` and CR are rare in text,
+                    // and every search costs a setup on every text node.
                     let b = raw.as_bytes();
-                    if memchr::memchr2_iter(b'&', b']', b)
-                        .any(|i| b[i] == b'&' || b[i..].starts_with(b"]]>"))
-                    {
-                        return Err(XmlError::Malformed("bad character data"));
+                    let mut cr = false;
+                    for i in memchr::memchr3_iter(b'&', b']', b'\r', b) {
+                        match b[i] {
+                            b'\r' => cr = true,
+                            b']' if !b[i..].starts_with(b"]]>") => {}
+                            _ => return Err(XmlError::Malformed("bad character data")),
+                        }
                     }
-                    self.text(normalize_eol(raw))?;
+                    self.text(if cr {
+                        normalize_eol(raw)
+                    } else {
+                        Cow::Borrowed(raw)
+                    })?;
                 }
                 Event::CData(c) => {
                     let raw = self.borrowed(&c)?;
@@ -657,11 +678,28 @@ impl<'a> Attributes<'a> {
     fn attribute(&mut self) -> Result<(&'a str, &'a str, &'a str), XmlError> {
         const BAD: XmlError = XmlError::Malformed("bad attribute");
         let b = self.src.as_bytes();
+        // The name's bytes are classified as they are scanned, so an ASCII
+        // name (every real one) needs no second pass to be split.
         let name_start = self.pos;
-        while self.pos < b.len() && NAME_CLASS[b[self.pos] as usize] != 0 {
+        let (mut classes, mut colons, mut colon_at) = (0u8, 0u8, 0usize);
+        while let Some(&c) = b.get(self.pos) {
+            let k = NAME_CLASS[c as usize];
+            if k == 0 {
+                break;
+            }
+            classes |= k;
+            if k == COLON {
+                colons = colons.saturating_add(1);
+                colon_at = self.pos - name_start;
+            }
             self.pos += 1;
         }
-        let (prefix, local) = split_qname(&self.src[name_start..self.pos])?;
+        let name = &self.src[name_start..self.pos];
+        let (prefix, local) = if classes & WIDE == 0 {
+            split_ascii_qname(name, colons, colon_at)?
+        } else {
+            split_qname(name)?
+        };
         self.skip_space();
         if b.get(self.pos) != Some(&b'=') {
             return Err(BAD);
@@ -715,24 +753,33 @@ fn split_qname(q: &str) -> Result<(&str, &str), XmlError> {
     let b = q.as_bytes();
     // Real SAML names are short ASCII: classify them 32 bytes at once, and
     // decode chars only for anything else.
-    let (p, l) = match ascii_name_bytes(b) {
-        Some((0, _)) => ("", q),
-        Some((1, colon)) => (&q[..colon], &q[colon + 1..]),
-        Some(_) => return Err(BAD),
+    match ascii_name_bytes(b) {
+        Some((colons, at)) => split_ascii_qname(q, colons, at),
         None => {
             let (p, l) = q.split_once(':').unwrap_or(("", q));
             if l.contains(':') || (q.contains(':') && !is_ncname(p)) || !is_ncname(l) {
                 return Err(BAD);
             }
-            return Ok((p, l));
+            Ok((p, l))
         }
+    }
+}
+
+/// Splits a name whose bytes are all ASCII name characters or colons,
+/// given how many colons it has and where the last one is.
+fn split_ascii_qname(q: &str, colons: u8, at: usize) -> Result<(&str, &str), XmlError> {
+    const BAD: XmlError = XmlError::Malformed("bad name");
+    let (p, l) = match colons {
+        0 => ("", q),
+        1 => (&q[..at], &q[at + 1..]),
+        _ => return Err(BAD),
     };
     let starts = |s: &str| {
         s.as_bytes()
             .first()
             .is_some_and(|&c| NAME_CLASS[c as usize] & START != 0)
     };
-    if !starts(l) || (!p.is_empty() || l.len() < q.len()) && !starts(p) {
+    if !starts(l) || colons == 1 && !starts(p) {
         return Err(BAD);
     }
     Ok((p, l))
@@ -818,9 +865,12 @@ fn name_char(c: char) -> bool {
 /// characters). Folds 64-byte chunks so the compiler can vectorize.
 fn has_control_char(b: &[u8]) -> bool {
     b.chunks(64).any(|chunk| {
-        chunk.iter().fold(false, |acc, &c| {
-            acc | (c < 0x20 && c != b'\t' && c != b'\n' && c != b'\r')
-        })
+        // Most chunks have no byte under 0x20 at all, not even a line end:
+        // one compare per byte rules them out.
+        chunk.iter().fold(false, |acc, &c| acc | (c < 0x20))
+            && chunk
+                .iter()
+                .any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
     })
 }
 

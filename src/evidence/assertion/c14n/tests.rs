@@ -97,3 +97,26 @@ fn default_namespace_is_undeclared_under_a_rendered_default() {
         r#"<e xmlns="urn:d" ID="x"><f xmlns=""></f></e>"#
     );
 }
+
+#[test]
+fn xml_prefix_in_the_prefix_list_is_never_rendered() {
+    // The `xml` prefix is bound without a declaration; naming it in an
+    // InclusiveNamespaces PrefixList must not invent one (nor a default).
+    let xml = br#"<r xmlns:p="urn:p"><e xml:lang="en" ID="x"><p:f/></e></r>"#;
+    let prefixes = ["xml".to_string()];
+    assert_eq!(
+        c14n_of(xml, "x", false, &prefixes),
+        r#"<e ID="x" xml:lang="en"><p:f xmlns:p="urn:p"></p:f></e>"#
+    );
+}
+
+#[test]
+fn attributes_sort_by_namespace_uri_then_local_name() {
+    // The URIs decide, not the prefixes: `b:z` (urn:m) comes before `a:y`
+    // (urn:z). Unprefixed attributes, with the empty URI, come first.
+    let xml = br#"<r xmlns:a="urn:z" xmlns:b="urn:m"><e ID="x" a:y="1" b:z="2" c="3"/></r>"#;
+    assert_eq!(
+        c14n_of(xml, "x", false, &[]),
+        r#"<e xmlns:a="urn:z" xmlns:b="urn:m" ID="x" c="3" b:z="2" a:y="1"></e>"#
+    );
+}

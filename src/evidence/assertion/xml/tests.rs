@@ -60,9 +60,15 @@ fn attributes_and_declarations_belong_to_their_element() {
     assert!(doc.attrs(y).is_empty() && doc.decls(y).is_empty());
     // The default namespace and p are inherited, q ended with x.
     assert_eq!(doc.ns_uri(doc.element(y).ns), "urn:d");
-    assert!(doc.lookup_prefix(y, "p").is_some());
-    assert!(doc.lookup_prefix(y, "q").is_none());
-    assert_eq!(doc.lookup_prefix(y, "xml"), Some(XML_NS_ID));
+    let p = doc.declaration(y, "p").expect("p is in scope");
+    assert_eq!((p.prefix, doc.ns_uri(p.ns)), ("p", "urn:p"));
+    assert_eq!(
+        doc.declaration(y, "").map(|d| doc.ns_uri(d.ns)),
+        Some("urn:d")
+    );
+    assert!(doc.declaration(y, "q").is_none());
+    // `xml` is bound without a declaration.
+    assert!(doc.declaration(y, "xml").is_none());
 }
 
 #[test]
@@ -266,12 +272,67 @@ fn attribute_bytes() -> impl proptest::strategy::Strategy<Value = String> {
         })
 }
 
+#[test]
+fn attribute_names_split_as_qnames() {
+    fn names(raw: &str) -> Result<Vec<(&str, &str)>, XmlError> {
+        Attributes::new(raw)
+            .map(|a| a.map(|(p, l, _)| (p, l)))
+            .collect()
+    }
+    assert_eq!(
+        names(r#" p:l="1" ID='2' ä:ö="3" _x-1.y="4""#).unwrap(),
+        [("p", "l"), ("", "ID"), ("ä", "ö"), ("", "_x-1.y")]
+    );
+    for bad in [
+        r#" a:b:c="1""#,
+        r#" 1a="1""#,
+        r#" :a="1""#,
+        r#" a:="1""#,
+        r#" -a="1""#,
+        r#" a:1="1""#,
+        " a\u{200B}:b=\"1\"",
+        " ä:ö:ü=\"1\"",
+    ] {
+        assert_eq!(names(bad), Err(XmlError::Malformed("bad name")), "{bad}");
+    }
+}
+
+/// Bytes mostly clean text with line ends, now and then a control.
+fn mostly_text() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let byte = prop::sample::select(vec![
+        b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b' ', b'<', b'\n', b'\t', b'\r', 0x00,
+        0x08, 0x0b, 0x1f, 0x20, 0x7f, 0x80, 0xff,
+    ]);
+    (
+        prop::collection::vec(byte, 0..400),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(mut b, at)| {
+            // Keep most samples free of controls, so that both answers
+            // come up often.
+            if at.index(4) != 0 {
+                b.retain(|&c| c >= 0x20 || matches!(c, b'\t' | b'\n' | b'\r'));
+            }
+            b
+        })
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig {
         cases: 2000,
         failure_persistence: None,
         ..proptest::prelude::ProptestConfig::default()
     })]
+
+    /// The chunked control check says what its definition says.
+    #[test]
+    fn control_check_matches_its_definition(b in mostly_text()) {
+        let expected = b
+            .iter()
+            .any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'));
+        proptest::prop_assert_eq!(has_control_char(&b), expected);
+    }
 
     /// Whatever our scanner accepts, quick-xml's own attribute iterator
     /// reads as the same names and raw values: the two never split a start
