@@ -8,7 +8,10 @@ OpenSSL) verifying the same file in process, CPU time per verification.
     tests/fixtures/independent/certs/okta_rsa2048.pem 3000
 
 What it does per verification:
-parse, find the assertion signature, register IDs, verify with the pinned key."""
+parse, find the assertion signature, register IDs, verify with the pinned key.
+
+Like `examples/verify_loop.rs`, it also prints the fastest batch of 64 in a
+row, the figure a shared machine disturbs least, so the two compare alike."""
 import sys, time
 from lxml import etree
 import xmlsec
@@ -25,7 +28,18 @@ def once():
     ctx.register_id(assertion, 'ID')
     ctx.verify(sig)
 once()
+BATCH = 64
+best = float('inf')
 t = time.process_time()
-for _ in range(n): once()
+done = 0
+while done < n:
+    batch = min(BATCH, n - done)
+    b = time.perf_counter()
+    for _ in range(batch): once()
+    if batch == BATCH:
+        best = min(best, time.perf_counter() - b)
+    done += batch
 dt = time.process_time() - t
-print(f"{n} verifications, {dt*1e6/n:.1f} us CPU each, {n/dt:.0f}/s")
+each = best * 1e6 / BATCH
+print(f"{n} verifications, {dt*1e6/n:.1f} us CPU each, {n/dt:.0f}/s; "
+      f"fastest batch of {BATCH}: {each:.1f} us each ({1e6/each:.0f}/s)")
