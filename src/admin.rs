@@ -63,6 +63,7 @@ async fn handle(gateway: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> 
     }
     match req.uri().path() {
         "/metrics" => {
+            gateway.refresh_gauges();
             let mut r = Response::new(full(gateway.metrics.render()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

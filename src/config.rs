@@ -123,6 +123,9 @@ pub struct ServerConfig {
     /// Verified session cookies the decision cache holds (about 800 bytes
     /// each); read at start only, since the cache outlives reloads.
     pub decision_cache_entries: u64,
+    /// Live assertion IDs the replay cache holds; past it, new sign-ins are
+    /// refused until some expire. Read at start only.
+    pub replay_cache_entries: u64,
 }
 
 /// One server certificate and the names it answers for.
@@ -361,6 +364,7 @@ impl Config {
             trusted_proxy_hops: raw.server.trusted_proxy_hops,
             worker_threads: raw.server.worker_threads,
             decision_cache_entries: raw.server.decision_cache_entries,
+            replay_cache_entries: raw.server.replay_cache_entries,
         };
         if raw.server.listen.is_none() && raw.server.plain_listen.is_none() {
             errors.push("server", "set listen, plain_listen or both");
@@ -373,6 +377,9 @@ impl Config {
         }
         if server.decision_cache_entries < 1000 {
             errors.push("server.decision_cache_entries", "must be at least 1000");
+        }
+        if server.replay_cache_entries < 1000 {
+            errors.push("server.replay_cache_entries", "must be at least 1000");
         }
         if server.max_header_bytes < 8192 {
             errors.push("server.max_header_bytes", "must be at least 8192");

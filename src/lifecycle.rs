@@ -186,6 +186,11 @@ impl Running {
                         "server.decision_cache_entries changed; it applies after a restart"
                     );
                 }
+                if next.server.replay_cache_entries != current.server.replay_cache_entries {
+                    tracing::warn!(
+                        "server.replay_cache_entries changed; it applies after a restart"
+                    );
+                }
                 self.gateway.apply(Arc::new(next));
                 metrics.config_reloads.with_label_values(&["success"]).inc();
                 tracing::info!("config reloaded");

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub cache_misses: IntCounterVec,
     /// Decisions in the cache now.
     pub cache_entries: IntGauge,
+    /// Live assertion IDs in the replay cache.
+    pub replay_entries: IntGauge,
     /// Session cookies treated as absent, by reason.
     pub cookies_rejected: IntCounterVec,
     /// Enrollment detours, by app and event (`started`, `resumed`, `expired`).
@@ -106,6 +108,14 @@ impl Metrics {
         .expect("valid metric");
         registry
             .register(Box::new(cache_entries.clone()))
+            .expect("unique metric");
+        let replay_entries = IntGauge::new(
+            "trustgate_replay_cache_entries",
+            "Live assertion IDs the replay cache remembers; at server.replay_cache_entries new sign-ins are refused.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(replay_entries.clone()))
             .expect("unique metric");
         let ready = IntGauge::new(
             "trustgate_ready",
@@ -198,6 +208,7 @@ impl Metrics {
                 &["app"],
             ),
             cache_entries,
+            replay_entries,
             cookies_rejected: counter(
                 "trustgate_session_cookies_rejected_total",
                 "Session cookies treated as absent, by reason.",

@@ -166,7 +166,7 @@ impl Gateway {
         let certs = CertStore::new(&config.certificates);
         publish_certificate_expiry(&metrics, &config);
         prime_metrics(&metrics, &config);
-        let replay = ReplayCache::new(1_000_000);
+        let replay = ReplayCache::new(config.server.replay_cache_entries);
         let metrics_for_state = metrics.clone();
         Arc::new(Gateway {
             // Before `state`, which takes `config`.
@@ -185,6 +185,15 @@ impl Gateway {
     /// The current state.
     pub fn state(&self) -> arc_swap::Guard<Arc<State>> {
         self.state.load()
+    }
+
+    /// Brings the gauges that are costly to keep current up to date; the
+    /// metrics endpoint calls it before each scrape.
+    pub fn refresh_gauges(&self) {
+        let live = self.replay.live();
+        self.metrics
+            .replay_entries
+            .set(i64::try_from(live).unwrap_or(i64::MAX));
     }
 
     /// The certificate resolver the TLS listener uses.

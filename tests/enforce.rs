@@ -93,8 +93,16 @@ impl Env {
     }
 
     async fn start_with(server: &str, extra_app: &str) -> Env {
+        Env::start_edited(server, extra_app, |_| {}).await
+    }
+
+    async fn start_edited(
+        server: &str,
+        extra_app: &str,
+        edit: impl FnOnce(&mut trustgate::config::Config),
+    ) -> Env {
         let up = Upstream::echo_headers().await;
-        let gw = TestGateway::start(server, &enforced(&up.url(), extra_app)).await;
+        let gw = TestGateway::start_edited(server, &enforced(&up.url(), extra_app), edit).await;
         Env {
             gw,
             _up: up,
@@ -645,6 +653,42 @@ async fn replayed_assertion_is_refused() {
             .await,
         1.0
     );
+}
+
+#[tokio::test]
+async fn full_replay_cache_pauses_new_sign_ins_and_still_refuses_replays() {
+    let env = Env::start_edited("", "", |c| c.server.replay_cache_entries = 1).await;
+    let first = env.assertion("ida@corp.example", "NOT_TRUSTED", &[], None);
+    assert_eq!(
+        env.post_acs(WINDOWS, first.clone(), &[]).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(env.metric("trustgate_replay_cache_entries").await, 1.0);
+
+    // A genuine new sign-in waits: remembering it would mean forgetting one
+    // that could still be replayed.
+    let second = env.assertion("joe@corp.example", "NOT_TRUSTED", &[], None);
+    let resp = env.post_acs(WINDOWS, second, &[]).await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()["retry-after"], "60");
+    assert!(cookies(&resp).is_empty());
+    assert!(body_string(resp)
+        .await
+        .contains("Try again in a few minutes"));
+    assert_eq!(
+        env.metric(
+            "trustgate_assertions_total{app=\"app\",protocol=\"saml2\",result=\"replay_cache_full\"}"
+        )
+        .await,
+        1.0
+    );
+
+    // The one it remembers is still refused as a replay.
+    let resp = env.post_acs(WINDOWS, first, &[]).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(body_string(resp)
+        .await
+        .contains("could not be verified (replay)"));
 }
 
 #[tokio::test]

@@ -108,6 +108,26 @@ pub fn assertion_rejected(
     )
 }
 
+/// 503: a genuine sign-in refused because the replay cache holds its limit
+/// of live assertion IDs; a retry succeeds once some expire.
+pub fn replay_cache_full(app: &str, request_id: &str) -> Response<Body> {
+    let p = vec![format!(
+        "The gateway cannot accept a new sign-in to <b>{}</b> right now: it \
+         already remembers as many recent sign-ins as it may. Try again in a \
+         few minutes.",
+        escape_html(app)
+    )];
+    let mut resp = render(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in paused",
+        &p,
+        request_id,
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    resp
+}
+
 /// 401: a request that needs a session has none, and is not a page load
 /// that could follow a redirect.
 pub fn session_required(request_id: &str) -> Response<Body> {

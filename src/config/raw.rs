@@ -57,6 +57,8 @@ pub struct RawServer {
     pub worker_threads: Option<usize>,
     /// Verified session cookies the decision cache holds.
     pub decision_cache_entries: u64,
+    /// Live assertion IDs the replay cache holds.
+    pub replay_cache_entries: u64,
 }
 
 impl Default for RawServer {
@@ -74,6 +76,7 @@ impl Default for RawServer {
             trusted_proxy_hops: 0,
             worker_threads: None,
             decision_cache_entries: 1_000_000,
+            replay_cache_entries: 1_000_000,
         }
     }
 }

@@ -61,6 +61,15 @@ fn decision_cache_entries_default_to_a_million_and_refuse_tiny_caches() {
 }
 
 #[test]
+fn replay_cache_entries_default_to_a_million_and_refuse_tiny_caches() {
+    assert_eq!(parse(CERT).unwrap().server.replay_cache_entries, 1_000_000);
+    let c = parse(&format!("{CERT}\nreplay_cache_entries = 20000\n")).unwrap();
+    assert_eq!(c.server.replay_cache_entries, 20_000);
+    let e = errors(&format!("{CERT}\nreplay_cache_entries = 999\n"));
+    assert!(e[0].starts_with("server.replay_cache_entries:"), "{e:?}");
+}
+
+#[test]
 fn worker_threads_defaults_to_the_runtime_and_refuses_zero() {
     assert_eq!(parse(CERT).unwrap().server.worker_threads, None);
     let c = parse(&format!("{CERT}\nworker_threads = 1\n")).unwrap();

@@ -166,8 +166,10 @@ pub struct VerifierConfig {
     pub trust: TrustMapping,
     /// The attribute that lists the user's groups.
     pub groups_attribute: String,
-    /// How many assertion IDs the replay cache holds; 0 turns the replay
-    /// check off (offline checks and tests only).
+    /// How many live assertion IDs the replay cache holds. Past it, a new
+    /// assertion is refused (`replay_cache_full`) until some expire, rather
+    /// than forgetting one that could be replayed. 0 turns the replay check
+    /// off (offline checks and tests only).
     pub replay_capacity: u64,
 }
 
@@ -446,12 +448,14 @@ impl Verifier {
             .unwrap_or(Duration::from_secs(3600))
             .saturating_add(self.cfg.skew);
         let key = format!("{}\u{0}{}", claims.issuer, claims.id);
-        if cache.first_use(key, ttl) {
-            Ok(())
-        } else {
-            Err(AssertionError::Replay {
+        match cache.first_use(key, ttl) {
+            replay::Use::First => Ok(()),
+            replay::Use::Again => Err(AssertionError::Replay {
                 id: error::short(&claims.id),
-            })
+            }),
+            replay::Use::Full => Err(AssertionError::ReplayCacheFull {
+                capacity: cache.capacity(),
+            }),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::answer::{full, pages, redirect, Body, GatewayError};
 use crate::classify::{classify, Client};
 use crate::config::{App, EnforceMode, Enforcement};
 use crate::decide::{client_ip_from_headers, Action, Decision, Facts};
-use crate::evidence::assertion::{Delivery, ProtocolSelector};
+use crate::evidence::assertion::{AssertionError, Delivery, ProtocolSelector};
 use crate::evidence::DeviceTrust;
 use crate::remember::detour::{self, Return};
 use crate::remember::seal::{cookie, Sealer};
@@ -315,6 +315,11 @@ impl Ctx<'_> {
                     reason: e.reason(),
                 };
                 self.record(&decision, DeviceTrust::Unknown, None);
+                if let AssertionError::ReplayCacheFull { .. } = e {
+                    // Not the user's fault, and not to be hidden at info.
+                    tracing::warn!(app, error = %e, "sign-in refused: replay cache full");
+                    return Outcome::Answer(pages::replay_cache_full(app, self.request_id));
+                }
                 tracing::info!(app, reason = e.reason(), error = %e, "assertion rejected");
                 return Outcome::Answer(pages::assertion_rejected(
                     app,

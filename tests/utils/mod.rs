@@ -130,10 +130,21 @@ pub fn app(upstream: &str) -> String {
 
 impl TestGateway {
     pub async fn start(server: &str, rest: &str) -> TestGateway {
+        Self::start_edited(server, rest, |_| {}).await
+    }
+
+    /// Starts with the loaded config changed by `edit`, for settings the
+    /// config file refuses (a replay cache of one entry, say).
+    pub async fn start_edited(
+        server: &str,
+        rest: &str,
+        edit: impl FnOnce(&mut Config),
+    ) -> TestGateway {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config_text(server, rest)).unwrap();
-        let config = Config::load(&config_path).unwrap_or_else(|e| panic!("test config: {e}"));
+        let mut config = Config::load(&config_path).unwrap_or_else(|e| panic!("test config: {e}"));
+        edit(&mut config);
         let running = trustgate::lifecycle::start(config).await.unwrap();
         TestGateway {
             running: Some(running),

@@ -115,6 +115,14 @@ pub enum AssertionError {
         /// The assertion ID.
         id: String,
     },
+    /// The replay cache holds as many live assertion IDs as it may.
+    /// Accepting another would mean forgetting one that could still be
+    /// replayed, so the sign-in is refused until some expire.
+    #[error("the replay cache holds its limit of {capacity} live assertion ids")]
+    ReplayCacheFull {
+        /// The configured limit.
+        capacity: u64,
+    },
 }
 
 impl AssertionError {
@@ -141,11 +149,12 @@ impl AssertionError {
             AssertionError::Expired { .. } => "expired",
             AssertionError::NotYetValid { .. } => "not_yet_valid",
             AssertionError::Replay { .. } => "replay",
+            AssertionError::ReplayCacheFull { .. } => "replay_cache_full",
         }
     }
 
     /// Every reason this error can report, for pre-registering metric labels.
-    pub const REASONS: [&'static str; 20] = [
+    pub const REASONS: [&'static str; 21] = [
         "bad_base64",
         "too_large",
         "doctype",
@@ -166,6 +175,7 @@ impl AssertionError {
         "expired",
         "not_yet_valid",
         "replay",
+        "replay_cache_full",
     ];
 
     pub(crate) fn structure(what: &'static str) -> Self {

@@ -809,6 +809,28 @@ fn replayed_assertion_is_rejected() {
 }
 
 #[test]
+fn full_replay_cache_refuses_new_assertions_and_still_catches_replays() {
+    let v = Verifier::new(VerifierConfig {
+        replay_capacity: 1,
+        ..config()
+    });
+    v.verify_document(a01().as_bytes(), now()).unwrap();
+    let other = resign(&a01().replace(
+        "id65adcb66e87870ae9e2c8d11af36d9dd",
+        "id11111111111111111111111111111111",
+    ));
+    let e = v.verify_document(other.as_bytes(), now()).unwrap_err();
+    assert_eq!(e.reason(), "replay_cache_full");
+    assert_eq!(
+        e.to_string(),
+        "the replay cache holds its limit of 1 live assertion ids"
+    );
+    // The one remembered is still refused as a replay, not as "full".
+    let e = v.verify_document(a01().as_bytes(), now()).unwrap_err();
+    assert_eq!(e.reason(), "replay");
+}
+
+#[test]
 fn verifier_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Verifier>();
@@ -891,7 +913,7 @@ fn configured_groups_attribute_is_used() {
 
 #[test]
 fn every_reason_is_listed() {
-    assert_eq!(AssertionError::REASONS.len(), 20);
+    assert_eq!(AssertionError::REASONS.len(), 21);
     assert!(AssertionError::REASONS.contains(&AssertionError::Unsigned.reason()));
 }
 
