@@ -101,30 +101,25 @@ impl Metrics {
                 .expect("unique metric");
             g
         };
-        let cache_entries = IntGauge::new(
+        let single = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let cache_entries = single(
             "trustgate_decision_cache_entries",
             "Decisions held in the decision cache.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(cache_entries.clone()))
-            .expect("unique metric");
-        let replay_entries = IntGauge::new(
+        );
+        let replay_entries = single(
             "trustgate_replay_cache_entries",
             "Live assertion IDs the replay cache remembers; at server.replay_cache_entries new sign-ins are refused.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(replay_entries.clone()))
-            .expect("unique metric");
-        let ready = IntGauge::new(
+        );
+        let ready = single(
             "trustgate_ready",
             "1 while the gateway is ready to serve traffic.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(ready.clone()))
-            .expect("unique metric");
+        );
 
         let metrics = Metrics {
             open_connections: gauge(
