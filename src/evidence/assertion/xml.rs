@@ -864,13 +864,13 @@ fn name_char(c: char) -> bool {
 /// Whether `b` holds a C0 control other than TAB, LF and CR (not XML 1.0
 /// characters). Folds 64-byte chunks so the compiler can vectorize.
 fn has_control_char(b: &[u8]) -> bool {
+    // A two-step check (any byte under 0x20 first, then which) counts fewer
+    // instructions but took longer: it branches on every chunk with a line
+    // end, where this folds without a branch.
     b.chunks(64).any(|chunk| {
-        // Most chunks have no byte under 0x20 at all, not even a line end:
-        // one compare per byte rules them out.
-        chunk.iter().fold(false, |acc, &c| acc | (c < 0x20))
-            && chunk
-                .iter()
-                .any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
+        chunk.iter().fold(false, |acc, &c| {
+            acc | (c < 0x20 && c != b'\t' && c != b'\n' && c != b'\r')
+        })
     })
 }
 
