@@ -89,12 +89,16 @@ struct Stats {
 impl Stats {
     fn print(&self, what: &str) {
         let each = self.wall.as_secs_f64() * 1e6 / f64::from(self.n);
-        let best = self.best_batch.as_secs_f64() * 1e6 / f64::from(BATCH);
+        let best = if self.best_batch == Duration::MAX {
+            "n/a (fewer than one batch)".to_string()
+        } else {
+            let best = self.best_batch.as_secs_f64() * 1e6 / f64::from(BATCH);
+            format!("{best:.1} us each ({:.0}/s)", 1e6 / best)
+        };
         println!(
-            "{} {what}, wall {each:.1} us each ({:.0}/s); fastest batch of {BATCH}: {best:.1} us each ({:.0}/s)",
+            "{} {what}, wall {each:.1} us each ({:.0}/s); fastest batch of {BATCH}: {best}",
             self.n,
             1e6 / each,
-            1e6 / best
         );
     }
 }

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub cache_entries: IntGauge,
     /// Live assertion IDs in the replay cache.
     pub replay_entries: IntGauge,
+    /// The most live assertion IDs the replay cache holds.
+    pub replay_capacity: IntGauge,
     /// Session cookies treated as absent, by reason.
     pub cookies_rejected: IntCounterVec,
     /// Enrollment detours, by app and event (`started`, `resumed`, `expired`).
@@ -115,6 +117,10 @@ impl Metrics {
         let replay_entries = single(
             "trustgate_replay_cache_entries",
             "Live assertion IDs the replay cache remembers; at server.replay_cache_entries new sign-ins are refused.",
+        );
+        let replay_capacity = single(
+            "trustgate_replay_cache_capacity",
+            "The most live assertion IDs the replay cache holds (server.replay_cache_entries).",
         );
         let ready = single(
             "trustgate_ready",
@@ -204,6 +210,7 @@ impl Metrics {
             ),
             cache_entries,
             replay_entries,
+            replay_capacity,
             cookies_rejected: counter(
                 "trustgate_session_cookies_rejected_total",
                 "Session cookies treated as absent, by reason.",

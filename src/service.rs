@@ -167,6 +167,9 @@ impl Gateway {
         publish_certificate_expiry(&metrics, &config);
         prime_metrics(&metrics, &config);
         let replay = ReplayCache::new(config.server.replay_cache_entries);
+        metrics
+            .replay_capacity
+            .set(i64::try_from(replay.capacity()).unwrap_or(i64::MAX));
         let metrics_for_state = metrics.clone();
         Arc::new(Gateway {
             // Before `state`, which takes `config`.
@@ -434,6 +437,13 @@ fn prime_metrics(m: &Metrics, config: &Config) {
         for p in protocols {
             m.assertions.with_label_values(&[name, p, "accept"]);
         }
+        // The refusal that pages (TrustgateReplayCacheFull) exists from the
+        // start, so that increase() sees its first rise.
+        m.assertions.with_label_values(&[
+            name,
+            enforce::rejected_protocol(enf),
+            "replay_cache_full",
+        ]);
         m.decisions.with_label_values(&[
             name,
             "other",

@@ -658,6 +658,15 @@ async fn replayed_assertion_is_refused() {
 #[tokio::test]
 async fn full_replay_cache_pauses_new_sign_ins_and_still_refuses_replays() {
     let env = Env::start_edited("", "", |c| c.server.replay_cache_entries = 1).await;
+    // The series the alert watches exists before the first refusal.
+    let series =
+        "trustgate_assertions_total{app=\"app\",protocol=\"saml2\",result=\"replay_cache_full\"}";
+    assert!(env
+        .gw
+        .metrics()
+        .await
+        .lines()
+        .any(|l| l == format!("{series} 0")));
     let first = env.assertion("ida@corp.example", "NOT_TRUSTED", &[], None);
     assert_eq!(
         env.post_acs(WINDOWS, first.clone(), &[]).await.status(),
@@ -672,15 +681,22 @@ async fn full_replay_cache_pauses_new_sign_ins_and_still_refuses_replays() {
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(resp.headers()["retry-after"], "60");
     assert!(cookies(&resp).is_empty());
-    assert!(body_string(resp)
-        .await
-        .contains("Try again in a few minutes"));
+    let page = body_string(resp).await;
+    assert!(page.contains("Try again in a few minutes"), "{page}");
+    assert!(page.contains("href=\"/login\""), "{page}");
+    let metrics = env.gw.metrics().await;
     assert_eq!(
-        env.metric(
+        metric(
+            &metrics,
             "trustgate_assertions_total{app=\"app\",protocol=\"saml2\",result=\"replay_cache_full\"}"
-        )
-        .await,
+        ),
         1.0
+    );
+    assert_eq!(metric(&metrics, "trustgate_replay_cache_capacity"), 1.0);
+    // A paused sign-in is not a policy decision.
+    assert!(
+        !metrics.contains("rule=\"assertion_rejected\"} 1"),
+        "{metrics}"
     );
 
     // The one it remembers is still refused as a replay.

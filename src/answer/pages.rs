@@ -110,13 +110,19 @@ pub fn assertion_rejected(
 
 /// 503: a genuine sign-in refused because the replay cache holds its limit
 /// of live assertion IDs; a retry succeeds once some expire.
-pub fn replay_cache_full(app: &str, request_id: &str) -> Response<Body> {
-    let p = vec![format!(
-        "The gateway cannot accept a new sign-in to <b>{}</b> right now: it \
-         already remembers as many recent sign-ins as it may. Try again in a \
-         few minutes.",
-        escape_html(app)
-    )];
+pub fn replay_cache_full(app: &str, restart: &str, request_id: &str) -> Response<Body> {
+    let p = vec![
+        format!(
+            "The gateway cannot accept a new sign-in to <b>{}</b> right now: it \
+             already remembers as many recent sign-ins as it may. Try again in a \
+             few minutes.",
+            escape_html(app)
+        ),
+        format!(
+            "<a class=\"button\" href=\"{}\">Sign in again</a>",
+            escape_html(restart)
+        ),
+    ];
     let mut resp = render(
         StatusCode::SERVICE_UNAVAILABLE,
         "Sign-in paused",

@@ -299,15 +299,20 @@ impl Ctx<'_> {
                 d
             }
             Err(e) => {
-                let protocol = match self.enf.verifier.protocol {
-                    ProtocolSelector::Saml2 => "saml2",
-                    ProtocolSelector::WsFed => "wsfed",
-                    ProtocolSelector::Auto => "unknown",
-                };
                 metrics
                     .assertions
-                    .with_label_values(&[app, protocol, e.reason()])
+                    .with_label_values(&[app, rejected_protocol(self.enf), e.reason()])
                     .inc();
+                if let AssertionError::ReplayCacheFull { .. } = e {
+                    // Not a policy decision and not the user's fault: no
+                    // deny is recorded, and the log says so at warn.
+                    tracing::warn!(app, error = %e, "sign-in paused: replay cache full");
+                    return Outcome::Answer(pages::replay_cache_full(
+                        app,
+                        &self.enf.login_path,
+                        self.request_id,
+                    ));
+                }
                 let decision = Decision {
                     action: Action::Deny,
                     rule: Arc::from("assertion_rejected"),
@@ -315,11 +320,6 @@ impl Ctx<'_> {
                     reason: e.reason(),
                 };
                 self.record(&decision, DeviceTrust::Unknown, None);
-                if let AssertionError::ReplayCacheFull { .. } = e {
-                    // Not the user's fault, and not to be hidden at info.
-                    tracing::warn!(app, error = %e, "sign-in refused: replay cache full");
-                    return Outcome::Answer(pages::replay_cache_full(app, self.request_id));
-                }
                 tracing::info!(app, reason = e.reason(), error = %e, "assertion rejected");
                 return Outcome::Answer(pages::assertion_rejected(
                     app,
@@ -589,6 +589,16 @@ impl Ctx<'_> {
             request_id = self.request_id,
             "decision"
         );
+    }
+}
+
+/// The protocol label of a rejected assertion: the configured one, or
+/// `unknown` when either is accepted (a rejected document may not say).
+pub(crate) fn rejected_protocol(enf: &Enforcement) -> &'static str {
+    match enf.verifier.protocol {
+        ProtocolSelector::Saml2 => "saml2",
+        ProtocolSelector::WsFed => "wsfed",
+        ProtocolSelector::Auto => "unknown",
     }
 }
 
