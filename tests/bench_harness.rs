@@ -90,3 +90,24 @@ fn h2_plain_and_open_loop() {
     assert_eq!(report["settings"]["rate"], 1000.0);
     assert_eq!(report["idle_connections"]["open"], 20);
 }
+
+/// The in-process memory probes run the gateway's own caches and report
+/// every entry they were given.
+#[test]
+fn memory_probes_report_what_they_filled() {
+    let probe = |cmd: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_trustgate-bench"))
+            .args([cmd, "--count", "3000", "--json"])
+            .output()
+            .expect("trustgate-bench runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{cmd}: {stdout}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{cmd}: {e}: {stdout}"))
+    };
+    let replay = probe("replay-memory");
+    assert_eq!(replay["ids"], 3000, "{replay}");
+    // Counted after moka's pending work, so exact.
+    assert_eq!(replay["live"], 3000, "{replay}");
+    let sessions = probe("sessions-memory");
+    assert_eq!(sessions["sessions"], 3000, "{sessions}");
+}

@@ -447,8 +447,7 @@ impl Verifier {
             .and_then(|end| end.duration_since(now).ok())
             .unwrap_or(Duration::from_secs(3600))
             .saturating_add(self.cfg.skew);
-        let key = format!("{}\u{0}{}", claims.issuer, claims.id);
-        match cache.first_use(key, ttl) {
+        match cache.first_use(replay::key(&claims.issuer, &claims.id), ttl) {
             replay::Use::First => Ok(()),
             replay::Use::Again => Err(AssertionError::Replay {
                 id: error::short(&claims.id),
@@ -567,7 +566,27 @@ mod tests;
 /// stable API.
 #[doc(hidden)]
 pub mod bench_support {
-    use super::{c14n, form, xml, AssertionError, XmlError};
+    use super::{c14n, form, replay, xml, AssertionError, XmlError};
+
+    /// The gateway's replay cache, for measuring its memory.
+    pub struct Replay(replay::ReplayCache);
+
+    impl Replay {
+        /// A cache holding at most `capacity` live IDs.
+        pub fn new(capacity: u64) -> Replay {
+            Replay(replay::ReplayCache::new(capacity))
+        }
+
+        /// Records an assertion as the verifier does; false when refused.
+        pub fn first_use(&self, issuer: &str, id: &str, ttl: std::time::Duration) -> bool {
+            self.0.first_use(replay::key(issuer, id), ttl) == replay::Use::First
+        }
+
+        /// Live IDs now.
+        pub fn live(&self) -> u64 {
+            self.0.live()
+        }
+    }
 
     /// Decodes a form body as `verify_post` does; the document's length.
     pub fn decode_post(body: &[u8]) -> Result<usize, AssertionError> {

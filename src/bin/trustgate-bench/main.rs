@@ -111,6 +111,16 @@ enum Cmd {
         #[arg(long, default_value = default_certs())]
         certs: PathBuf,
     },
+    /// Measure the memory of `count` live assertion IDs in the replay cache
+    /// (in this process, with the gateway's own cache and key).
+    ReplayMemory {
+        /// How many assertion IDs.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the memory of `count` live sessions in the decision cache
     /// (in this process, with the gateway's own `Sessions`).
     SessionsMemory {
@@ -277,6 +287,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some(Cmd::SessionsMemory { count, json }) => sessions_memory(count, json),
+        Some(Cmd::ReplayMemory { count, json }) => replay_memory(count, json),
         None => rt.block_on(run(cli.run)),
     }
 }
@@ -826,6 +837,49 @@ fn sessions_memory(count: u64, json: bool) -> Result<()> {
     } else {
         println!(
             "{kept} sessions issued ({entries} cache entries): RSS {} -> {} MB, {:.0} bytes per session",
+            before.rss_bytes >> 20,
+            after.rss_bytes >> 20,
+            per
+        );
+    }
+    Ok(())
+}
+
+fn replay_memory(count: u64, json: bool) -> Result<()> {
+    use trustgate::evidence::assertion::bench_support::Replay;
+
+    // An Okta-like issuer and 34-character IDs, as Okta writes them.
+    const ISSUER: &str = "http://www.okta.com/exkJTvJmH43mEMjCjd7Y";
+    let before = gateway::proc_stats("self").ok_or_else(|| anyhow!("no /proc/self"))?;
+    let cache = Replay::new(count.max(1000));
+    let ttl = Duration::from_secs(360);
+    let mut kept = 0u64;
+    for i in 0..count {
+        if cache.first_use(ISSUER, &format!("id{i:032x}"), ttl) {
+            kept += 1;
+        }
+    }
+    let live = cache.live();
+    let after = gateway::proc_stats("self").ok_or_else(|| anyhow!("no /proc/self"))?;
+    let delta = after.rss_bytes.saturating_sub(before.rss_bytes);
+    let per = delta as f64 / kept.max(1) as f64;
+    if kept != count {
+        bail!("the cache refused {} of {count} ids", count - kept);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "ids": kept,
+                "live": live,
+                "rss_before_bytes": before.rss_bytes,
+                "rss_after_bytes": after.rss_bytes,
+                "bytes_per_id": per,
+            })
+        );
+    } else {
+        println!(
+            "{kept} assertion ids remembered ({live} live): RSS {} -> {} MB, {:.0} bytes per id",
             before.rss_bytes >> 20,
             after.rss_bytes >> 20,
             per

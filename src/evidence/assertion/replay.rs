@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache;
 use moka::Expiry;
 
+/// The cache key of an assertion: its issuer and ID, which only together
+/// name one assertion.
+pub(crate) fn key(issuer: &str, id: &str) -> String {
+    format!("{issuer}\u{0}{id}")
+}
+
 /// What the cache says of an assertion ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Use {
