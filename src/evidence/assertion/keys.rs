@@ -245,3 +245,45 @@ impl PinnedKey {
             .is_some_and(|(_, k)| k.verify_digest_sig(digest, signature).is_ok())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::digest;
+
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy-keys/");
+        std::fs::read(format!("{dir}{name}")).expect("fixture")
+    }
+
+    /// OpenSSL's signatures under a 1024-bit key verify only through the
+    /// legacy variants, only over the right digest of the right bytes.
+    #[test]
+    fn small_rsa_keys_verify_openssl_signatures_only_as_legacy() {
+        let key = PinnedKey::from_pem(&fixture("rsa1024.pem"))
+            .expect("pins")
+            .remove(0);
+        assert_eq!(key.kind(), KeyKind::Rsa(1024));
+        let message = fixture("message.txt");
+        let sig256 = fixture("message.rsa1024-sha256.sig");
+        let sig512 = fixture("message.rsa1024-sha512.sig");
+        let sha256 = digest::digest(&digest::SHA256, &message);
+        let sha512 = digest::digest(&digest::SHA512, &message);
+
+        assert!(key.verifies(VerifyAlg::RsaSha256Legacy, &sha256, &sig256));
+        assert!(key.verifies(VerifyAlg::RsaSha512Legacy, &sha512, &sig512));
+        // The modern variants do not fit a key under 2048 bits.
+        assert!(!key.verifies(VerifyAlg::RsaSha256, &sha256, &sig256));
+        assert!(!key.verifies(VerifyAlg::RsaSha512, &sha512, &sig512));
+        // A digest of another algorithm, another message, or the other
+        // signature: refused.
+        assert!(!key.verifies(VerifyAlg::RsaSha256Legacy, &sha512, &sig512));
+        let other = digest::digest(&digest::SHA256, b"another message");
+        assert!(!key.verifies(VerifyAlg::RsaSha256Legacy, &other, &sig256));
+        assert!(!key.verifies(VerifyAlg::RsaSha256Legacy, &sha256, &sig512));
+        let mut flipped = sig256.clone();
+        flipped[10] ^= 1;
+        assert!(!key.verifies(VerifyAlg::RsaSha256Legacy, &sha256, &flipped));
+    }
+}
