@@ -375,11 +375,16 @@ impl Config {
         if server.worker_threads == Some(0) {
             errors.push("server.worker_threads", "must be at least 1");
         }
-        if server.decision_cache_entries < 1000 {
-            errors.push("server.decision_cache_entries", "must be at least 1000");
-        }
-        if server.replay_cache_entries < 1000 {
-            errors.push("server.replay_cache_entries", "must be at least 1000");
+        for (key, entries) in [
+            (
+                "server.decision_cache_entries",
+                server.decision_cache_entries,
+            ),
+            ("server.replay_cache_entries", server.replay_cache_entries),
+        ] {
+            if entries < 1000 {
+                errors.push(key, "must be at least 1000");
+            }
         }
         if server.max_header_bytes < 8192 {
             errors.push("server.max_header_bytes", "must be at least 8192");

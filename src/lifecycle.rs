@@ -178,18 +178,24 @@ impl Running {
                 {
                     tracing::warn!("listener addresses changed; they apply after a restart");
                 }
-                if next.server.worker_threads != current.server.worker_threads {
-                    tracing::warn!("server.worker_threads changed; it applies after a restart");
-                }
-                if next.server.decision_cache_entries != current.server.decision_cache_entries {
-                    tracing::warn!(
-                        "server.decision_cache_entries changed; it applies after a restart"
-                    );
-                }
-                if next.server.replay_cache_entries != current.server.replay_cache_entries {
-                    tracing::warn!(
-                        "server.replay_cache_entries changed; it applies after a restart"
-                    );
+                let (n, c) = (&next.server, &current.server);
+                for (key, changed) in [
+                    (
+                        "server.worker_threads",
+                        n.worker_threads != c.worker_threads,
+                    ),
+                    (
+                        "server.decision_cache_entries",
+                        n.decision_cache_entries != c.decision_cache_entries,
+                    ),
+                    (
+                        "server.replay_cache_entries",
+                        n.replay_cache_entries != c.replay_cache_entries,
+                    ),
+                ] {
+                    if changed {
+                        tracing::warn!("{key} changed; it applies after a restart");
+                    }
                 }
                 self.gateway.apply(Arc::new(next));
                 metrics.config_reloads.with_label_values(&["success"]).inc();

@@ -167,9 +167,7 @@ impl Gateway {
         publish_certificate_expiry(&metrics, &config);
         prime_metrics(&metrics, &config);
         let replay = ReplayCache::new(config.server.replay_cache_entries);
-        metrics
-            .replay_capacity
-            .set(i64::try_from(replay.capacity()).unwrap_or(i64::MAX));
+        metrics.replay_capacity.set(gauge_value(replay.capacity()));
         let metrics_for_state = metrics.clone();
         Arc::new(Gateway {
             // Before `state`, which takes `config`.
@@ -190,13 +188,15 @@ impl Gateway {
         self.state.load()
     }
 
-    /// Brings the gauges that are costly to keep current up to date; the
-    /// metrics endpoint calls it before each scrape.
+    /// Brings the cache gauges up to date; the metrics endpoint calls it
+    /// before each scrape, so that no request pays for them.
     pub fn refresh_gauges(&self) {
-        let live = self.replay.live();
+        self.metrics
+            .cache_entries
+            .set(gauge_value(self.sessions.cached()));
         self.metrics
             .replay_entries
-            .set(i64::try_from(live).unwrap_or(i64::MAX));
+            .set(gauge_value(self.replay.live()));
     }
 
     /// The certificate resolver the TLS listener uses.
@@ -283,7 +283,6 @@ impl Gateway {
                         .observe(elapsed);
                 }
             }
-            self.metrics.cache_entries.set(self.sessions.cached() as i64);
             tracing::debug!(target: "trustgate::access", status = status.as_u16(), elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "done");
             resp
         }
@@ -399,6 +398,11 @@ fn publish_certificate_expiry(metrics: &Metrics, config: &Config) {
 
 /// Creates the bounded label sets at zero, so that dashboards and
 /// `increase()` see a series before its first event.
+/// A count as a Prometheus integer gauge.
+fn gauge_value(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn prime_metrics(m: &Metrics, config: &Config) {
     for result in ["success", "failure"] {
         m.config_reloads.with_label_values(&[result]);

@@ -49,24 +49,29 @@ fn unknown_key_is_named_with_its_path() {
 }
 
 #[test]
-fn decision_cache_entries_default_to_a_million_and_refuse_tiny_caches() {
-    assert_eq!(
-        parse(CERT).unwrap().server.decision_cache_entries,
-        1_000_000
-    );
-    let c = parse(&format!("{CERT}\ndecision_cache_entries = 50000\n")).unwrap();
-    assert_eq!(c.server.decision_cache_entries, 50_000);
-    let e = errors(&format!("{CERT}\ndecision_cache_entries = 10\n"));
-    assert!(e[0].starts_with("server.decision_cache_entries:"), "{e:?}");
-}
-
-#[test]
-fn replay_cache_entries_default_to_a_million_and_refuse_tiny_caches() {
-    assert_eq!(parse(CERT).unwrap().server.replay_cache_entries, 1_000_000);
-    let c = parse(&format!("{CERT}\nreplay_cache_entries = 20000\n")).unwrap();
-    assert_eq!(c.server.replay_cache_entries, 20_000);
-    let e = errors(&format!("{CERT}\nreplay_cache_entries = 999\n"));
-    assert!(e[0].starts_with("server.replay_cache_entries:"), "{e:?}");
+fn cache_sizes_default_to_a_million_and_refuse_tiny_caches() {
+    type Field = fn(&ServerConfig) -> u64;
+    let cases: [(&str, Field, u64, u64); 2] = [
+        (
+            "decision_cache_entries",
+            |s| s.decision_cache_entries,
+            50_000,
+            10,
+        ),
+        (
+            "replay_cache_entries",
+            |s| s.replay_cache_entries,
+            20_000,
+            999,
+        ),
+    ];
+    for (key, field, fine, tiny) in cases {
+        assert_eq!(field(&parse(CERT).unwrap().server), 1_000_000, "{key}");
+        let c = parse(&format!("{CERT}\n{key} = {fine}\n")).unwrap();
+        assert_eq!(field(&c.server), fine, "{key}");
+        let e = errors(&format!("{CERT}\n{key} = {tiny}\n"));
+        assert!(e[0].starts_with(&format!("server.{key}:")), "{e:?}");
+    }
 }
 
 #[test]
