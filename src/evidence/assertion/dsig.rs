@@ -72,6 +72,7 @@ fn signature_method(uri: &str, allow_sha1: bool) -> Result<SigAlg, AssertionErro
         "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512" => SigAlg::Rsa(Hash::Sha512),
         "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256" => SigAlg::Ecdsa(Hash::Sha256),
         "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384" => SigAlg::Ecdsa(Hash::Sha384),
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512" => SigAlg::Ecdsa(Hash::Sha512),
         // HMAC (any digest), DSA, ECDSA-SHA1 and everything else.
         _ => return Err(weak(uri)),
     };
@@ -106,8 +107,12 @@ fn verify_alg(alg: SigAlg, kind: KeyKind, legacy: bool) -> Option<VerifyAlg> {
             VerifyAlg::RsaSha512Legacy
         }
         (SigAlg::Rsa(Hash::Sha512), KeyKind::Rsa(_)) => VerifyAlg::RsaSha512,
-        (SigAlg::Ecdsa(Hash::Sha256), KeyKind::EcP256) => VerifyAlg::EcdsaP256Sha256,
-        (SigAlg::Ecdsa(Hash::Sha384), KeyKind::EcP384) => VerifyAlg::EcdsaP384Sha384,
+        (SigAlg::Ecdsa(hash), KeyKind::EcP256 | KeyKind::EcP384 | KeyKind::EcP521) => match hash {
+            Hash::Sha256 => VerifyAlg::EcdsaSha256,
+            Hash::Sha384 => VerifyAlg::EcdsaSha384,
+            Hash::Sha512 => VerifyAlg::EcdsaSha512,
+            Hash::Sha1 => return None,
+        },
         _ => return None,
     })
 }
@@ -200,10 +205,12 @@ pub(crate) fn verify(
     } else {
         None
     };
-    let candidates = match selected {
-        Some(i) => i..i + 1,
-        None => 0..policy.keys.len(),
-    };
+    // The KeyInfo is a hint, not the trust: the key it names goes first,
+    // then every other pinned key (an IdP in a key rollover may name the
+    // new certificate and sign with the old key, or the reverse).
+    let candidates = selected
+        .into_iter()
+        .chain((0..policy.keys.len()).filter(|i| Some(*i) != selected));
     let mut fitting = 0;
     for i in candidates {
         let key = &policy.keys[i];

@@ -5,7 +5,8 @@
 //! given signature is left to `dsig`.
 
 use x509_parser::oid_registry::{
-    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+    OID_PKCS1_RSAENCRYPTION,
 };
 use x509_parser::prelude::*;
 
@@ -53,6 +54,20 @@ pub enum KeyKind {
     EcP256,
     /// ECDSA on P-384.
     EcP384,
+    /// ECDSA on P-521.
+    EcP521,
+}
+
+impl KeyKind {
+    /// For an EC key, the length of one scalar (r or s) in bytes.
+    fn ec_scalar_len(self) -> Option<usize> {
+        match self {
+            KeyKind::EcP256 => Some(32),
+            KeyKind::EcP384 => Some(48),
+            KeyKind::EcP521 => Some(66),
+            KeyKind::Rsa(_) => None,
+        }
+    }
 }
 
 /// A signature algorithm as the verifier may use it with a pinned key: the
@@ -65,42 +80,64 @@ pub(crate) enum VerifyAlg {
     RsaSha384,
     RsaSha512,
     RsaSha512Legacy,
-    EcdsaP256Sha256,
-    EcdsaP384Sha384,
+    /// ECDSA with SHA-256, SHA-384 or SHA-512 on the key's own curve:
+    /// XML-DSig's `ecdsa-shaN` names only the hash, the curve comes from
+    /// the key.
+    EcdsaSha256,
+    EcdsaSha384,
+    EcdsaSha512,
 }
 
 impl VerifyAlg {
-    const ALL: [VerifyAlg; 8] = [
+    const ALL: [VerifyAlg; 9] = [
         VerifyAlg::RsaSha1Legacy,
         VerifyAlg::RsaSha256,
         VerifyAlg::RsaSha256Legacy,
         VerifyAlg::RsaSha384,
         VerifyAlg::RsaSha512,
         VerifyAlg::RsaSha512Legacy,
-        VerifyAlg::EcdsaP256Sha256,
-        VerifyAlg::EcdsaP384Sha384,
+        VerifyAlg::EcdsaSha256,
+        VerifyAlg::EcdsaSha384,
+        VerifyAlg::EcdsaSha512,
     ];
 
-    fn algorithm(self) -> &'static dyn signature::VerificationAlgorithm {
+    /// The algorithm for a key of `kind`; `None` when they do not fit.
+    /// ECDSA goes through the ASN.1 (DER) variants, the only ones aws-lc-rs
+    /// has for every curve and hash pair; [`PinnedKey::verifies`] turns
+    /// XML-DSig's raw r||s into DER first.
+    fn algorithm(self, kind: KeyKind) -> Option<&'static dyn signature::VerificationAlgorithm> {
         use signature::*;
-        match self {
-            VerifyAlg::RsaSha1Legacy => &RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
-            VerifyAlg::RsaSha256 => &RSA_PKCS1_2048_8192_SHA256,
-            VerifyAlg::RsaSha256Legacy => &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
-            VerifyAlg::RsaSha384 => &RSA_PKCS1_2048_8192_SHA384,
-            VerifyAlg::RsaSha512 => &RSA_PKCS1_2048_8192_SHA512,
-            VerifyAlg::RsaSha512Legacy => &RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
-            VerifyAlg::EcdsaP256Sha256 => &ECDSA_P256_SHA256_FIXED,
-            VerifyAlg::EcdsaP384Sha384 => &ECDSA_P384_SHA384_FIXED,
+        if !self.fits(kind) {
+            return None;
         }
+        Some(match (self, kind) {
+            (VerifyAlg::RsaSha1Legacy, _) => &RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+            (VerifyAlg::RsaSha256, _) => &RSA_PKCS1_2048_8192_SHA256,
+            (VerifyAlg::RsaSha256Legacy, _) => &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+            (VerifyAlg::RsaSha384, _) => &RSA_PKCS1_2048_8192_SHA384,
+            (VerifyAlg::RsaSha512, _) => &RSA_PKCS1_2048_8192_SHA512,
+            (VerifyAlg::RsaSha512Legacy, _) => &RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+            (VerifyAlg::EcdsaSha256, KeyKind::EcP256) => &ECDSA_P256_SHA256_ASN1,
+            (VerifyAlg::EcdsaSha384, KeyKind::EcP256) => &ECDSA_P256_SHA384_ASN1,
+            (VerifyAlg::EcdsaSha512, KeyKind::EcP256) => &ECDSA_P256_SHA512_ASN1,
+            (VerifyAlg::EcdsaSha256, KeyKind::EcP384) => &ECDSA_P384_SHA256_ASN1,
+            (VerifyAlg::EcdsaSha384, KeyKind::EcP384) => &ECDSA_P384_SHA384_ASN1,
+            (VerifyAlg::EcdsaSha512, KeyKind::EcP384) => &ECDSA_P384_SHA512_ASN1,
+            (VerifyAlg::EcdsaSha256, KeyKind::EcP521) => &ECDSA_P521_SHA256_ASN1,
+            (VerifyAlg::EcdsaSha384, KeyKind::EcP521) => &ECDSA_P521_SHA384_ASN1,
+            (VerifyAlg::EcdsaSha512, KeyKind::EcP521) => &ECDSA_P521_SHA512_ASN1,
+            _ => return None,
+        })
     }
 
     /// Whether a key of `kind` can verify with this algorithm at all; when
     /// the legacy variants apply is `dsig`'s rule.
     fn fits(self, kind: KeyKind) -> bool {
         match (self, kind) {
-            (VerifyAlg::EcdsaP256Sha256, KeyKind::EcP256) => true,
-            (VerifyAlg::EcdsaP384Sha384, KeyKind::EcP384) => true,
+            (
+                VerifyAlg::EcdsaSha256 | VerifyAlg::EcdsaSha384 | VerifyAlg::EcdsaSha512,
+                KeyKind::EcP256 | KeyKind::EcP384 | KeyKind::EcP521,
+            ) => true,
             (
                 VerifyAlg::RsaSha1Legacy | VerifyAlg::RsaSha256Legacy | VerifyAlg::RsaSha512Legacy,
                 KeyKind::Rsa(bits),
@@ -183,6 +220,8 @@ impl PinnedKey {
                 KeyKind::EcP256
             } else if curve == OID_NIST_EC_P384 {
                 KeyKind::EcP384
+            } else if curve == OID_NIST_EC_P521 {
+                KeyKind::EcP521
             } else {
                 return Err(unsupported("ec curve"));
             }
@@ -192,9 +231,9 @@ impl PinnedKey {
         let public_key = &spki.subject_public_key.data;
         let parsed = VerifyAlg::ALL
             .into_iter()
-            .filter(|a| a.fits(kind))
-            .map(|a| {
-                signature::ParsedPublicKey::new(a.algorithm(), public_key.as_ref())
+            .filter_map(|a| a.algorithm(kind).map(|alg| (a, alg)))
+            .map(|(a, alg)| {
+                signature::ParsedPublicKey::new(alg, public_key.as_ref())
                     .map(|k| (a, k))
                     .map_err(|_| bad.clone())
             })
@@ -232,18 +271,64 @@ impl PinnedKey {
     /// Verifies `signature` over the message whose `digest` the caller
     /// computed, with algorithm `alg`; false when the signature does not
     /// verify, `alg` does not fit the key, or `digest` is not of `alg`'s
-    /// hash.
+    /// hash. An ECDSA signature is XML-DSig's raw r||s, each scalar as long
+    /// as the curve's order; any other length is refused.
     pub(crate) fn verifies(
         &self,
         alg: VerifyAlg,
         digest: &aws_lc_rs::digest::Digest,
         signature: &[u8],
     ) -> bool {
-        self.parsed
-            .iter()
-            .find(|(a, _)| *a == alg)
-            .is_some_and(|(_, k)| k.verify_digest_sig(digest, signature).is_ok())
+        let Some((_, key)) = self.parsed.iter().find(|(a, _)| *a == alg) else {
+            return false;
+        };
+        match self.kind.ec_scalar_len() {
+            None => key.verify_digest_sig(digest, signature).is_ok(),
+            Some(n) => raw_ecdsa_to_der(signature, n)
+                .is_some_and(|der| key.verify_digest_sig(digest, &der).is_ok()),
+        }
     }
+}
+
+/// XML-DSig 1.1's ECDSA SignatureValue (r||s, each exactly `scalar_len`
+/// bytes, big-endian) as the DER `SEQUENCE { INTEGER r, INTEGER s }` of
+/// RFC 3279; `None` for a value of any other length.
+fn raw_ecdsa_to_der(raw: &[u8], scalar_len: usize) -> Option<Vec<u8>> {
+    if raw.len() != 2 * scalar_len {
+        return None;
+    }
+    // A DER INTEGER: minimal (no leading zero bytes), positive (a 0x00
+    // before a high bit), and never empty.
+    fn integer(out: &mut Vec<u8>, mut n: &[u8]) {
+        while n.len() > 1 && n[0] == 0 {
+            n = &n[1..];
+        }
+        let pad = n[0] & 0x80 != 0;
+        out.push(0x02);
+        push_len(out, n.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(n);
+    }
+    fn push_len(out: &mut Vec<u8>, len: usize) {
+        // The longest body here is two P-521 integers, 2 * (2 + 67) bytes.
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            out.push(0x81);
+            out.push(len as u8);
+        }
+    }
+    let (r, s) = raw.split_at(scalar_len);
+    let mut body = Vec::with_capacity(raw.len() + 6);
+    integer(&mut body, r);
+    integer(&mut body, s);
+    let mut der = Vec::with_capacity(body.len() + 3);
+    der.push(0x30);
+    push_len(&mut der, body.len());
+    der.extend_from_slice(&body);
+    Some(der)
 }
 
 #[cfg(test)]
@@ -285,5 +370,31 @@ mod tests {
         let mut flipped = sig256.clone();
         flipped[10] ^= 1;
         assert!(!key.verifies(VerifyAlg::RsaSha256Legacy, &sha256, &flipped));
+    }
+
+    #[test]
+    fn raw_ecdsa_becomes_minimal_positive_der() {
+        // High bit set: a zero byte keeps the integer positive.
+        let mut raw = vec![0x80; 32];
+        raw.extend([0x01; 32]);
+        let der = raw_ecdsa_to_der(&raw, 32).unwrap();
+        assert_eq!(&der[..5], &[0x30, 0x45, 0x02, 0x21, 0x00]);
+        assert_eq!(der[5], 0x80);
+        assert_eq!(&der[5 + 32..5 + 34], &[0x02, 0x20]);
+        // Leading zero bytes go; an all-zero scalar stays one zero byte.
+        let mut raw = vec![0; 31];
+        raw.push(7);
+        raw.extend([0; 32]);
+        assert_eq!(
+            raw_ecdsa_to_der(&raw, 32).unwrap(),
+            [0x30, 0x06, 0x02, 0x01, 0x07, 0x02, 0x01, 0x00]
+        );
+        // P-521: the body passes 127 bytes, so the length takes two bytes.
+        let der = raw_ecdsa_to_der(&[0xff; 132], 66).unwrap();
+        assert_eq!(&der[..3], &[0x30, 0x81, 2 * (2 + 67)]);
+        // Only r||s of exactly the curve's length.
+        for len in [0, 63, 65, 96, 128] {
+            assert!(raw_ecdsa_to_der(&vec![1; len], 32).is_none(), "{len}");
+        }
     }
 }

@@ -34,7 +34,8 @@ fn dsa_and_ecdsa_sha1_are_refused() {
     for uri in [
         "http://www.w3.org/2000/09/xmldsig#dsa-sha1",
         "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1",
-        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha224",
+        "http://www.w3.org/2007/05/xmldsig-more#ecdsa-sha3-256",
     ] {
         assert_eq!(
             signature_method(uri, true).unwrap_err().reason(),
@@ -45,8 +46,18 @@ fn dsa_and_ecdsa_sha1_are_refused() {
 
 #[test]
 fn keys_only_fit_their_algorithm() {
-    assert!(verify_alg(SigAlg::Ecdsa(Hash::Sha256), KeyKind::EcP256, false).is_some());
-    assert!(verify_alg(SigAlg::Ecdsa(Hash::Sha384), KeyKind::EcP256, false).is_none());
+    // ECDSA's URI names the hash; the curve comes from the key, so every
+    // curve takes every hash (Shibboleth signs ecdsa-sha256 with P-384).
+    for kind in [KeyKind::EcP256, KeyKind::EcP384, KeyKind::EcP521] {
+        for hash in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
+            assert!(
+                verify_alg(SigAlg::Ecdsa(hash), kind, false).is_some(),
+                "{kind:?} {hash:?}"
+            );
+        }
+        assert!(verify_alg(SigAlg::Ecdsa(Hash::Sha1), kind, true).is_none());
+        assert!(verify_alg(SigAlg::Rsa(Hash::Sha256), kind, false).is_none());
+    }
     assert!(verify_alg(SigAlg::Ecdsa(Hash::Sha256), KeyKind::Rsa(2048), false).is_none());
     assert!(verify_alg(SigAlg::Rsa(Hash::Sha256), KeyKind::EcP384, false).is_none());
     // 1024-bit RSA keys are legacy: only with the flag.
