@@ -26,6 +26,9 @@ fn command_for(case: &manifest::Case) -> Command {
         .arg("DeviceTrustSignal")
         .arg("--trust-attribute")
         .arg("DeviceManaged");
+    for cert in &case.extra_idp_certs {
+        cmd.arg("--idp-cert").arg(cert);
+    }
     if let Some(a) = &case.audience {
         cmd.arg("--audience").arg(a);
     }

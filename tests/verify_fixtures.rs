@@ -12,18 +12,25 @@ use trustgate::evidence::assertion::{
 };
 use trustgate::evidence::DeviceTrust;
 
-fn verifier_for(case: &manifest::Case) -> Verifier {
-    let pem = std::fs::read(&case.idp_cert).expect("cert");
+/// A verifier pinning every cert of the case, or why one cannot be pinned.
+fn verifier_for(case: &manifest::Case) -> Result<Verifier, String> {
+    let mut keys = Vec::new();
+    for path in case.pinned_certs() {
+        let pem = std::fs::read(path).expect("cert");
+        let pinned =
+            PinnedKey::from_pem(&pem).map_err(|e| format!("pinning {}: {e}", path.display()))?;
+        keys.extend(pinned);
+    }
     let mut trust = TrustMapping::default();
     // a07/a08 carry Okta Identity Engine's DeviceManaged instead.
     trust.attributes.push("DeviceManaged".to_string());
-    Verifier::new(VerifierConfig {
+    Ok(Verifier::new(VerifierConfig {
         protocol: match case.protocol.as_str() {
             "saml2" => ProtocolSelector::Saml2,
             "wsfed" => ProtocolSelector::WsFed,
             _ => ProtocolSelector::Auto,
         },
-        keys: PinnedKey::from_pem(&pem).expect("pinned key"),
+        keys,
         allow_sha1: case.legacy_sha1,
         audience: case.audience.clone(),
         acs_url: case.acs_url.clone(),
@@ -31,7 +38,7 @@ fn verifier_for(case: &manifest::Case) -> Verifier {
         trust,
         replay_capacity: 0,
         ..VerifierConfig::default()
-    })
+    }))
 }
 
 fn expected_trust(v: &str) -> DeviceTrust {
@@ -42,14 +49,19 @@ fn expected_trust(v: &str) -> DeviceTrust {
     }
 }
 
-#[test]
-fn every_manifest_case_gives_the_expected_verdict() {
-    let cases = manifest::all();
-    assert_eq!(cases.len(), 30 + 52, "both manifests are complete");
+/// Every case through the library; one line per case that went wrong.
+fn check_cases(cases: &[manifest::Case]) -> Vec<String> {
     let mut failures = Vec::new();
-    for case in &cases {
+    for case in cases {
         let xml = std::fs::read(&case.file).expect("fixture");
-        let got = verifier_for(case).verify_document(&xml, case.now_time());
+        let verifier = match verifier_for(case) {
+            Ok(v) => v,
+            Err(e) => {
+                failures.push(format!("{}: {e}", case.label()));
+                continue;
+            }
+        };
+        let got = verifier.verify_document(&xml, case.now_time());
         match (&got, case.accept) {
             (Ok(a), true) => {
                 if Some(a.name_id()) != case.name_id.as_deref() {
@@ -102,6 +114,28 @@ fn every_manifest_case_gives_the_expected_verdict() {
             )),
         }
     }
+    failures
+}
+
+#[test]
+fn every_manifest_case_gives_the_expected_verdict() {
+    let cases = manifest::all();
+    assert_eq!(cases.len(), 30 + 52, "both manifests are complete");
+    let failures = check_cases(&cases);
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// ECDSA curve x hash pairs and KeyInfo hints under two pinned certs.
+#[test]
+fn every_ecdsa_interop_case_gives_the_expected_verdict() {
+    let cases = manifest::load("ecdsa-interop");
+    assert_eq!(cases.len(), 11, "the ecdsa-interop manifest is complete");
+    let failures = check_cases(&cases);
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

@@ -1,4 +1,4 @@
-//! Reads the fixture manifests in `tests/fixtures/{public,independent}`.
+//! Reads the fixture manifests in `tests/fixtures/{public,independent,ecdsa-interop}`.
 
 #![allow(dead_code)]
 
@@ -14,6 +14,8 @@ pub struct Case {
     pub file_name: String,
     pub protocol: String,
     pub idp_cert: PathBuf,
+    /// More pinned certs (`extra_idp_certs`, optional); see `pinned_certs`.
+    pub extra_idp_certs: Vec<PathBuf>,
     pub now: String,
     pub acs_url: Option<String>,
     pub audience: Option<String>,
@@ -33,6 +35,13 @@ impl Case {
             "{}/{} (now {}, acs {:?}, audience {:?})",
             self.set, self.file_name, self.now, self.acs_url, self.audience
         )
+    }
+
+    /// The pinned set: `idp_cert`, then every `extra_idp_certs` entry.
+    pub fn pinned_certs(&self) -> Vec<&Path> {
+        std::iter::once(self.idp_cert.as_path())
+            .chain(self.extra_idp_certs.iter().map(PathBuf::as_path))
+            .collect()
     }
 
     /// `now` as a SystemTime.
@@ -68,7 +77,8 @@ pub fn load(set: &'static str) -> Vec<Case> {
         .collect()
 }
 
-/// Every case of both manifests.
+/// Every case of the public and independent manifests (`ecdsa-interop` is
+/// loaded on its own).
 pub fn all() -> Vec<Case> {
     let mut v = load("public");
     v.extend(load("independent"));
@@ -99,6 +109,16 @@ fn case(set: &'static str, dir: &Path, c: &toml::Value) -> Case {
         file_name,
         protocol: c["protocol"].as_str().unwrap().to_string(),
         idp_cert: dir.join(c["idp_cert"].as_str().unwrap()),
+        extra_idp_certs: c
+            .get("extra_idp_certs")
+            .map(|v| {
+                v.as_array()
+                    .expect("extra_idp_certs is an array")
+                    .iter()
+                    .map(|p| dir.join(p.as_str().expect("extra_idp_certs holds paths")))
+                    .collect()
+            })
+            .unwrap_or_default(),
         now: c["now"]
             .as_datetime()
             .expect("now is a datetime")
@@ -187,6 +207,7 @@ pub fn allowed_reasons(case: &Case) -> &'static [&'static str] {
         "r28_xpath_transform_excludes_attributes.xml" => &["unexpected_structure"],
         "r29_two_references.xml" => &["unexpected_structure"],
         "r30_whitespace_change_in_signed_assertion.xml" => &["bad_digest"],
+        "k02_signed_by_unpinned_c_keyinfo_names_pinned_a.xml" => &["bad_signature"],
         _ => &[],
     }
 }
