@@ -43,9 +43,13 @@ pub enum GatewayError {
     /// The request had no Host and no authority.
     #[error("request has no host")]
     MissingHost,
-    /// A path whose meaning servers could disagree on (`;`, dot segments).
-    #[error("request path is not canonical")]
-    BadPath,
+    /// A path whose meaning servers could disagree on (`;`, dot segments),
+    /// on a host with an enforced app.
+    #[error("request path is not canonical: {0}")]
+    BadPath(crate::route::PathError),
+    /// A method a reverse proxy does not tunnel (`CONNECT`).
+    #[error("method {0} is not served")]
+    MethodNotAllowed(http::Method),
     /// No app is configured for the host and path.
     #[error("no app is configured for this host")]
     UnknownHost,
@@ -55,6 +59,9 @@ pub enum GatewayError {
     /// The gateway failed in a way it should not.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A body the gateway must read did not arrive within the deadline.
+    #[error("request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     /// A body the gateway must read was over the limit.
     #[error("request body is over the limit of {limit} bytes")]
     BodyTooLarge {
@@ -95,12 +102,26 @@ impl GatewayError {
                 "Bad request",
                 "The request did not say which site it is for.",
             ),
-            BadPath => (
+            BadPath(_) => (
                 StatusCode::BAD_REQUEST,
                 "bad_path",
                 Source::Downstream,
                 "Bad request",
                 "The address of this request is not in a form this gateway accepts.",
+            ),
+            MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                Source::Downstream,
+                "Method not allowed",
+                "This gateway does not tunnel connections.",
+            ),
+            BodyTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                Source::Downstream,
+                "Request timeout",
+                "The request body did not arrive in time. Please try again.",
             ),
             UnknownHost => (
                 StatusCode::NOT_FOUND,
@@ -187,7 +208,31 @@ impl GatewayError {
     /// detail; the request id lets an admin find the log line.
     pub fn response(&self, request_id: &str) -> Response<Body> {
         let row = self.row();
-        page(row.status, row.title, row.text, request_id)
+        let mut resp = match self {
+            // The client's own mistake, named so that it can be fixed; the
+            // path itself is not echoed.
+            GatewayError::BadPath(e) => page(
+                row.status,
+                row.title,
+                &format!("{} ({e}).", row.text.trim_end_matches('.')),
+                request_id,
+            ),
+            _ => page(row.status, row.title, row.text, request_id),
+        };
+        match self {
+            GatewayError::MethodNotAllowed(_) => {
+                resp.headers_mut().insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                );
+            }
+            GatewayError::BodyTimeout(_) => {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        resp
     }
 }
 

@@ -203,6 +203,11 @@ pub struct App {
     pub upstream_authority: Authority,
     /// Host header policy.
     pub host_header: HostHeader,
+    /// The `Upgrade` tokens forwarded (lowercase), where the session
+    /// check lets upgrades through.
+    pub upgrades: Vec<String>,
+    /// Upgrades also pass on paths that need no session.
+    pub upgrades_on_public_paths: bool,
     /// Device-trust enforcement; `None` for a plain proxied app.
     pub enforcement: Option<Arc<Enforcement>>,
 }
@@ -772,7 +777,14 @@ fn check_app(
             HostHeader::Preserve
         }
     };
+    let upgrades = check_upgrades(raw.upgrades.as_deref(), &at("upgrades"), errors);
     let enforcement = check_enforcement(name, raw, base, zones, errors, warnings);
+    if raw.upgrades_on_public_paths && enforcement.is_none() {
+        errors.push(
+            &at("upgrades_on_public_paths"),
+            "only an app that enforces device trust has paths without a session check",
+        );
+    }
     let (upstream_scheme, upstream_authority) = upstream?;
     if errors.0.len() != before {
         return None;
@@ -785,8 +797,38 @@ fn check_app(
         upstream_scheme,
         upstream_authority,
         host_header,
+        upgrades,
+        upgrades_on_public_paths: raw.upgrades_on_public_paths,
         enforcement: enforcement.map(Arc::new),
     })
+}
+
+/// The `Upgrade` tokens an app forwards: default `websocket`; never `h2c`,
+/// which would turn the connection into HTTP/2 streams that no session
+/// check sees.
+fn check_upgrades(raw: Option<&[String]>, path: &str, errors: &mut Errors) -> Vec<String> {
+    let Some(raw) = raw else {
+        return vec!["websocket".to_string()];
+    };
+    let mut tokens = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let lower = t.to_ascii_lowercase();
+        let at = format!("{path}[{i}]");
+        if lower == "h2c" {
+            errors.push(
+                &at,
+                "h2c is never forwarded: its HTTP/2 streams would reach the app unchecked",
+            );
+        } else if lower.is_empty()
+            || http::HeaderValue::from_str(&lower).is_err()
+            || lower.contains([',', ' ', '\t'])
+        {
+            errors.push(&at, format!("{t:?} is not an Upgrade token"));
+        } else {
+            tokens.push(lower);
+        }
+    }
+    tokens
 }
 
 /// The `enforce`, `idp`, `sp`, `attributes` and `policy` keys of one app.

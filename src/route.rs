@@ -9,35 +9,83 @@ use crate::config::App;
 /// The routing table built from config. Lookups do not allocate.
 #[derive(Debug, Default)]
 pub struct Routes {
-    by_host: HashMap<String, Vec<Arc<App>>>,
+    by_host: HashMap<String, HostRoutes>,
+}
+
+/// The apps of one host, longest prefix first.
+#[derive(Debug, Default)]
+struct HostRoutes {
+    apps: Vec<Arc<App>>,
+    /// Some app on this host enforces device trust: every request path is
+    /// held to [`canonical_path`] before routing, whichever app it is for.
+    strict: bool,
+}
+
+/// Why a request has no app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// No app serves the host.
+    #[error("no app serves this host")]
+    UnknownHost,
+    /// The host has an enforced app and the path is not canonical.
+    #[error(transparent)]
+    BadPath(#[from] PathError),
 }
 
 impl Routes {
     /// Builds the table; within a host, longer prefixes are tried first.
     pub fn new(apps: &[App]) -> Routes {
-        let mut by_host: HashMap<String, Vec<Arc<App>>> = HashMap::new();
+        let mut by_host: HashMap<String, HostRoutes> = HashMap::new();
         for app in apps {
             let app = Arc::new(app.clone());
             for h in &app.hosts {
-                by_host.entry(h.clone()).or_default().push(app.clone());
+                let host = by_host.entry(h.clone()).or_default();
+                host.strict |= app.enforcement.is_some();
+                host.apps.push(app.clone());
             }
         }
-        for list in by_host.values_mut() {
-            list.sort_by_key(|app| std::cmp::Reverse(app.path_prefix.len()));
+        for host in by_host.values_mut() {
+            host.apps
+                .sort_by_key(|app| std::cmp::Reverse(app.path_prefix.len()));
         }
         Routes { by_host }
     }
 
-    /// The app for a request, from its host (any case, port allowed) and path.
-    pub fn find(&self, host: &str, path: &str) -> Option<&Arc<App>> {
+    /// The app for a request, from its host (any case, port allowed) and
+    /// path. On a host with an enforced app the path must be canonical
+    /// first, so that the app is chosen on the same bytes that the ACS,
+    /// login and public matching and the upstream see; and a path that
+    /// would reach another app on a server that ignores case (IIS) is
+    /// refused too.
+    pub fn find(&self, host: &str, path: &str) -> Result<&Arc<App>, RouteError> {
         let host = strip_port(host);
-        let list = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        let routes = if host.bytes().any(|b| b.is_ascii_uppercase()) {
             self.by_host.get(&host.to_ascii_lowercase())
         } else {
             self.by_host.get(host)
-        }?;
-        list.iter()
-            .find(|app| prefix_matches(&app.path_prefix, path))
+        }
+        .ok_or(RouteError::UnknownHost)?;
+        if !routes.strict {
+            return routes
+                .apps
+                .iter()
+                .find(|app| prefix_matches(&app.path_prefix, path))
+                .ok_or(RouteError::UnknownHost);
+        }
+        let path = canonical_path(path)?;
+        // Longest first: the first prefix that matches ignoring case is at
+        // least as long as the first that matches exactly, so the two agree
+        // exactly when the first one also matches exactly.
+        let app = routes
+            .apps
+            .iter()
+            .find(|app| prefix_matches_ignore_case(&app.path_prefix, path))
+            .ok_or(RouteError::UnknownHost)?;
+        if prefix_matches(&app.path_prefix, path) {
+            Ok(app)
+        } else {
+            Err(RouteError::BadPath(PathError::CaseSensitiveRoute))
+        }
     }
 }
 
@@ -66,56 +114,152 @@ fn strip_port(host: &str) -> &str {
 
 /// Why a path has no single meaning that every server would agree on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the request path is not in canonical form")]
-pub struct PathError;
+pub enum PathError {
+    /// Not an origin-form path (`*`, or no leading `/`).
+    #[error("the request path does not start with /")]
+    NotAbsolute,
+    /// `%` not followed by two hex digits.
+    #[error("the request path has a broken percent escape")]
+    BadEscape,
+    /// An escape of a character that needs none (`%61`, `%2e`), which
+    /// decoding servers read as the character itself.
+    #[error("the request path escapes a character that needs no escape")]
+    NeedlessEscape,
+    /// An encoded `/`, `\`, `;`, control character or NUL, which some
+    /// servers decode into a separator and others keep.
+    #[error("the request path encodes a separator or control character")]
+    EncodedSeparator,
+    /// `%25` followed by two hex digits: decoded twice (as IIS can), a
+    /// second escape.
+    #[error("the request path is escaped twice")]
+    DoubleEscape,
+    /// `\` or `;` (matrix parameters: Tomcat and Jetty drop `;...`).
+    #[error("the request path has a backslash or ; parameter")]
+    Separator,
+    /// An empty, `.` or `..` segment, which servers merge or resolve.
+    #[error("the request path has an empty or dot segment")]
+    DotSegment,
+    /// A segment ending in `.` or a space, which Windows servers trim, or
+    /// an NTFS stream (`::$DATA`, `:$i30`).
+    #[error("the request path has a segment that Windows servers rewrite")]
+    WindowsName,
+    /// Escaped bytes that are not UTF-8 (overlong forms such as `%c0%ae`
+    /// included), or a fullwidth or look-alike character that best-fit
+    /// mapping turns into ASCII.
+    #[error("the request path has bytes that servers decode differently")]
+    BadUnicode,
+    /// The path matches another app's prefix when case is ignored.
+    #[error("the request path names another app in another case")]
+    CaseSensitiveRoute,
+}
 
-/// The one meaning of a request path, for matching security-relevant paths
-/// (ACS, login, public): percent-encoded unreserved characters decoded, and
-/// anything that servers normalise differently refused outright: dot
-/// segments, empty segments, `;` parameters, backslashes, and encoded `/`,
-/// `\`, `;` or NUL. A trailing `/` is kept; matching ignores it.
-pub fn canonical_path(path: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
-    use std::borrow::Cow;
-    if !path.starts_with('/') {
-        return Err(PathError);
+/// The one meaning of a request path, on a host with an enforced app: the
+/// path itself, when no server could read it any other way, and an error
+/// otherwise. Refusing rather than rewriting keeps the bytes the gateway
+/// decides on identical to the bytes the upstream gets: a rewrite is only
+/// safe when every upstream would read the result as the gateway does, and
+/// upstreams disagree on exactly these inputs (IIS decodes `%u`, double
+/// escapes and best-fit Unicode; Tomcat drops `;params`; nginx merges
+/// slashes; ASGI servers decode `%2F`). Refused: percent escapes of
+/// characters that need none (`%61`, `%2E`), of `/`, `\`, `;`, NUL or
+/// control characters, and `%25XX`; broken escapes; `\` and `;`; empty,
+/// `.` and `..` segments; segments that Windows trims (a trailing `.` or
+/// space) and NTFS streams; escaped bytes that are not UTF-8; fullwidth
+/// and look-alike forms of ASCII. A trailing `/` is kept; matching ignores
+/// it.
+pub fn canonical_path(path: &str) -> Result<&str, PathError> {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(PathError::NotAbsolute);
     }
-    let decoded: Cow<'_, str> = if path.contains('%') {
-        let bytes = path.as_bytes();
-        let mut out = String::with_capacity(path.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' {
-                let hex = path.get(i + 1..i + 3).ok_or(PathError)?;
-                let b = u8::from_str_radix(hex, 16).map_err(|_| PathError)?;
-                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                    out.push(b as char);
-                } else if matches!(b, b'/' | b'\\' | b';' | 0) {
-                    return Err(PathError);
-                } else {
-                    out.push_str(&path[i..i + 3]);
+    // Escaped bytes at or above 0x80, collected to check their UTF-8;
+    // raw ones are checked in the same string, since `path` is a `str`.
+    let mut escaped_utf8: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'%' => {
+                let hex = |j: usize| bytes.get(j).and_then(|c| (*c as char).to_digit(16));
+                let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) else {
+                    return Err(PathError::BadEscape);
+                };
+                let d = (hi * 16 + lo) as u8;
+                if d.is_ascii_alphanumeric() || matches!(d, b'-' | b'.' | b'_' | b'~') {
+                    return Err(PathError::NeedlessEscape);
+                }
+                if matches!(d, b'/' | b'\\' | b';') || d < 0x20 || d == 0x7f {
+                    return Err(PathError::EncodedSeparator);
+                }
+                if d == b'%' && hex(i + 3).is_some() && hex(i + 4).is_some() {
+                    return Err(PathError::DoubleEscape);
+                }
+                if d >= 0x80 {
+                    escaped_utf8.push(d);
+                } else if !escaped_utf8.is_empty() {
+                    check_unicode(&escaped_utf8)?;
+                    escaped_utf8.clear();
                 }
                 i += 3;
-            } else {
-                out.push(bytes[i] as char);
-                i += 1;
+                continue;
+            }
+            b'\\' | b';' => return Err(PathError::Separator),
+            _ if b < 0x20 || b == 0x7f => return Err(PathError::EncodedSeparator),
+            _ => {}
+        }
+        if !escaped_utf8.is_empty() {
+            check_unicode(&escaped_utf8)?;
+            escaped_utf8.clear();
+        }
+        i += 1;
+    }
+    if !escaped_utf8.is_empty() {
+        check_unicode(&escaped_utf8)?;
+    }
+    if !path.is_ascii() {
+        check_unicode(path.as_bytes())?;
+    }
+    if path.contains("::") || path.contains(":$") {
+        return Err(PathError::WindowsName);
+    }
+    let inner = path[1..].strip_suffix('/').unwrap_or(&path[1..]);
+    if !inner.is_empty() {
+        for seg in inner.split('/') {
+            if seg.is_empty() || seg == "." || seg == ".." {
+                return Err(PathError::DotSegment);
+            }
+            if seg.ends_with('.') || seg.ends_with(' ') || seg.ends_with("%20") {
+                return Err(PathError::WindowsName);
             }
         }
-        Cow::Owned(out)
-    } else {
-        Cow::Borrowed(path)
+    }
+    Ok(path)
+}
+
+/// Escaped (or raw) bytes above ASCII must be UTF-8, which also refuses
+/// overlong forms (`%c0%af` for `/`), and no character that a best-fit
+/// mapping (IIS, Windows code pages) or NFKC turns into ASCII.
+fn check_unicode(bytes: &[u8]) -> Result<(), PathError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| PathError::BadUnicode)?;
+    let lookalike = |c: char| {
+        matches!(
+            c,
+            // Fullwidth ASCII: U+FF01 '!' .. U+FF5E '~', and halfwidth
+            // ideographic full stop.
+            '\u{FF01}'
+                ..='\u{FF5E}' | '\u{FF61}'
+            // One and two dot leaders, ellipsis, fraction and division
+            // slash, set minus, small full stop, small reverse solidus.
+            | '\u{2024}' | '\u{2025}' | '\u{2026}' | '\u{2044}' | '\u{2215}' | '\u{2216}'
+            | '\u{FE52}' | '\u{FE68}'
+            // Combining long solidus and reverse solidus overlays.
+            | '\u{0337}' | '\u{0338}'
+        )
     };
-    if decoded.contains(['\\', ';', '\0']) {
-        return Err(PathError);
+    if text.chars().any(lookalike) {
+        return Err(PathError::BadUnicode);
     }
-    let inner = decoded[1..].strip_suffix('/').unwrap_or(&decoded[1..]);
-    if !inner.is_empty()
-        && inner
-            .split('/')
-            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
-    {
-        return Err(PathError);
-    }
-    Ok(decoded)
+    Ok(())
 }
 
 /// Whether a canonical path is `target`, ignoring a trailing `/`.
@@ -138,9 +282,25 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
     let prefix = prefix.trim_end_matches('/');
     match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'),
+        Some(rest) => at_segment_end(rest),
         None => false,
     }
+}
+
+/// [`prefix_matches`], ignoring ASCII case.
+fn prefix_matches_ignore_case(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    let prefix = prefix.trim_end_matches('/').as_bytes();
+    let path = path.as_bytes();
+    path.len() >= prefix.len()
+        && path[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && at_segment_end(&path[prefix.len()..])
+}
+
+fn at_segment_end(rest: impl AsRef<[u8]>) -> bool {
+    matches!(rest.as_ref().first(), None | Some(b'/' | b'?'))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::remember::detour::Detours;
 use crate::remember::seal::Sealer;
 use crate::remember::sessions::Sessions;
 use crate::remember::token::TokenKeys;
-use crate::route::{request_host, Routes};
+use crate::route::{request_host, RouteError, Routes};
 use enforce::Outcome;
 
 /// The longest enrollment window and session the caches are sized for;
@@ -300,12 +300,15 @@ impl Gateway {
         request_id: &HeaderValue,
     ) -> Result<(Option<usize>, Response<Body>), (Option<usize>, GatewayError)> {
         let (parts, body) = req.into_parts();
+        if parts.method == http::Method::CONNECT {
+            return Err((None, GatewayError::MethodNotAllowed(parts.method)));
+        }
         let host = request_host(&parts).ok_or((None, GatewayError::MissingHost))?;
-        let app = state
-            .routes
-            .find(host, parts.uri.path())
-            .ok_or((None, GatewayError::UnknownHost))?
-            .clone();
+        let app = match state.routes.find(host, parts.uri.path()) {
+            Ok(app) => app.clone(),
+            Err(RouteError::UnknownHost) => return Err((None, GatewayError::UnknownHost)),
+            Err(RouteError::BadPath(e)) => return Err((None, GatewayError::BadPath(e))),
+        };
         let index = Some(app.index);
         tracing::Span::current().record("app", &*app.name);
         let host = host.to_string();
@@ -317,10 +320,11 @@ impl Gateway {
             .headers
             .reserve(enforce::TRUST_HEADERS + crate::answer::forward::FORWARDING_HEADERS);
         let rid = request_id.to_str().unwrap_or("");
-        let (req, cookies) = match &app.enforcement {
+        let (req, cookies, tunnel) = match &app.enforcement {
             None => (
                 Request::from_parts(parts, body.map_err(Into::into).boxed()),
                 Vec::new(),
+                true,
             ),
             Some(enf) => match self
                 .enforce(
@@ -333,7 +337,7 @@ impl Gateway {
                 )
                 .await
             {
-                Ok(Outcome::Forward(req, cookies)) => (req, cookies),
+                Ok(Outcome::Forward(req, cookies, tunnel)) => (req, cookies, tunnel),
                 Ok(Outcome::Answer(resp)) => return Ok((index, resp)),
                 Err(e) => return Err((index, e)),
             },
@@ -344,7 +348,7 @@ impl Gateway {
             host: &host,
             request_id,
         };
-        match state.forwarder.forward(&app, req, &down).await {
+        match state.forwarder.forward(&app, req, &down, tunnel).await {
             Ok(mut f) => {
                 if let Some(m) = state.app_metrics.get(app.index) {
                     m.upstream_duration.observe(f.upstream_time.as_secs_f64());

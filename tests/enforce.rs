@@ -878,6 +878,9 @@ async fn acs_and_public_paths_match_only_in_canonical_form() {
         "//saml/acs",
         "/saml/./acs",
         "/saml/%2e/acs",
+        // An escaped letter that needs no escape: refused, not decoded, so
+        // that no upstream can read a path the gateway did not route.
+        "/saml/%61cs",
     ] {
         let req = Request::post(format!(
             "https://localhost:{}{path}",
@@ -898,8 +901,8 @@ async fn acs_and_public_paths_match_only_in_canonical_form() {
             "{path}"
         );
     }
-    // A trailing slash or an encoded unreserved letter is still the ACS: verified.
-    for path in ["/saml/acs/", "/saml/%61cs"] {
+    // A trailing slash is still the ACS: verified.
+    for path in ["/saml/acs/"] {
         let req = Request::post(format!(
             "https://localhost:{}{path}",
             env.gw.tls_addr().port()

@@ -101,14 +101,24 @@ impl Forwarder {
     }
 
     /// Sends `req` to the app's upstream and returns its response head with a
-    /// streaming body. Upgrades (WebSocket) are spliced once both sides agree.
+    /// streaming body. An HTTP/1.1 upgrade goes on only when `tunnel` says
+    /// the request may open one, and only with the app's allowed tokens
+    /// (never `h2c`); otherwise the Upgrade is stripped and the request
+    /// served as a plain one (RFC 9110 section 7.8 lets a proxy ignore it).
+    /// The connection is spliced only when the upstream answers 101 with a
+    /// token that was offered; any other 101 is a protocol error.
     pub async fn forward(
         &self,
         app: &App,
         mut req: Request<Body>,
         down: &Downstream<'_>,
+        tunnel: bool,
     ) -> Result<Forwarded, GatewayError> {
-        let upgrade = upgrade_protocol(req.headers());
+        let upgrade = if tunnel {
+            offered_upgrade(app, &req)
+        } else {
+            None
+        };
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         rewrite_request(app, &mut req, down, upgrade.as_ref())?;
 
@@ -122,25 +132,37 @@ impl Forwarder {
         };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
-                let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                tokio::spawn(async move {
-                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                        Ok((client, upstream)) => {
-                            let mut client = TokioIo::new(client);
-                            let mut upstream = TokioIo::new(upstream);
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                        }
-                        Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+            let agreed = upgrade.as_ref().is_some_and(|offered| {
+                resp.headers()
+                    .get(header::UPGRADE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|chosen| {
+                        tokens(offered.to_str().unwrap_or(""))
+                            .any(|t| t.eq_ignore_ascii_case(chosen.trim()))
+                    })
+            });
+            let Some(client_upgrade) = client_upgrade.filter(|_| agreed) else {
+                return Err(GatewayError::UpstreamProtocol(
+                    "the upstream switched to a protocol that was not offered".into(),
+                ));
+            };
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut upstream = TokioIo::new(upstream);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
                     }
-                });
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers, true);
-                return Ok(Forwarded {
-                    response: Response::from_parts(parts, body.map_err(Into::into).boxed()),
-                    upstream_time,
-                });
-            }
+                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                }
+            });
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers, true);
+            return Ok(Forwarded {
+                response: Response::from_parts(parts, body.map_err(Into::into).boxed()),
+                upstream_time,
+            });
         }
 
         let (mut parts, body) = resp.into_parts();
@@ -152,7 +174,33 @@ impl Forwarder {
     }
 }
 
-/// The Upgrade token of an HTTP/1.1 upgrade request (`Connection: upgrade`).
+/// The Upgrade tokens of an HTTP/1.1 upgrade request (`GET` with
+/// `Connection: upgrade`) that the app allows, as the header to send on;
+/// `None` when none is allowed.
+fn offered_upgrade(app: &App, req: &Request<Body>) -> Option<HeaderValue> {
+    if req.method() != http::Method::GET || req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let asked = upgrade_protocol(req.headers())?;
+    let allowed: Vec<&str> = tokens(asked.to_str().ok()?)
+        .filter(|t| {
+            let name = t.split('/').next().unwrap_or("");
+            app.upgrades.iter().any(|a| a.eq_ignore_ascii_case(name))
+        })
+        .collect();
+    if allowed.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&allowed.join(", ")).ok()
+}
+
+/// The comma-separated tokens of a header value, trimmed, empty ones
+/// skipped.
+fn tokens(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// The Upgrade header of an HTTP/1.1 upgrade request (`Connection: upgrade`).
 fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     if connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade")) {
         headers.get(header::UPGRADE).cloned()
@@ -290,6 +338,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         name.as_str().as_bytes(),
         b"connection"
             | b"upgrade"
+            | b"http2-settings"
             | b"keep-alive"
             | b"proxy-connection"
             | b"proxy-authenticate"

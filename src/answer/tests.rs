@@ -17,7 +17,21 @@ async fn error_table() {
     let rows = [
         (GatewayError::MissingHost, 400, "missing_host"),
         (GatewayError::UnknownHost, 404, "unknown_host"),
-        (GatewayError::BadPath, 400, "bad_path"),
+        (
+            GatewayError::BadPath(crate::route::PathError::DotSegment),
+            400,
+            "bad_path",
+        ),
+        (
+            GatewayError::BodyTimeout(std::time::Duration::from_secs(1)),
+            408,
+            "body_timeout",
+        ),
+        (
+            GatewayError::MethodNotAllowed(http::Method::CONNECT),
+            405,
+            "method_not_allowed",
+        ),
         (
             GatewayError::BodyTooLarge { limit: 10 },
             413,

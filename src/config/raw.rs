@@ -250,6 +250,14 @@ pub struct RawApp {
     /// The app is Google Workspace (Android devices show as unmanaged).
     #[serde(default)]
     pub google_workspace: bool,
+    /// The `Upgrade` tokens forwarded to the upstream; default
+    /// `["websocket"]`. `h2c` is refused.
+    #[serde(default)]
+    pub upgrades: Option<Vec<String>>,
+    /// Whether upgrades pass on paths that need no session (login and
+    /// public paths, and every path of an `assertion` app).
+    #[serde(default)]
+    pub upgrades_on_public_paths: bool,
     #[serde(default)]
     pub idp: Option<RawIdp>,
     #[serde(default)]

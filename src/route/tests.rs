@@ -10,6 +10,8 @@ fn app(name: &str, hosts: &[&str], prefix: &str) -> App {
         upstream_scheme: http::uri::Scheme::HTTP,
         upstream_authority: "127.0.0.1:1".parse().unwrap(),
         host_header: HostHeader::Preserve,
+        upgrades: vec!["websocket".into()],
+        upgrades_on_public_paths: false,
         enforcement: None,
     }
 }
@@ -49,8 +51,11 @@ fn host_case_and_port_are_ignored() {
 #[test]
 fn unknown_host_has_no_route() {
     let r = routes();
-    assert!(r.find("evil.example", "/").is_none());
-    assert!(r.find("", "/").is_none());
+    assert_eq!(
+        r.find("evil.example", "/").unwrap_err(),
+        RouteError::UnknownHost
+    );
+    assert_eq!(r.find("", "/").unwrap_err(), RouteError::UnknownHost);
 }
 
 #[test]
@@ -61,34 +66,140 @@ fn ipv6_host_with_port() {
 }
 
 #[test]
-fn canonical_paths_pass_and_decode_unreserved() {
-    assert_eq!(canonical_path("/saml/acs").unwrap(), "/saml/acs");
-    assert_eq!(canonical_path("/saml/%61cs").unwrap(), "/saml/acs");
-    assert_eq!(canonical_path("/a%20b/").unwrap(), "/a%20b/");
-    assert_eq!(canonical_path("/").unwrap(), "/");
+fn canonical_paths_pass_as_they_are() {
+    for p in [
+        "/saml/acs",
+        "/a%20b/",
+        "/",
+        "/docs/caf%C3%A9",
+        "/docs/café",
+        "/q%3Fmark/%23hash",
+        "/v1/projects/x:batchGet",
+        "/a.b/c-d_e~f/",
+        "/100%25",
+        "/100%25x",
+    ] {
+        assert_eq!(canonical_path(p), Ok(p), "{p}");
+    }
 }
 
 #[test]
 fn ambiguous_paths_are_refused() {
-    for p in [
-        "/saml/acs;x",
-        "//saml/acs",
-        "/saml//acs",
-        "/public/../admin",
-        "/public/%2e%2e/admin",
-        "/public/%2E%2E/admin",
-        "/favicon.ico/..;/admin",
-        "/a%2fb",
-        "/a%5Cb",
-        "/a\\b",
-        "/a%00",
-        "/a/./b",
-        "/%",
-        "/%zz",
-        "relative",
+    use PathError::*;
+    for (p, why) in [
+        ("/saml/acs;x", Separator),
+        ("/admin;jsessionid=1/x", Separator),
+        ("//saml/acs", DotSegment),
+        ("/saml//acs", DotSegment),
+        ("/public/../admin", DotSegment),
+        ("/x/../admin/", DotSegment),
+        ("/./admin/", DotSegment),
+        ("/a/./b", DotSegment),
+        ("/public/%2e%2e/admin", NeedlessEscape),
+        ("/public/%2E%2E/admin", NeedlessEscape),
+        ("/%61dmin/", NeedlessEscape),
+        ("/saml/%61cs", NeedlessEscape),
+        ("/%7Euser", NeedlessEscape),
+        ("/favicon.ico/..;/admin", Separator),
+        ("/admin%2F", EncodedSeparator),
+        ("/a%2fb", EncodedSeparator),
+        ("/a%5Cb", EncodedSeparator),
+        ("/a%3Bb", EncodedSeparator),
+        ("/a%00", EncodedSeparator),
+        ("/a%09/b", EncodedSeparator),
+        ("/a%7f", EncodedSeparator),
+        ("/a\\b", Separator),
+        ("/%", BadEscape),
+        ("/%zz", BadEscape),
+        ("/%4", BadEscape),
+        ("/%u0061dmin", BadEscape),
+        ("/%2561dmin", DoubleEscape),
+        ("/%252F", DoubleEscape),
+        ("/admin./x", WindowsName),
+        ("/admin%20/x", WindowsName),
+        ("/admin /x", WindowsName),
+        ("/admin::$DATA", WindowsName),
+        ("/admin:$i30:$INDEX_ALLOCATION/", WindowsName),
+        ("/%c0%af", BadUnicode),
+        ("/%c0%ae%c0%ae/admin", BadUnicode),
+        ("/%e0%80%af", BadUnicode),
+        ("/%ff", BadUnicode),
+        ("/%C3", BadUnicode),
+        ("/%EF%BC%8Fadmin", BadUnicode),
+        ("/\u{FF41}dmin", BadUnicode),
+        ("/a\u{2215}b", BadUnicode),
+        ("/a%E2%80%A5/b", BadUnicode),
+        ("relative", NotAbsolute),
+        ("*", NotAbsolute),
+        ("", NotAbsolute),
     ] {
-        assert_eq!(canonical_path(p), Err(PathError), "{p}");
+        assert_eq!(canonical_path(p), Err(why), "{p}");
     }
+}
+
+/// `a` with the enforcement of the shipped demo app.
+fn enforced(mut a: App) -> App {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let config = crate::config::Config::load(&shipped).expect("the shipped config loads");
+    a.enforcement = config.apps[0].enforcement.clone();
+    a
+}
+
+fn shared_host() -> Routes {
+    Routes::new(&[
+        app("site", &["apps.example"], "/"),
+        enforced(app("admin", &["apps.example"], "/admin")),
+        app("plain", &["plain.example"], "/"),
+        app("plain-x", &["plain.example"], "/x"),
+    ])
+}
+
+#[test]
+fn a_host_with_an_enforced_app_routes_only_canonical_paths() {
+    let r = shared_host();
+    assert_eq!(
+        &*r.find("apps.example", "/admin/users").unwrap().name,
+        "admin"
+    );
+    assert_eq!(&*r.find("apps.example", "/about").unwrap().name, "site");
+    for p in [
+        "/%61dmin/users",
+        "//admin/users",
+        "/./admin/users",
+        "/x/../admin/users",
+        "/admin;x/users",
+        "/admin%2Fusers",
+        "/site;x",
+    ] {
+        assert!(
+            matches!(r.find("apps.example", p), Err(RouteError::BadPath(_))),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn another_app_in_another_case_is_refused() {
+    let r = shared_host();
+    for p in ["/ADMIN/users", "/Admin", "/aDmIn/"] {
+        assert_eq!(
+            r.find("apps.example", p).unwrap_err(),
+            RouteError::BadPath(PathError::CaseSensitiveRoute),
+            "{p}"
+        );
+    }
+    // A case that reaches no other app is the app's own business.
+    assert_eq!(&*r.find("apps.example", "/About").unwrap().name, "site");
+}
+
+#[test]
+fn a_host_without_enforcement_is_a_plain_proxy() {
+    let r = shared_host();
+    assert_eq!(
+        &*r.find("plain.example", "//x/../y;z").unwrap().name,
+        "plain"
+    );
+    assert_eq!(&*r.find("plain.example", "/x/y").unwrap().name, "plain-x");
 }
 
 #[test]

@@ -46,7 +46,9 @@ const LOCK_CONTEXT: &[u8] = b"trustgate locks v1\0";
 /// to add to the upstream's answer), or an answer of the gateway's own.
 pub enum Outcome {
     /// Forward this request; add these `Set-Cookie` values to the response.
-    Forward(Request<Body>, Vec<String>),
+    /// The flag says whether it may open a tunnel (an allowed Upgrade): only
+    /// when its session was checked, or the app lets public paths upgrade.
+    Forward(Request<Body>, Vec<String>, bool),
     /// Answer with this response.
     Answer(Response<Body>),
 }
@@ -114,14 +116,16 @@ impl Gateway {
             now,
             request_id,
         };
-        // Paths that servers read differently (`/saml/acs;x`, `/a/../b`)
-        // could slip past the ACS, login or public matching below.
-        let path = canonical_path(parts.uri.path()).map_err(|_| GatewayError::BadPath)?;
+        // Routing held the path to `canonical_path` (the host has an
+        // enforced app), so the ACS, login and public matching below read
+        // the same bytes as the routing and the upstream.
+        let path = parts.uri.path();
+        debug_assert!(canonical_path(path).is_ok());
         if path == "/.trustgate/apps.json" || path == "/.trustgate/apps" {
             let ctx = ctx(classify(&parts.headers));
             return Ok(Outcome::Answer(ctx.lock_state(&parts)));
         }
-        let acs = enf.acs_paths.iter().any(|p| same_path(&path, p));
+        let acs = enf.acs_paths.iter().any(|p| same_path(path, p));
         if acs && parts.method == Method::POST {
             check_assertion_post(&parts)?;
             let ctx = ctx(classify(&parts.headers));
@@ -137,8 +141,8 @@ impl Gateway {
         }
         // The login path must be reachable without a session, or sign-in
         // could never start.
-        let public = same_path(&path, &enf.login_path)
-            || enf.public_paths.iter().any(|p| prefix_matches(p, &path));
+        let public = same_path(path, &enf.login_path)
+            || enf.public_paths.iter().any(|p| prefix_matches(p, path));
         if enf.mode == EnforceMode::Session && !public {
             // A valid session classifies the client itself, from what its
             // cache entry remembers; the full context is for the rest.
@@ -150,6 +154,7 @@ impl Gateway {
         Ok(Outcome::Forward(
             Request::from_parts(parts, body.map_err(Into::into).boxed()),
             Vec::new(),
+            app.upgrades_on_public_paths,
         ))
     }
 
@@ -199,6 +204,7 @@ fn forward_in_session(enf: &Enforcement, mut parts: Parts, body: Incoming, v: &V
     Outcome::Forward(
         Request::from_parts(parts, body.map_err(Into::into).boxed()),
         Vec::new(),
+        true,
     )
 }
 
@@ -429,7 +435,7 @@ impl Ctx<'_> {
             }
             _ => body,
         };
-        Outcome::Forward(Request::from_parts(parts, full(body)), cookies)
+        Outcome::Forward(Request::from_parts(parts, full(body)), cookies, false)
     }
 
     /// Deny: a 403 page, and the app joins the subject's locked set.

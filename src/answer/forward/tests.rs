@@ -47,6 +47,7 @@ fn each_hop_by_hop_header_goes_without_a_connection_header() {
         "transfer-encoding",
         "upgrade",
         "connection",
+        "http2-settings",
     ] {
         let mut h = HeaderMap::new();
         h.insert("x-end-to-end", "kept".parse().unwrap());
@@ -128,7 +129,57 @@ fn app(host_header: HostHeader) -> App {
         upstream_scheme: http::uri::Scheme::HTTPS,
         upstream_authority: "10.9.8.7:8443".parse().unwrap(),
         host_header,
+        upgrades: vec!["websocket".into()],
+        upgrades_on_public_paths: false,
         enforcement: None,
+    }
+}
+
+fn upgrade_request(method: &str, upgrade: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri("/ws")
+        .header("connection", "Upgrade, HTTP2-Settings")
+        .header("upgrade", upgrade)
+        .header("http2-settings", "AAMAAABkAAQCAAAAAAIAAAAA")
+        .body(http_body_util::Empty::new().map_err(Into::into).boxed())
+        .unwrap()
+}
+
+#[test]
+fn only_allowed_upgrade_tokens_are_offered() {
+    let a = app(HostHeader::Preserve);
+    let offered =
+        |method: &str, upgrade: &str| offered_upgrade(&a, &upgrade_request(method, upgrade));
+    assert_eq!(offered("GET", "websocket").unwrap(), "websocket");
+    assert_eq!(offered("GET", "WebSocket").unwrap(), "WebSocket");
+    assert!(offered("GET", "h2c").is_none());
+    assert_eq!(offered("GET", "h2c, websocket").unwrap(), "websocket");
+    assert!(offered("GET", "TLS/1.2, h2c").is_none());
+    // WebSocket is a GET; an upgrade on a POST is served as a plain POST.
+    assert!(offered("POST", "websocket").is_none());
+    let mut h2 = upgrade_request("GET", "websocket");
+    *h2.version_mut() = Version::HTTP_2;
+    assert!(offered_upgrade(&a, &h2).is_none());
+}
+
+#[test]
+fn a_refused_upgrade_leaves_a_plain_request() {
+    let mut req = upgrade_request("GET", "h2c");
+    let id = HeaderValue::from_static("rid-1");
+    let down = Downstream {
+        client_ip: IpAddr::from([192, 0, 2, 1]),
+        proto: "https",
+        host: "apps.example",
+        request_id: &id,
+    };
+    rewrite_request(&app(HostHeader::Preserve), &mut req, &down, None).unwrap();
+    for gone in ["connection", "upgrade", "http2-settings"] {
+        assert!(
+            !req.headers().contains_key(gone),
+            "{gone}: {:?}",
+            req.headers()
+        );
     }
 }
 
