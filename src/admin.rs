@@ -42,6 +42,11 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, mut stop: watch
 
 async fn handle(gateway: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     if req.uri().path() == "/sessions/revoke" {
+        if let Err(why) = not_cross_site(&req) {
+            let mut r = Response::new(full(serde_json::json!({ "error": why }).to_string()));
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            return r;
+        }
         if !may_revoke(gateway, &req, peer) {
             let mut r = Response::new(full("{\"error\": \"revoking needs the admin token\"}"));
             *r.status_mut() = StatusCode::UNAUTHORIZED;
@@ -76,6 +81,38 @@ async fn handle(gateway: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> 
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// A browser on the gateway's host must not be made to revoke by another
+/// site's page (a `text/plain` form POST needs no CORS preflight): the
+/// request says it is JSON, and carries no `Origin` or `Sec-Fetch-Site`
+/// from elsewhere. Command-line clients send neither header.
+fn not_cross_site(req: &Request<Incoming>) -> Result<(), &'static str> {
+    let h = req.headers();
+    if let Some(site) = h.get("sec-fetch-site") {
+        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
+            return Err("cross-site requests may not revoke");
+        }
+    }
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let own = h
+            .get(header::HOST)
+            .map(|host| [b"http://", host.as_bytes()].concat());
+        if own.as_deref() != Some(origin.as_bytes()) {
+            return Err("requests from another origin may not revoke");
+        }
+    }
+    if req.method() == Method::POST {
+        let json = h
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err("the body must be sent as content-type application/json");
+        }
+    }
+    Ok(())
 }
 
 /// With `admin.token` set, the request must carry it as a bearer token
@@ -119,11 +156,22 @@ async fn revoke(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
             serde_json::json!({ "error": "use POST" }),
         );
     }
-    let Ok(body) = http_body_util::Limited::new(req.into_body(), 4096)
-        .collect()
-        .await
-    else {
-        return bad("body unreadable or over 4096 bytes");
+    let deadline = gateway.state().config.server.body_read_timeout;
+    let read = http_body_util::Limited::new(req.into_body(), 4096).collect();
+    let body = match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return bad("body unreadable or over 4096 bytes"),
+        Err(_) => {
+            gateway
+                .metrics
+                .gateway_errors
+                .with_label_values(&["body_timeout"])
+                .inc();
+            return json(
+                StatusCode::REQUEST_TIMEOUT,
+                serde_json::json!({ "error": "the body did not arrive in time" }),
+            );
+        }
     };
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body.to_bytes()) else {
         return bad("body is not JSON");
@@ -149,19 +197,31 @@ async fn revoke(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
         tracing::info!(target: "trustgate::audit", scope = "session", session = s, "revoked");
         return json(StatusCode::OK, serde_json::json!({ "revoked": "session" }));
     }
-    let subject = match (
+    let subjects: Vec<SubjectHash> = match (
         v.get("subject").and_then(|s| s.as_str()),
         v.get("subject_hash").and_then(|s| s.as_str()),
     ) {
-        (Some(s), _) => SubjectHash::of(s),
+        // As sign-in keys it: trimmed, and lowercased for an emailAddress
+        // NameID; the format is not known here, so both forms go.
+        (Some(s), _) => {
+            use crate::evidence::assertion::subject_key;
+            let mut both = vec![SubjectHash::of(&subject_key(s, false))];
+            let lower = SubjectHash::of(&subject_key(s, true));
+            if lower != both[0] {
+                both.push(lower);
+            }
+            both
+        }
         (None, Some(h)) => match hex16(h) {
-            Some(h) => SubjectHash(h),
+            Some(h) => vec![SubjectHash(h)],
             None => return bad("subject_hash must be 32 hex digits"),
         },
         (None, None) => return bad("give session, subject or subject_hash"),
     };
-    gateway.sessions.revoke_subject(subject, now);
+    for subject in &subjects {
+        gateway.sessions.revoke_subject(*subject, now);
+        tracing::info!(target: "trustgate::audit", scope = "subject", subject = %subject, "revoked");
+    }
     metrics.revocations.with_label_values(&["subject"]).inc();
-    tracing::info!(target: "trustgate::audit", scope = "subject", subject = %subject, "revoked");
     json(StatusCode::OK, serde_json::json!({ "revoked": "subject" }))
 }

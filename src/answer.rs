@@ -236,6 +236,20 @@ impl GatewayError {
     }
 }
 
+/// Whether `target` is a path on this origin wherever a browser resolves
+/// it: one leading `/`, then not `/` or `\` (`//evil.example` and
+/// `/\evil.example` are other hosts to a browser), no backslash at all, and
+/// no control character or space (browsers drop tabs and newlines, so
+/// `/<TAB>/evil.example` is `//evil.example`). Every redirect the gateway or
+/// the demo app builds from client-held data (RelayState, a detour's
+/// target) goes through here.
+pub fn is_local_target(target: &str) -> bool {
+    let b = target.as_bytes();
+    b.first() == Some(&b'/')
+        && !matches!(b.get(1), Some(b'/' | b'\\'))
+        && !b.iter().any(|&c| c == b'\\' || c <= b' ' || c == 0x7f)
+}
+
 /// A redirect that no cache keeps. `location` comes from config or the
 /// gateway itself, never from the client.
 pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {

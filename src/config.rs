@@ -116,6 +116,10 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Time in-flight requests get to finish after SIGTERM.
     pub grace_period: Duration,
+    /// Time a body the gateway reads whole has to arrive (408 past it).
+    pub body_read_timeout: Duration,
+    /// The `Strict-Transport-Security` value to send, if any.
+    pub hsts: Option<http::HeaderValue>,
     /// Proxies in front whose X-Forwarded-For entries are trusted.
     pub trusted_proxy_hops: usize,
     /// Async worker threads (one per CPU when unset); read at start only.
@@ -208,6 +212,8 @@ pub struct App {
     pub upgrades: Vec<String>,
     /// Upgrades also pass on paths that need no session.
     pub upgrades_on_public_paths: bool,
+    /// The app's session and detour cookie names.
+    pub cookies: crate::remember::CookieNames,
     /// Device-trust enforcement; `None` for a plain proxied app.
     pub enforcement: Option<Arc<Enforcement>>,
 }
@@ -366,6 +372,26 @@ impl Config {
             tls_handshake_timeout: raw.server.tls_handshake_timeout,
             idle_timeout: raw.server.idle_timeout,
             grace_period: raw.server.grace_period,
+            body_read_timeout: raw.server.body_read_timeout,
+            hsts: raw.server.hsts.as_deref().and_then(|v| {
+                let lower = v.to_ascii_lowercase();
+                let max_age = lower
+                    .split(';')
+                    .filter_map(|d| d.trim().strip_prefix("max-age="))
+                    .next()
+                    .and_then(|a| a.trim_matches('"').parse::<u64>().ok());
+                match (max_age, http::HeaderValue::from_str(v)) {
+                    (Some(_), Ok(h)) => Some(h),
+                    _ => {
+                        errors.push(
+                            "server.hsts",
+                            "must be a Strict-Transport-Security value with max-age, \
+                             as in \"max-age=31536000; includeSubDomains\"",
+                        );
+                        None
+                    }
+                }
+            }),
             trusted_proxy_hops: raw.server.trusted_proxy_hops,
             worker_threads: raw.server.worker_threads,
             decision_cache_entries: raw.server.decision_cache_entries,
@@ -398,6 +424,7 @@ impl Config {
             ("server.header_read_timeout", server.header_read_timeout),
             ("server.tls_handshake_timeout", server.tls_handshake_timeout),
             ("server.idle_timeout", server.idle_timeout),
+            ("server.body_read_timeout", server.body_read_timeout),
         ] {
             if d.is_zero() {
                 errors.push(key, "must be longer than 0s");
@@ -525,8 +552,24 @@ impl Config {
         for (i, app) in apps.iter_mut().enumerate() {
             app.index = i;
         }
+        // Apps that share a host with another enforced app get cookie names
+        // of their own.
+        let shared: Vec<bool> = apps
+            .iter()
+            .map(|a| {
+                apps.iter().any(|b| {
+                    b.index != a.index
+                        && b.enforcement.is_some()
+                        && b.hosts.iter().any(|h| a.hosts.contains(h))
+                })
+            })
+            .collect();
+        for (app, shared) in apps.iter_mut().zip(shared) {
+            app.cookies = crate::remember::CookieNames::for_app(&app.name, shared);
+        }
         check_routes_unique(&apps, &mut errors);
         check_enrollment_hosts(&raw.apps, &mut errors);
+        check_shared_hosts(&raw.apps, &mut warnings);
         if session_keys.is_empty() && apps.iter().any(|a| a.enforcement.is_some()) {
             errors.push(
                 "session.keys",
@@ -737,6 +780,11 @@ fn check_app(
     let path_prefix = raw.path_prefix.clone().unwrap_or_else(|| "/".into());
     if !path_prefix.starts_with('/') {
         errors.push(&at("path_prefix"), "must start with '/'");
+    } else if let Err(e) = crate::route::canonical_path(&path_prefix) {
+        errors.push(
+            &at("path_prefix"),
+            format!("no request could match it on a host with an enforced app ({e})"),
+        );
     }
     let upstream = match raw.upstream.parse::<http::Uri>() {
         Ok(uri) => {
@@ -799,6 +847,7 @@ fn check_app(
         host_header,
         upgrades,
         upgrades_on_public_paths: raw.upgrades_on_public_paths,
+        cookies: crate::remember::CookieNames::default(),
         enforcement: enforcement.map(Arc::new),
     })
 }
@@ -1085,12 +1134,73 @@ fn check_enrollment_hosts(apps: &std::collections::BTreeMap<String, RawApp>, err
     }
 }
 
+/// How strongly a raw app enforces: 0 off, 1 assertion only, 2 session.
+fn enforce_level(app: &RawApp) -> u8 {
+    match app.enforce.as_deref() {
+        Some("session") => 2,
+        Some("assertion") => 1,
+        Some(_) => 0,
+        None if app.idp.is_some() => 2,
+        None => 0,
+    }
+}
+
+/// An enforced app under a path prefix shares its host with an app that
+/// enforces less (off, assertion only, or another policy): the boundary
+/// between them is only the path, so every path trick that an upstream
+/// reads differently matters. The gateway refuses those (see
+/// `route::canonical_path`), and the admin should know what the layout
+/// relies on.
+fn check_shared_hosts(apps: &std::collections::BTreeMap<String, RawApp>, warnings: &mut Vec<Lint>) {
+    for (name, app) in apps {
+        let level = enforce_level(app);
+        if level == 0 {
+            continue;
+        }
+        for (other_name, other) in apps {
+            if other_name == name {
+                continue;
+            }
+            let shared = app
+                .hosts
+                .iter()
+                .find(|h| other.hosts.iter().any(|o| o.eq_ignore_ascii_case(h)));
+            let Some(host) = shared else {
+                continue;
+            };
+            let other_level = enforce_level(other);
+            let weaker = if other_level < level {
+                Some(match other_level {
+                    0 => "does not enforce device trust",
+                    _ => "enforces only at the assertion",
+                })
+            } else if other.policy != app.policy {
+                Some("has another policy")
+            } else {
+                None
+            };
+            if let Some(how) = weaker {
+                warnings.push(Lint {
+                    severity: Severity::Warning,
+                    code: "shared_host_weaker_app",
+                    path: format!("apps.{name}.path_prefix"),
+                    message: format!(
+                        "{host} is shared with apps.{other_name}, which {how}: only the path \
+                         separates them, so give the app a host of its own if you can"
+                    ),
+                });
+            }
+        }
+    }
+}
+
 /// Two apps may share a host only under different path prefixes.
 fn check_routes_unique(apps: &[App], errors: &mut Errors) {
     for (i, a) in apps.iter().enumerate() {
         for b in &apps[..i] {
             for h in &a.hosts {
-                if b.hosts.contains(h) && a.path_prefix == b.path_prefix {
+                let same = |p: &str| p.trim_end_matches('/').to_string();
+                if b.hosts.contains(h) && same(&a.path_prefix) == same(&b.path_prefix) {
                     errors.push(
                         &format!("apps.{}.hosts", a.name),
                         format!("{h}{} is already served by apps.{}", a.path_prefix, b.name),

@@ -265,6 +265,11 @@ impl Gateway {
                 }
             };
             resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
+            if let Some(hsts) = &state.config.server.hsts {
+                resp.headers_mut()
+                    .entry(http::header::STRICT_TRANSPORT_SECURITY)
+                    .or_insert_with(|| hsts.clone());
+            }
             let status = resp.status();
             let elapsed = start.elapsed().as_secs_f64();
             match app.and_then(|i| state.app_metrics.get(i)) {

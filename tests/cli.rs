@@ -348,3 +348,48 @@ fn check_refuses_protecting_the_enrollment_host_and_unreachable_rules() {
     assert!(text.contains("do not protect Workspace ONE"), "{text}");
     assert!(text.contains("apps.mail.policy.rules[1]"), "{text}");
 }
+
+#[test]
+fn check_warns_when_an_enforced_app_shares_its_host_with_a_weaker_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = policy_config(
+        dir.path(),
+        "[apps.site]\nhosts = [\"MAIL.corp.example\"]\nupstream = \"http://127.0.0.1:1\"\n",
+        "https://uem.example/enroll/welcome",
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "enrollment_url =",
+        "path_prefix = \"/mail\"\nenrollment_url =",
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = trustgate()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("warning: apps.mail.path_prefix: mail.corp.example is shared with apps.site, which does not enforce device trust"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_refuses_a_path_prefix_no_request_could_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = policy_config(dir.path(), "", "https://uem.example/enroll/welcome");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "enrollment_url =",
+        "path_prefix = \"/%61dmin\"\nenrollment_url =",
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = trustgate()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("apps.mail.path_prefix"), "{text}");
+}

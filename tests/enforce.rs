@@ -384,6 +384,107 @@ async fn resumed_post_carries_the_original_relay_state() {
     assert_eq!(body_string(resp).await, "/deep/link?x=1");
 }
 
+/// An upstream that answers with the RelayState it was posted.
+async fn relay_echo() -> Env {
+    let up = Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        use http_body_util::BodyExt;
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let relay = form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "RelayState")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        Response::new(full(relay))
+    })
+    .await;
+    let gw = TestGateway::start("", &enforced(&up.url(), "")).await;
+    Env {
+        gw,
+        _up: up,
+        signer: signer(),
+        client: https_client(false),
+    }
+}
+
+/// A detour left (or planted, it is `SameSite=None`) in a browser belongs to
+/// the sign-in that began it: another subject's trusted sign-in keeps its
+/// own RelayState and clears the detour.
+#[tokio::test]
+async fn another_subjects_sign_in_does_not_inherit_a_detour() {
+    let env = relay_echo().await;
+    let resp = env
+        .post_acs(
+            IPHONE,
+            env.assertion(
+                "mallory@corp.example",
+                "NOT_TRUSTED",
+                &[],
+                Some("/mallorys/choice"),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let detour = cookie_named(&cookies(&resp), "__Host-trustgate-detour");
+    let resp = env
+        .post_acs(
+            IPHONE,
+            env.assertion("victim@corp.example", "TRUSTED", &[], Some("/own/target")),
+            std::slice::from_ref(&detour),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cleared = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("__Host-trustgate-detour=;"));
+    assert!(cleared, "the foreign detour cookie is cleared");
+    assert_eq!(body_string(resp).await, "/own/target");
+    assert_eq!(
+        env.metric("trustgate_enrollment_detours_total{app=\"app\",event=\"resumed\"}")
+            .await,
+        0.0
+    );
+    // Its own subject still resumes it.
+    let resp = env
+        .post_acs(
+            IPHONE,
+            env.assertion("mallory@corp.example", "TRUSTED", &[], Some("/")),
+            &[detour],
+        )
+        .await;
+    assert_eq!(body_string(resp).await, "/mallorys/choice");
+}
+
+/// A detour only ever restores a path on this origin.
+#[tokio::test]
+async fn a_detour_never_restores_a_target_off_this_origin() {
+    let env = relay_echo().await;
+    for target in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example/",
+        "/\t/evil.example/",
+    ] {
+        let resp = env
+            .post_acs(
+                IPHONE,
+                env.assertion("dan@corp.example", "NOT_TRUSTED", &[], Some(target)),
+                &[],
+            )
+            .await;
+        let detour = cookie_named(&cookies(&resp), "__Host-trustgate-detour");
+        let resp = env
+            .post_acs(
+                IPHONE,
+                env.assertion("dan@corp.example", "TRUSTED", &[], Some("/safe")),
+                &[detour],
+            )
+            .await;
+        assert_eq!(body_string(resp).await, "/safe", "{target:?}");
+    }
+}
+
 #[tokio::test]
 async fn return_after_the_window_shows_the_expired_page() {
     let env = Env::start().await;
@@ -801,6 +902,7 @@ async fn revoked_session_is_void_everywhere() {
     let resp = plain_client()
         .request(
             Request::post(url.clone())
+                .header("content-type", "application/json")
                 .body(full(r#"{"subject": "frank@corp.example"}"#))
                 .unwrap(),
         )
@@ -823,10 +925,113 @@ async fn revoked_session_is_void_everywhere() {
     );
 
     let bad = plain_client()
-        .request(Request::post(url).body(full("{}")).unwrap())
+        .request(
+            Request::post(url)
+                .header("content-type", "application/json")
+                .body(full("{}"))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+/// A pretty-printing IdP's NameID, with whitespace around it and another
+/// case: revoking the plain address still finds the session.
+#[tokio::test]
+async fn revoking_a_subject_finds_a_padded_and_recased_name_id() {
+    let env = Env::start().await;
+    let resp = env
+        .post_acs(
+            WINDOWS,
+            env.assertion("\n    Bob@Corp.Example\n  ", "NOT_TRUSTED", &[], None),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let session = cookie_named(&cookies(&resp), "__Host-trustgate");
+    let seen = upstream_saw(env.get("/", WINDOWS, std::slice::from_ref(&session)).await).await;
+    let hash = seen["x-trustgate-subject"][0].as_str().unwrap().to_string();
+    let url = format!("http://{}/sessions/revoke", env.gw.running().admin_addr);
+    let resp = plain_client()
+        .request(
+            Request::post(url)
+                .header("content-type", "application/json")
+                .body(full(r#"{"subject": "bob@corp.example"}"#))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        env.get("/", WINDOWS, &[session]).await.status(),
+        StatusCode::FOUND
+    );
+    // The hash is the trimmed, lowercased address's.
+    assert_eq!(
+        hash,
+        trustgate::remember::token::SubjectHash::of("bob@corp.example").to_string()
+    );
+}
+
+/// Without a token, a page in a browser on the gateway's host could post to
+/// the admin listener: only JSON, and nothing from another site.
+#[tokio::test]
+async fn revoking_refuses_cross_site_and_non_json_requests() {
+    let env = Env::start().await;
+    let session = desktop_session(&env, WINDOWS).await;
+    let url = format!("http://{}/sessions/revoke", env.gw.running().admin_addr);
+    let host = env.gw.running().admin_addr.to_string();
+    let send = |headers: &[(&str, &str)]| {
+        let mut req = Request::post(url.clone());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        plain_client().request(
+            req.body(full(r#"{"subject": "frank@corp.example"}"#))
+                .unwrap(),
+        )
+    };
+    for headers in [
+        vec![("content-type", "text/plain")],
+        vec![],
+        vec![
+            ("content-type", "application/json"),
+            ("origin", "https://evil.example"),
+        ],
+        vec![("content-type", "application/json"), ("origin", "null")],
+        vec![
+            ("content-type", "application/json"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        vec![
+            ("content-type", "application/json"),
+            ("sec-fetch-site", "same-site"),
+        ],
+    ] {
+        let resp = send(&headers).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{headers:?}");
+    }
+    // Nothing was revoked by those.
+    assert_eq!(
+        env.get("/", WINDOWS, std::slice::from_ref(&session))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let own_origin = format!("http://{host}");
+    let resp = send(&[
+        ("content-type", "application/json; charset=utf-8"),
+        ("origin", &own_origin),
+        ("sec-fetch-site", "same-origin"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        env.get("/", WINDOWS, &[session]).await.status(),
+        StatusCode::FOUND
+    );
 }
 
 #[tokio::test]
@@ -848,7 +1053,11 @@ async fn revoking_needs_the_admin_token_when_one_is_set() {
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
-        plain_client().request(req.body(full(r#"{"subject": "x@y"}"#)).unwrap())
+        plain_client().request(
+            req.header("content-type", "application/json")
+                .body(full(r#"{"subject": "x@y"}"#))
+                .unwrap(),
+        )
     };
     assert_eq!(send(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
     assert_eq!(

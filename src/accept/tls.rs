@@ -96,6 +96,9 @@ pub fn server_config(store: Arc<CertStore>) -> Arc<ServerConfig> {
         .with_no_client_auth()
         .with_cert_resolver(store);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The server's order of rustls' safe suites (AES-GCM and ChaCha20,
+    // forward-secret only), not whatever a client lists first.
+    cfg.ignore_client_order = true;
     cfg.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().expect("aws-lc-rs ticketer");
     cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(64 * 1024);
     Arc::new(cfg)

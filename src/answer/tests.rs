@@ -87,3 +87,36 @@ async fn request_id_is_escaped_in_pages() {
     assert!(html.contains("&lt;script&gt;"));
     assert!(!html.contains("<script>"));
 }
+
+#[test]
+fn local_targets_stay_on_this_origin() {
+    for ok in [
+        "/",
+        "/inbox",
+        "/a/b?c=d#e",
+        "/caf%C3%A9",
+        "/x//y",
+        "/x\u{e9}",
+    ] {
+        assert!(is_local_target(ok), "{ok:?}");
+    }
+    for bad in [
+        "",
+        "inbox",
+        "//evil.example/",
+        "/\\evil.example/",
+        "/\t/evil.example/",
+        "/\n/evil.example",
+        "/\r//evil.example",
+        "\t//evil.example",
+        " /x",
+        "/x y",
+        "/a\\b",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "/\u{0}",
+        "/x\u{7f}",
+    ] {
+        assert!(!is_local_target(bad), "{bad:?}");
+    }
+}

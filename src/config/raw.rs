@@ -50,6 +50,13 @@ pub struct RawServer {
     pub idle_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
+    /// A body the gateway reads whole (an assertion POST) must arrive
+    /// within this.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// `Strict-Transport-Security` for the gateway's answers and for
+    /// forwarded responses without one.
+    pub hsts: Option<String>,
     /// Proxies in front of the gateway whose X-Forwarded-For entries are
     /// trusted when finding the client address.
     pub trusted_proxy_hops: usize,
@@ -73,6 +80,8 @@ impl Default for RawServer {
             tls_handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             grace_period: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            hsts: None,
             trusted_proxy_hops: 0,
             worker_threads: None,
             decision_cache_entries: 1_000_000,

@@ -10,7 +10,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::answer::{escape_html, full, redirect, Body};
+use crate::answer::{escape_html, full, is_local_target, redirect, Body};
 use crate::config::DemoConfig;
 
 /// Answers one demo-app request.
@@ -27,6 +27,7 @@ pub async fn handle(cfg: Arc<DemoConfig>, req: Request<Incoming>) -> Response<Bo
                         .find(|(k, _)| k == "return")
                         .map(|(_, v)| v.into_owned())
                 })
+                .filter(|r| is_local_target(r))
                 .unwrap_or_else(|| "/".into());
             let location = format!(
                 "{portal}?RelayState={}",
@@ -46,7 +47,7 @@ pub async fn handle(cfg: Arc<DemoConfig>, req: Request<Incoming>) -> Response<Bo
             let relay = form_urlencoded::parse(&body)
                 .find(|(k, _)| k == "RelayState")
                 .map(|(_, v)| v.into_owned())
-                .filter(|r| r.starts_with('/') && !r.starts_with("//"))
+                .filter(|r| is_local_target(r))
                 .unwrap_or_else(|| "/".into());
             redirect(StatusCode::SEE_OTHER, &relay)
         }

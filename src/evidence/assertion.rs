@@ -201,6 +201,21 @@ pub struct Delivery {
     pub relay_state: Option<String>,
 }
 
+/// SAML's emailAddress NameID format (SAML 1.1's URI, which SAML 2.0 reuses).
+pub const EMAIL_FORMAT: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+
+/// The key a subject is known by: `name_id` without surrounding XML
+/// whitespace (space, tab, CR, LF), lowercased when `email` (an
+/// emailAddress NameID). Revocation by a typed-in subject tries both forms.
+pub fn subject_key(name_id: &str, email: bool) -> std::borrow::Cow<'_, str> {
+    let trimmed = name_id.trim_matches([' ', '\t', '\r', '\n']);
+    if email && trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(trimmed.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(trimmed)
+    }
+}
+
 /// Facts from a verified assertion. Only the verifier can construct one, and
 /// only from elements that a checked signature covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +250,16 @@ impl VerifiedAssertion {
     /// The NameID Format attribute, if any.
     pub fn name_id_format(&self) -> Option<&str> {
         self.name_id_format.as_deref()
+    }
+    /// The subject as sessions, revocations and the audit log key it: the
+    /// NameID without the whitespace a pretty-printing IdP puts around it,
+    /// and in lowercase when its format is emailAddress (mail addresses are
+    /// matched without case). See [`subject_key`].
+    pub fn subject(&self) -> std::borrow::Cow<'_, str> {
+        subject_key(
+            &self.name_id,
+            self.name_id_format.as_deref() == Some(EMAIL_FORMAT),
+        )
     }
     /// The AuthnStatement SessionIndex, if any (SAML 2.0 only).
     pub fn session_index(&self) -> Option<&str> {

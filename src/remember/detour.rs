@@ -14,10 +14,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use moka::sync::Cache;
 
 use super::seal::Sealer;
+use super::token::SubjectHash;
 
-/// The detour cookie's name.
+/// The detour cookie's name for an app alone on its hosts; see
+/// [`CookieNames`](super::CookieNames).
 pub const COOKIE_NAME: &str = "__Host-trustgate-detour";
-const CONTEXT: &[u8] = b"trustgate detour v1\0";
+const CONTEXT: &[u8] = b"trustgate detour v2\0";
 
 /// One pending detour.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub struct Detour {
     pub id: String,
     /// The app the user was signing in to.
     pub app: String,
+    /// Whose sign-in it was: only the same subject's sign-in resumes it.
+    pub subject: SubjectHash,
     /// Where the user was going: RelayState, wctx or the requested URL.
     pub target: Option<String>,
     /// The platform that was sent to enroll.
@@ -44,6 +48,9 @@ pub enum Return {
         /// The app of the detour.
         app: String,
     },
+    /// Another subject's detour (left in this browser, or planted: the
+    /// cookie is `SameSite=None`): it must not lend its target, and goes.
+    Foreign,
 }
 
 /// Pending detours.
@@ -68,6 +75,7 @@ impl Detours {
         &self,
         sealer: &Sealer,
         app: &str,
+        subject: SubjectHash,
         target: Option<String>,
         platform: &'static str,
         now: SystemTime,
@@ -79,32 +87,40 @@ impl Detours {
         let detour = Arc::new(Detour {
             id: id.clone(),
             app: app.to_string(),
+            subject,
             target,
             platform,
             started,
         });
-        let payload = format!("{id}\n{started}\n{app}");
+        let payload = format!("{id}\n{started}\n{subject}\n{app}");
         let cookie = sealer.seal(CONTEXT, payload.as_bytes())?;
         self.cache.insert(id, detour.clone());
         Some((detour, cookie))
     }
 
-    /// Reads a detour cookie: `None` when it is not ours or not for `app`.
+    /// Reads a detour cookie: `None` when it is not ours or not for `app`;
+    /// [`Return::Foreign`] when `subject` is given (a verified sign-in) and
+    /// the detour began with another subject's.
     pub fn check(
         &self,
         sealer: &Sealer,
         cookie: &str,
         app: &str,
+        subject: Option<&SubjectHash>,
         window: Duration,
         now: SystemTime,
     ) -> Option<Return> {
         let payload = sealer.open(CONTEXT, cookie)?;
         let text = std::str::from_utf8(&payload).ok()?;
-        let mut parts = text.splitn(3, '\n');
-        let (id, started, cookie_app) = (parts.next()?, parts.next()?, parts.next()?);
+        let mut parts = text.splitn(4, '\n');
+        let (id, started, cookie_subject, cookie_app) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let started: u64 = started.parse().ok()?;
         if cookie_app != app {
             return None;
+        }
+        if subject.is_some_and(|s| s.to_string() != cookie_subject) {
+            return Some(Return::Foreign);
         }
         if unix(now) >= started.saturating_add(window.as_secs()) {
             self.cache.invalidate(id);
@@ -121,17 +137,18 @@ impl Detours {
     }
 }
 
-/// The `Set-Cookie` value for a detour cookie; it outlives the window so
-/// that a late return can still be recognised. `SameSite=None`, because the
-/// return is the IdP's cross-site POST to the ACS URL, on which browsers
-/// drop `Lax` cookies.
-pub fn set_cookie(value: &str) -> String {
-    format!("{COOKIE_NAME}={value}; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=86400")
+/// The `Set-Cookie` value for a detour cookie named `name`; it outlives the
+/// window so that a late return can still be recognised. `SameSite=None`,
+/// because the return is the IdP's cross-site POST to the ACS URL, on which
+/// browsers drop `Lax` cookies.
+pub fn set_cookie(name: &str, value: &str) -> String {
+    format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=86400")
 }
 
-/// The `Set-Cookie` value that removes the detour cookie.
-pub const CLEAR_COOKIE: &str =
-    "__Host-trustgate-detour=; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=0";
+/// The `Set-Cookie` value that removes the detour cookie named `name`.
+pub fn clear_cookie(name: &str) -> String {
+    format!("{name}=; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=0")
+}
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)

@@ -458,23 +458,20 @@ fn decode(payload: &[u8]) -> Result<SessionToken, TokenError> {
     Ok(token)
 }
 
-/// The `Set-Cookie` value that stores a session token for `max_age`.
-pub fn set_cookie(value: &str, max_age: Duration) -> String {
+/// The `Set-Cookie` value that stores a session token for `max_age` in the
+/// cookie `name` (see [`CookieNames`](super::CookieNames)).
+pub fn set_cookie(name: &str, value: &str, max_age: Duration) -> String {
     format!(
-        "{COOKIE_NAME}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
         max_age.as_secs()
     )
 }
 
-/// The `Set-Cookie` value that removes the session cookie.
-pub const CLEAR_COOKIE: &str =
-    "__Host-trustgate=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0";
-
-/// Every session cookie value in a request's `Cookie` headers, in order. A
-/// client can send more than one; callers try each and keep the first that
-/// verifies.
-pub fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    super::seal::cookies(headers, COOKIE_NAME)
+/// Every value of the session cookie `name` in a request's `Cookie`
+/// headers, in order. A client can send more than one; callers try each
+/// and keep the first that verifies.
+pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+    super::seal::cookies(headers, name)
 }
 
 fn trust_code(trust: DeviceTrust) -> u8 {

@@ -12,6 +12,7 @@ fn app(name: &str, hosts: &[&str], prefix: &str) -> App {
         host_header: HostHeader::Preserve,
         upgrades: vec!["websocket".into()],
         upgrades_on_public_paths: false,
+        cookies: crate::remember::CookieNames::default(),
         enforcement: None,
     }
 }

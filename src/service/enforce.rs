@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::{ConnInfo, Gateway, State};
-use crate::answer::{full, pages, redirect, Body, GatewayError};
+use crate::answer::{full, is_local_target, pages, redirect, Body, GatewayError};
 use crate::classify::{classify, Client};
 use crate::config::{App, EnforceMode, Enforcement};
 use crate::decide::{client_ip_from_headers, Action, Decision, Facts};
@@ -130,11 +130,12 @@ impl Gateway {
             check_assertion_post(&parts)?;
             let ctx = ctx(classify(&parts.headers));
             let limit = state.config.server.max_assertion_bytes;
+            let deadline = state.config.server.body_read_timeout;
             // Boxed: this once-per-session path is the largest state of the
             // request future, which every pass-through request would
             // otherwise allocate and move.
             return Box::pin(async move {
-                let body = read_limited(body, limit).await?;
+                let body = read_limited(body, limit, deadline).await?;
                 Ok(ctx.assertion(parts, body).await)
             })
             .await;
@@ -162,7 +163,7 @@ impl Gateway {
     /// and client at `now`, counted as a cache hit or miss; rejected ones
     /// are counted by reason.
     fn session(&self, state: &State, app: &App, parts: &Parts, now: SystemTime) -> Option<Valid> {
-        for value in token::cookie_values(&parts.headers) {
+        for value in token::cookie_values(&parts.headers, &app.cookies.session) {
             match self
                 .sessions
                 .check(&state.keys, value, &app.name, &parts.headers, now)
@@ -242,13 +243,21 @@ fn check_assertion_post(parts: &Parts) -> Result<(), GatewayError> {
 }
 
 /// Reads a body that a later phase must parse, up to `limit` bytes.
-async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+/// Reads a body that a later phase must parse, up to `limit` bytes and
+/// within `deadline` for the whole of it: a client that drips a byte every
+/// few seconds keeps the idle timer from firing, but not this one.
+async fn read_limited(
+    body: Incoming,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Bytes, GatewayError> {
+    match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(GatewayError::BodyTimeout(deadline)),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::BodyTooLarge { limit })
         }
-        Err(e) => Err(GatewayError::ClientBody(e.to_string())),
+        Ok(Err(e)) => Err(GatewayError::ClientBody(e.to_string())),
     }
 }
 
@@ -291,11 +300,6 @@ impl Ctx<'_> {
             .assertion_duration
             .with_label_values(&[app])
             .observe(start.elapsed().as_secs_f64());
-        let detour = cookie(&parts.headers, detour::COOKIE_NAME).and_then(|c| {
-            self.gw
-                .detours
-                .check(self.sealer(), c, app, self.enf.enrollment_window, self.now)
-        });
         let delivery = match verified {
             Ok(d) => {
                 metrics
@@ -335,14 +339,26 @@ impl Ctx<'_> {
                 ));
             }
         };
+        let a = &delivery.assertion;
+        let subject = SubjectHash::of(&a.subject());
+        // A detour resumes only the sign-in of the subject that began it.
+        let detour = cookie(&parts.headers, &self.app.cookies.detour).and_then(|c| {
+            self.gw.detours.check(
+                self.sealer(),
+                c,
+                app,
+                Some(&subject),
+                self.enf.enrollment_window,
+                self.now,
+            )
+        });
         if let Some(Return::Expired { .. }) = detour {
             metrics.detours.with_label_values(&[app, "expired"]).inc();
             let mut resp = pages::enrollment_expired(app, &self.enf.login_path, self.request_id);
-            set_cookie(&mut resp, detour::CLEAR_COOKIE);
+            set_cookie(&mut resp, &detour::clear_cookie(&self.app.cookies.detour));
             return Outcome::Answer(resp);
         }
 
-        let a = &delivery.assertion;
         let trust = a.device_trust();
         let decision = self.enf.policy.decide(&Facts {
             client: self.client,
@@ -350,12 +366,11 @@ impl Ctx<'_> {
             groups: a.groups(),
             ip: self.ip,
         });
-        let subject = SubjectHash::of(a.name_id());
         self.record(&decision, trust, Some(&subject));
         match decision.action {
             Action::Allow => self.allow(parts, body, delivery, &decision, detour),
             Action::Deny => self.deny(subject),
-            Action::Enroll => self.enroll(delivery.relay_state, detour),
+            Action::Enroll => self.enroll(subject, delivery.relay_state, detour),
         }
     }
 
@@ -381,7 +396,7 @@ impl Ctx<'_> {
             app,
             a.device_trust(),
             self.client,
-            a.name_id(),
+            &a.subject(),
             self.now,
             lifetime,
         );
@@ -393,7 +408,11 @@ impl Ctx<'_> {
                 .map(|v| (v, subject))
         }) {
             Ok((value, subject)) => {
-                cookies.push(token::set_cookie(&value, lifetime));
+                cookies.push(token::set_cookie(
+                    &self.app.cookies.session,
+                    &value,
+                    lifetime,
+                ));
                 if self.enf.trust_headers {
                     set_trust_headers(
                         &mut parts.headers,
@@ -407,19 +426,26 @@ impl Ctx<'_> {
         }
 
         let mut relay_state = delivery.relay_state.clone();
-        if let Some(Return::Alive(recorded)) = detour {
-            if let Some(d) = recorded {
-                if d.target.is_some() {
-                    relay_state = d.target.clone();
+        match detour {
+            Some(Return::Alive(recorded)) => {
+                if let Some(d) = recorded {
+                    // Only ever a path on this origin: whatever the detour
+                    // holds, it is never a redirect elsewhere.
+                    if let Some(target) = d.target.as_ref().filter(|t| is_local_target(t)) {
+                        relay_state = Some(target.clone());
+                    }
+                    self.gw.detours.finish(&d.id);
                 }
-                self.gw.detours.finish(&d.id);
+                self.gw
+                    .metrics
+                    .detours
+                    .with_label_values(&[app, "resumed"])
+                    .inc();
+                cookies.push(detour::clear_cookie(&self.app.cookies.detour));
             }
-            self.gw
-                .metrics
-                .detours
-                .with_label_values(&[app, "resumed"])
-                .inc();
-            cookies.push(detour::CLEAR_COOKIE.to_string());
+            // Another subject's detour: it lends nothing, and goes.
+            Some(Return::Foreign) => cookies.push(detour::clear_cookie(&self.app.cookies.detour)),
+            Some(Return::Expired { .. }) | None => {}
         }
         let body = match relay_state {
             Some(target) if Some(&target) != delivery.relay_state.as_ref() => {
@@ -462,15 +488,21 @@ impl Ctx<'_> {
     }
 
     /// Enroll: record the detour and send the device to the enrollment link.
-    fn enroll(&self, relay_state: Option<String>, detour: Option<Return>) -> Outcome {
+    fn enroll(
+        &self,
+        subject: SubjectHash,
+        relay_state: Option<String>,
+        detour: Option<Return>,
+    ) -> Outcome {
         let app = &*self.app.name;
         let Some(link) = &self.enf.enrollment else {
             // Config refuses an enroll action without a link.
-            return self.deny(SubjectHash::of(""));
+            return self.deny(subject);
         };
         // A device that comes back still untrusted keeps its first target.
-        // An outsized RelayState is not worth remembering.
-        let relay_state = relay_state.filter(|r| r.len() <= MAX_TARGET_BYTES);
+        // An outsized RelayState is not worth remembering, nor one that
+        // could not be restored (only a path on this origin is).
+        let relay_state = relay_state.filter(|r| r.len() <= MAX_TARGET_BYTES && is_local_target(r));
         let target = match detour {
             Some(Return::Alive(Some(d))) => d.target.clone().or(relay_state),
             _ => relay_state,
@@ -479,7 +511,7 @@ impl Ctx<'_> {
         let Some((d, value)) =
             self.gw
                 .detours
-                .start(self.sealer(), app, target, platform, self.now)
+                .start(self.sealer(), app, subject, target, platform, self.now)
         else {
             return Outcome::Answer(
                 GatewayError::Internal("cannot start a detour".into()).response(self.request_id),
@@ -491,7 +523,10 @@ impl Ctx<'_> {
             .with_label_values(&[app, "started"])
             .inc();
         let mut resp = redirect(StatusCode::FOUND, &link.render(app, platform, &d.id));
-        set_cookie(&mut resp, &detour::set_cookie(&value));
+        set_cookie(
+            &mut resp,
+            &detour::set_cookie(&self.app.cookies.detour, &value),
+        );
         Outcome::Answer(resp)
     }
 
@@ -500,15 +535,20 @@ impl Ctx<'_> {
     fn no_session(&self, parts: &Parts) -> Outcome {
         let app = &*self.app.name;
         let metrics = &self.gw.metrics;
-        let detour = cookie(&parts.headers, detour::COOKIE_NAME).and_then(|c| {
-            self.gw
-                .detours
-                .check(self.sealer(), c, app, self.enf.enrollment_window, self.now)
+        let detour = cookie(&parts.headers, &self.app.cookies.detour).and_then(|c| {
+            self.gw.detours.check(
+                self.sealer(),
+                c,
+                app,
+                None,
+                self.enf.enrollment_window,
+                self.now,
+            )
         });
         if let Some(Return::Expired { .. }) = detour {
             metrics.detours.with_label_values(&[app, "expired"]).inc();
             let mut resp = pages::enrollment_expired(app, &self.enf.login_path, self.request_id);
-            set_cookie(&mut resp, detour::CLEAR_COOKIE);
+            set_cookie(&mut resp, &detour::clear_cookie(&self.app.cookies.detour));
             return Outcome::Answer(resp);
         }
         metrics
@@ -534,7 +574,7 @@ impl Ctx<'_> {
             .now
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let subject = token::cookie_values(&parts.headers)
+        let subject = token::cookie_values(&parts.headers, &self.app.cookies.session)
             .find_map(|v| self.state.keys.open(v).ok())
             .filter(|t| t.expires_at > now_unix)
             .map(|t| t.subject)

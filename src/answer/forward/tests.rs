@@ -131,6 +131,7 @@ fn app(host_header: HostHeader) -> App {
         host_header,
         upgrades: vec!["websocket".into()],
         upgrades_on_public_paths: false,
+        cookies: crate::remember::CookieNames::default(),
         enforcement: None,
     }
 }
