@@ -320,6 +320,11 @@ async fn paths_that_a_liberal_upstream_reads_as_the_enforced_app_are_refused() {
 
 /// A signed SAMLResponse form for the admin app.
 fn assertion_form(gw: &TestGateway) -> String {
+    assertion_form_for(gw, "https://localhost/admin/saml/acs")
+}
+
+/// A signed SAMLResponse form for the ACS URL `acs`.
+fn assertion_form_for(gw: &TestGateway, acs: &str) -> String {
     let signer = Signer::from_pem(
         &std::fs::read(root().join("certs/demo-idp.key")).unwrap(),
         &std::fs::read(root().join("certs/demo-idp.pem")).unwrap(),
@@ -329,7 +334,7 @@ fn assertion_form(gw: &TestGateway) -> String {
     let b64 = signer.response_b64(&Grant {
         issuer: ISSUER,
         audience: "https://localhost/admin",
-        acs_url: "https://localhost/admin/saml/acs",
+        acs_url: acs,
         name_id: "ada@corp.example",
         attributes: &attrs,
         now: gw.running().gateway.now(),
@@ -465,4 +470,233 @@ async fn public_paths_upgrade_only_when_the_app_opts_in() {
         "{:?}",
         seen.all()
     );
+}
+
+/// A body dripped a byte at a time keeps the idle timer from firing; the
+/// body deadline still ends it with a 408.
+#[tokio::test]
+async fn a_dripped_assertion_body_gets_408_at_the_deadline() {
+    let seen = Seen::default();
+    let up = fooled_upstream(seen.clone()).await;
+    let gw = TestGateway::start(
+        "body_read_timeout = \"1s\"\nidle_timeout = \"60s\"",
+        &shared_host(&up.url(), ""),
+    )
+    .await;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&[b"http/1.1"])));
+    let tcp = TcpStream::connect(gw.tls_addr()).await.unwrap();
+    let tls = connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    wr.write_all(
+        b"POST /admin/saml/acs HTTP/1.1\r\nHost: localhost\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nSAML",
+    )
+    .await
+    .unwrap();
+    let drip = tokio::spawn(async move {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if wr.write_all(b"A").await.is_err() {
+                break;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(6), rd.read(&mut buf))
+        .await
+        .expect("an answer before the drip ends")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drip.abort();
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_gateway_errors_total{reason=\"body_timeout\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn hsts_is_sent_on_gateway_pages_and_forwarded_responses() {
+    let seen = Seen::default();
+    let up = fooled_upstream(seen.clone()).await;
+    let gw = TestGateway::start(
+        "hsts = \"max-age=31536000; includeSubDomains\"",
+        &shared_host(&up.url(), ""),
+    )
+    .await;
+    for path in ["/about", "/admin/users", "/a;b"] {
+        let (status, text) = raw_https(&gw, &get_raw(path, "")).await;
+        assert!(matches!(status, 200 | 302 | 400), "{path}: {text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("strict-transport-security: max-age=31536000; includesubdomains"),
+            "{path}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_hsts_value_is_refused_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        config_text("hsts = \"includeSubDomains\"", &app("http://127.0.0.1:1")),
+    )
+    .unwrap();
+    let e = trustgate::config::Config::load(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("server.hsts"), "{e}");
+}
+
+/// The server's cipher order wins over the client's.
+#[tokio::test]
+async fn the_server_chooses_the_cipher_suite() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    use rustls::crypto::aws_lc_rs::{cipher_suite, default_provider};
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+        ],
+        ..default_provider()
+    };
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(dev_ca_roots())
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(gw.tls_addr()).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let suite = tls.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+    assert_eq!(suite, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+}
+
+/// Two enforced apps on one host: each keeps its own session.
+#[tokio::test]
+async fn two_apps_on_one_host_keep_their_own_sessions() {
+    let seen = Seen::default();
+    let up = fooled_upstream(seen.clone()).await;
+    let mail = format!(
+        r#"
+[apps.mail]
+hosts = ["localhost"]
+path_prefix = "/mail"
+upstream = "{up}"
+enforce = "session"
+acs_paths = ["/mail/saml/acs"]
+login_path = "/mail/login"
+[apps.mail.idp]
+entity_id = "{ISSUER}"
+certs = [{cert:?}]
+[apps.mail.sp]
+entity_id = "https://localhost/admin"
+acs_url = "https://localhost/mail/saml/acs"
+[apps.mail.policy]
+default_action = "allow"
+"#,
+        up = up.url(),
+        cert = root().join("certs/demo-idp.pem"),
+    );
+    let gw = TestGateway::start("", &(shared_host(&up.url(), "") + &mail)).await;
+    let admin = admin_session(&gw).await;
+    assert!(admin.starts_with("__Host-trustgate.admin="), "{admin}");
+    let req = Request::post(gw.https("/mail/saml/acs"))
+        .header("user-agent", WINDOWS)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &admin)
+        .body(full(assertion_form_for(
+            &gw,
+            "https://localhost/mail/saml/acs",
+        )))
+        .unwrap();
+    let resp = https_client(false).request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mail_cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("__Host-trustgate"))
+        .unwrap();
+    assert!(
+        mail_cookie.starts_with("__Host-trustgate.mail="),
+        "{mail_cookie}"
+    );
+    let both = format!("{admin}; {mail_cookie}");
+    for path in ["/admin/x", "/mail/x"] {
+        let (status, text) = raw_https(&gw, &get_raw(path, &format!("Cookie: {both}\r\n"))).await;
+        assert_eq!(status, 200, "{path}: {text}");
+    }
+    // One app's cookie is no session for the other.
+    let (status, _) = raw_https(&gw, &get_raw("/mail/x", &format!("Cookie: {admin}\r\n"))).await;
+    assert_eq!(status, 302);
+}
+
+/// The demo app, which `cargo run --release` starts, follows RelayState
+/// only to its own paths.
+#[tokio::test]
+async fn the_demo_app_redirects_only_to_its_own_paths() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = Arc::new(trustgate::config::DemoConfig {
+        app_listen: addr,
+        portal_listen: "127.0.0.1:1".parse().unwrap(),
+        idp_key: Vec::new(),
+        idp_cert: Vec::new(),
+        idp_entity_id: ISSUER.into(),
+        sp_entity_id: "https://localhost/sp".into(),
+        acs_url: "https://localhost/saml/acs".into(),
+        app_url: "https://localhost/".into(),
+    });
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(trustgate::demo::serve(listener, stop, move |req| {
+        trustgate::demo::app::handle(cfg.clone(), req)
+    }));
+    let client = plain_client();
+    for (relay, want) in [
+        ("/inbox", "/inbox"),
+        ("/\\evil.example/", "/"),
+        ("/\t/evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+    ] {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("RelayState", relay)
+            .finish();
+        let resp = client
+            .request(
+                Request::post(format!("http://{addr}/saml/acs"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(full(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(resp.headers()["location"], want, "{relay:?}");
+    }
+    let _ = stop_tx.send(true);
+    server.abort();
 }

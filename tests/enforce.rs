@@ -1191,3 +1191,47 @@ async fn assertion_posts_must_be_forms_without_smuggled_query_fields() {
         .unwrap();
     assert_eq!(env.send(req).await.status(), StatusCode::BAD_REQUEST);
 }
+
+/// Apps opened from an Okta Mobile chiclet skip Okta's own device-trust
+/// check, but the IdP-initiated POST still comes to the ACS through the
+/// gateway: the policy applies there, and UNKNOWN counts as not trusted.
+#[tokio::test]
+async fn okta_mobile_chiclet_launches_meet_the_policy_at_the_acs() {
+    const OKTA_MOBILE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 OktaMobile/9.12.0";
+    let env = Env::start().await;
+    for trust in ["UNKNOWN", "NOT_TRUSTED", ""] {
+        // IdP-initiated: no RelayState, as a chiclet launch sends it.
+        let resp = env
+            .post_acs(
+                OKTA_MOBILE,
+                env.assertion("chiclet@corp.example", trust, &[], None),
+                &[],
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::FOUND, "{trust:?}");
+        let location = resp.headers()["location"].to_str().unwrap();
+        assert!(
+            location.starts_with("https://uem.example/enroll/welcome"),
+            "{trust:?}: {location}"
+        );
+        assert!(cookies(&resp)
+            .iter()
+            .all(|c| !c.starts_with("__Host-trustgate=")));
+    }
+    let resp = env
+        .post_acs(
+            OKTA_MOBILE,
+            env.assertion("chiclet@corp.example", "TRUSTED", &[], None),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = upstream_saw(resp).await;
+    assert_eq!(seen["x-trustgate-platform"][0], "ios");
+    assert_eq!(seen["x-trustgate-client-kind"][0], "native");
+    assert_eq!(
+        env.metric("trustgate_decisions_total{action=\"enroll\",app=\"app\",platform=\"ios\",rule=\"ios-enrolls\"}")
+            .await,
+        3.0
+    );
+}
