@@ -92,6 +92,22 @@ struct Row {
 }
 
 impl GatewayError {
+    /// Every [`reason`](Self::reason), for metrics created at zero.
+    pub const REASONS: [&'static str; 12] = [
+        "missing_host",
+        "bad_path",
+        "method_not_allowed",
+        "body_timeout",
+        "unknown_host",
+        "body_too_large",
+        "bad_request_body",
+        "internal",
+        "upstream_connect",
+        "upstream_reset",
+        "upstream_protocol",
+        "upstream_timeout",
+    ];
+
     fn row(&self) -> Row {
         use GatewayError::*;
         let (status, reason, source, title, text) = match self {

@@ -83,6 +83,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter when `RUST_LOG` is unset.
     pub log_level: String,
+    /// Whether each request gets an access log line.
+    pub log_access: bool,
     /// Session HMAC keys; the first signs.
     pub session_keys: Vec<Secret>,
     /// The built-in demo app, when enabled.
@@ -577,6 +579,9 @@ impl Config {
             );
         }
 
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.level) {
+            errors.push("log.level", format!("not a log filter: {e}"));
+        }
         if !errors.0.is_empty() {
             return Err(ConfigErrors(errors.0));
         }
@@ -589,6 +594,7 @@ impl Config {
             admin_token,
             log_format: raw.log.format,
             log_level: raw.log.level,
+            log_access: raw.log.access,
             session_keys,
             demo,
             apps,

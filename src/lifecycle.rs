@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -51,10 +50,92 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     stop_traffic: watch::Sender<bool>,
     stop_admin: watch::Sender<bool>,
-    slots: Arc<Semaphore>,
-    max_connections: u32,
-    grace: Duration,
+    limit: ConnectionLimit,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// The connection limit, changeable while connections are open: one
+/// permit per connection, and the permits there are make the limit.
+struct ConnectionLimit {
+    slots: Arc<Semaphore>,
+    max: std::sync::Mutex<u32>,
+}
+
+impl ConnectionLimit {
+    fn new(max: usize) -> ConnectionLimit {
+        let max = Self::clamp(max);
+        ConnectionLimit {
+            slots: Arc::new(Semaphore::new(max as usize)),
+            max: std::sync::Mutex::new(max),
+        }
+    }
+
+    fn clamp(max: usize) -> u32 {
+        u32::try_from(max)
+            .unwrap_or(u32::MAX >> 4)
+            .min(Semaphore::MAX_PERMITS as u32)
+    }
+
+    /// Raises the limit at once; lowers it as connections close (permits
+    /// in use are taken back when they return, never from a connection).
+    fn resize(&self, max: usize) {
+        let max = Self::clamp(max);
+        let mut current = self.max.lock().expect("limit lock");
+        if max > *current {
+            self.slots.add_permits((max - *current) as usize);
+        } else if max < *current {
+            let mut surplus = *current - max;
+            surplus -= self.slots.forget_permits(surplus as usize) as u32;
+            if surplus > 0 {
+                let slots = self.slots.clone();
+                tokio::spawn(async move {
+                    if let Ok(p) = slots.acquire_many(surplus).await {
+                        p.forget();
+                    }
+                });
+            }
+        }
+        *current = max;
+    }
+
+    fn max(&self) -> u32 {
+        *self.max.lock().expect("limit lock")
+    }
+}
+
+/// Keys that a reload cannot apply: their change is logged and counted
+/// (`trustgate_config_reload_warnings_total{key}`) and takes effect after a
+/// restart.
+pub const RESTART_KEYS: &[&str] = &[
+    "server.listen",
+    "server.plain_listen",
+    "admin.listen",
+    "server.worker_threads",
+    "server.decision_cache_entries",
+    "server.replay_cache_entries",
+    "log.format",
+    "demo",
+];
+
+/// The restart-only keys whose values differ between two configs.
+fn restart_keys_changed(next: &Config, current: &Config) -> Vec<&'static str> {
+    let (n, c) = (&next.server, &current.server);
+    let changed = [
+        n.listen != c.listen,
+        n.plain_listen != c.plain_listen,
+        next.admin_listen != current.admin_listen,
+        n.worker_threads != c.worker_threads,
+        n.decision_cache_entries != c.decision_cache_entries,
+        n.replay_cache_entries != c.replay_cache_entries,
+        next.log_format != current.log_format,
+        format!("{:?}", next.demo) != format!("{:?}", current.demo),
+    ];
+    RESTART_KEYS
+        .iter()
+        .zip(changed)
+        .filter(|(_, c)| *c)
+        .map(|(k, _)| *k)
+        .collect()
 }
 
 async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -71,9 +152,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let gateway = Gateway::new(config.clone(), metrics);
     let (stop_traffic, traffic_rx) = watch::channel(false);
     let (stop_admin, admin_rx) = watch::channel(false);
-    let max_connections = u32::try_from(config.server.max_connections).unwrap_or(u32::MAX >> 4);
-    let slots = Arc::new(Semaphore::new(max_connections as usize));
+    let limit = ConnectionLimit::new(config.server.max_connections);
+    let slots = limit.slots.clone();
     let mut tasks = Vec::new();
+    for key in RESTART_KEYS {
+        gateway
+            .metrics
+            .config_reload_warnings
+            .with_label_values(&[key]);
+    }
 
     let admin = bind("admin.listen", config.admin_listen).await?;
     let admin_addr = admin.local_addr().expect("bound socket has an address");
@@ -139,12 +226,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
 
     gateway.set_ready(true);
+    // Absent addresses are absent fields, not `None` text.
+    let shown = |a: Option<SocketAddr>| a.map(tracing::field::display);
     tracing::info!(
-        tls = ?tls_addr,
-        plain = ?plain_addr,
+        tls = shown(tls_addr),
+        plain = shown(plain_addr),
         admin = %admin_addr,
-        demo = ?demo_addr,
-        portal = ?portal_addr,
+        demo = shown(demo_addr),
+        portal = shown(portal_addr),
         apps = config.apps.len(),
         "trustgate ready"
     );
@@ -157,9 +246,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         gateway,
         stop_traffic,
         stop_admin,
-        slots,
-        max_connections,
-        grace: config.server.grace_period,
+        limit,
         tasks,
     })
 }
@@ -172,29 +259,20 @@ impl Running {
         let metrics = &self.gateway.metrics;
         match Config::load(&current.source) {
             Ok(next) => {
-                if next.server.listen != current.server.listen
-                    || next.server.plain_listen != current.server.plain_listen
-                    || next.admin_listen != current.admin_listen
-                {
-                    tracing::warn!("listener addresses changed; they apply after a restart");
+                for key in restart_keys_changed(&next, &current) {
+                    metrics
+                        .config_reload_warnings
+                        .with_label_values(&[key])
+                        .inc();
+                    tracing::warn!(key, "changed; it applies after a restart");
                 }
-                let (n, c) = (&next.server, &current.server);
-                for (key, changed) in [
-                    (
-                        "server.worker_threads",
-                        n.worker_threads != c.worker_threads,
-                    ),
-                    (
-                        "server.decision_cache_entries",
-                        n.decision_cache_entries != c.decision_cache_entries,
-                    ),
-                    (
-                        "server.replay_cache_entries",
-                        n.replay_cache_entries != c.replay_cache_entries,
-                    ),
-                ] {
-                    if changed {
-                        tracing::warn!("{key} changed; it applies after a restart");
+                // Applied live: the connection limit and the log filter
+                // here; timeouts, the grace period and everything per
+                // request through the new state.
+                self.limit.resize(next.server.max_connections);
+                if next.log_level != current.log_level {
+                    if let Err(e) = crate::observe::set_log_level(&next.log_level) {
+                        tracing::warn!(error = %e, "log.level not applied");
                     }
                 }
                 self.gateway.apply(Arc::new(next));
@@ -217,10 +295,11 @@ impl Running {
     pub async fn shutdown(self) -> bool {
         self.gateway.set_ready(false);
         let _ = self.stop_traffic.send(true);
-        let drained =
-            tokio::time::timeout(self.grace, self.slots.acquire_many(self.max_connections))
-                .await
-                .is_ok();
+        // The grace period of the config in force now, reloads included.
+        let grace = self.gateway.state().config.server.grace_period;
+        let drained = tokio::time::timeout(grace, self.limit.slots.acquire_many(self.limit.max()))
+            .await
+            .is_ok();
         if !drained {
             tracing::warn!("grace period over; closing the remaining connections");
         }

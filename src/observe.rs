@@ -39,6 +39,8 @@ pub struct Metrics {
     pub gateway_errors: IntCounterVec,
     /// Config reloads, by result.
     pub config_reloads: IntCounterVec,
+    /// Reloaded keys that apply only after a restart, by key.
+    pub config_reload_warnings: IntCounterVec,
     /// Build information; always 1.
     pub build_info: IntGaugeVec,
     /// Access decisions, by app, platform, action and rule.
@@ -74,6 +76,13 @@ impl Metrics {
     /// Creates every metric and registers it.
     pub fn new() -> Arc<Metrics> {
         let registry = Registry::new();
+        // process_cpu_seconds_total, process_resident_memory_bytes,
+        // process_open_fds and the rest, read from /proc at each scrape.
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("unique process metrics");
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
             registry
@@ -165,7 +174,7 @@ impl Metrics {
             ),
             upstream_errors: counter(
                 "trustgate_upstream_errors_total",
-                "Upstream failures, by kind (connect, timeout, reset, tls, protocol).",
+                "Upstream failures, by app and kind (connect, timeout, reset, protocol).",
                 &["app", "kind"],
             ),
             gateway_errors: counter(
@@ -177,6 +186,11 @@ impl Metrics {
                 "trustgate_config_reloads_total",
                 "Config reloads, by result (success or failure).",
                 &["result"],
+            ),
+            config_reload_warnings: counter(
+                "trustgate_config_reload_warnings_total",
+                "Keys a reload changed that apply only after a restart, by key.",
+                &["key"],
             ),
             build_info: gauge(
                 "trustgate_build_info",
@@ -354,16 +368,49 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global tracing subscriber. `RUST_LOG` overrides `level`.
+/// Changes the installed subscriber's filter; set by [`init_logging`].
+type FilterReload = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+static FILTER_RELOAD: std::sync::OnceLock<FilterReload> = std::sync::OnceLock::new();
+
+/// Installs the global tracing subscriber. `RUST_LOG` overrides `level`
+/// (and then a reload leaves the filter alone). Colour only when stderr is
+/// a terminal, so that files and journald get plain text.
 pub fn init_logging(format: LogFormat, level: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let pinned = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second init (tests, reload) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // The handle's type names the whole subscriber, so each format installs
+    // and keeps its own.
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            // A second init (tests) keeps the first subscriber.
+            if builder.try_init().is_ok() && !pinned {
+                let _ = FILTER_RELOAD.set(Box::new(move |level: &str| {
+                    let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+                    handle.reload(filter).map_err(|e| e.to_string())
+                }));
+            }
+        }};
+    }
+    match format {
+        LogFormat::Text => install!(builder),
+        LogFormat::Json => install!(builder.json().flatten_event(true)),
+    }
+}
+
+/// Applies a new `[log] level` to the running subscriber; a no-op when
+/// `RUST_LOG` set the filter or no subscriber of ours is installed.
+pub fn set_log_level(level: &str) -> Result<(), String> {
+    match FILTER_RELOAD.get() {
+        Some(reload) => reload(level),
+        None => Ok(()),
+    }
 }

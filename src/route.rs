@@ -91,12 +91,11 @@ impl Routes {
 
 /// The host of a request: the URI authority (HTTP/2, absolute form), else
 /// the Host header.
-pub fn request_host(parts: &http::request::Parts) -> Option<&str> {
-    if let Some(a) = parts.uri.authority() {
+pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    if let Some(a) = uri.authority() {
         return Some(a.as_str());
     }
-    parts
-        .headers
+    headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
 }

@@ -83,7 +83,18 @@ impl State {
             app_metrics: config
                 .apps
                 .iter()
-                .map(|a| metrics.for_app(&a.name))
+                .map(|a| {
+                    let m = metrics.for_app(&a.name);
+                    // The GET series of every status class exist from the
+                    // start, so that error ratios have a denominator.
+                    for status in [200, 302, 404, 502] {
+                        m.request(
+                            &http::Method::GET,
+                            http::StatusCode::from_u16(status).expect("a status"),
+                        );
+                    }
+                    m
+                })
                 .collect(),
             routes: Routes::new(&config.apps),
             forwarder: Forwarder::new(&config.upstream),
@@ -256,15 +267,29 @@ impl Gateway {
         let method = req.method().clone();
         async move {
             let state = self.state();
-            let (app, mut resp) = match self.route_and_forward(&state, req, conn, &request_id).await {
+            // Copied only when the access log is on: the hot path pays nothing.
+            let access = state.config.log_access.then(|| {
+                (
+                    request_host(req.uri(), req.headers())
+                        .unwrap_or("")
+                        .to_string(),
+                    req.uri().path().to_string(),
+                )
+            });
+            let (app, mut resp) = match self.route_and_forward(&state, req, conn, &request_id).await
+            {
                 Ok((app, resp)) => (app, resp),
                 Err((app, err)) => {
-                    self.metrics.gateway_errors.with_label_values(&[err.reason()]).inc();
+                    self.metrics
+                        .gateway_errors
+                        .with_label_values(&[err.reason()])
+                        .inc();
                     tracing::debug!(reason = err.reason(), error = %err, "answered by the gateway");
                     (app, err.response(request_id.to_str().unwrap_or("")))
                 }
             };
-            resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id.clone());
+            resp.headers_mut()
+                .insert(X_REQUEST_ID.clone(), request_id.clone());
             if let Some(hsts) = &state.config.server.hsts {
                 resp.headers_mut()
                     .entry(http::header::STRICT_TRANSPORT_SECURITY)
@@ -288,7 +313,20 @@ impl Gateway {
                         .observe(elapsed);
                 }
             }
-            tracing::debug!(target: "trustgate::access", status = status.as_u16(), elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "done");
+            if let Some((host, path)) = access {
+                use http_body::Body as _;
+                tracing::info!(
+                    target: "trustgate::access",
+                    method = method.as_str(),
+                    host,
+                    path,
+                    status = status.as_u16(),
+                    bytes = resp.body().size_hint().exact(),
+                    duration_ms = elapsed * 1e3,
+                    request_id = request_id.to_str().unwrap_or(""),
+                    "request"
+                );
+            }
             resp
         }
         .instrument(span)
@@ -308,7 +346,8 @@ impl Gateway {
         if parts.method == http::Method::CONNECT {
             return Err((None, GatewayError::MethodNotAllowed(parts.method)));
         }
-        let host = request_host(&parts).ok_or((None, GatewayError::MissingHost))?;
+        let host =
+            request_host(&parts.uri, &parts.headers).ok_or((None, GatewayError::MissingHost))?;
         let app = match state.routes.find(host, parts.uri.path()) {
             Ok(app) => app.clone(),
             Err(RouteError::UnknownHost) => return Err((None, GatewayError::UnknownHost)),
@@ -337,8 +376,11 @@ impl Gateway {
                     &app,
                     enf,
                     Request::from_parts(parts, body),
-                    conn,
-                    rid,
+                    enforce::Origin {
+                        conn,
+                        host: &host,
+                        request_id: rid,
+                    },
                 )
                 .await
             {
@@ -351,6 +393,7 @@ impl Gateway {
             client_ip: conn.peer.ip(),
             proto: conn.proto,
             host: &host,
+            trusted_forwarded: conn.proto == "http" && state.config.server.trusted_proxy_hops > 0,
             request_id,
         };
         match state.forwarder.forward(&app, req, &down, tunnel).await {
@@ -367,10 +410,10 @@ impl Gateway {
             }
             Err(e) => {
                 let kind = match &e {
-                    GatewayError::UpstreamConnect(_) => "connect",
-                    GatewayError::UpstreamTimeout(_) => "timeout",
-                    GatewayError::UpstreamProtocol(_) => "protocol",
-                    _ => "reset",
+                    GatewayError::UpstreamConnect(_) => UPSTREAM_ERROR_KINDS[0],
+                    GatewayError::UpstreamTimeout(_) => UPSTREAM_ERROR_KINDS[1],
+                    GatewayError::UpstreamProtocol(_) => UPSTREAM_ERROR_KINDS[3],
+                    _ => UPSTREAM_ERROR_KINDS[2],
                 };
                 self.metrics
                     .upstream_errors
@@ -382,6 +425,9 @@ impl Gateway {
         }
     }
 }
+
+/// The `kind` labels of `trustgate_upstream_errors_total`.
+pub const UPSTREAM_ERROR_KINDS: [&str; 4] = ["connect", "timeout", "reset", "protocol"];
 
 /// Sets the expiry gauge from scratch, so that removed certificates vanish.
 fn publish_certificate_expiry(metrics: &Metrics, config: &Config) {
@@ -416,19 +462,21 @@ fn prime_metrics(m: &Metrics, config: &Config) {
     for result in ["success", "failure"] {
         m.config_reloads.with_label_values(&[result]);
     }
+    for listener in ["tls", "plain"] {
+        m.connections_refused.with_label_values(&[listener]);
+    }
+    for reason in GatewayError::REASONS {
+        m.gateway_errors.with_label_values(&[reason]);
+    }
+    for app in &config.apps {
+        for kind in UPSTREAM_ERROR_KINDS {
+            m.upstream_errors.with_label_values(&[&app.name, kind]);
+        }
+    }
     for scope in ["session", "subject"] {
         m.revocations.with_label_values(&[scope]);
     }
-    for reason in [
-        "malformed",
-        "bad_mac",
-        "unsupported_version",
-        "expired",
-        "not_yet_valid",
-        "wrong_app",
-        "wrong_client",
-        "revoked",
-    ] {
+    for reason in crate::remember::sessions::SessionReject::REASONS {
         m.cookies_rejected.with_label_values(&[reason]);
     }
     for app in &config.apps {

@@ -261,7 +261,10 @@ fn dashboard_is_well_formed_and_covers_each_area() {
         for t in targets {
             assert!(refs.insert(t["refId"].as_str().unwrap()), "{title}: refId");
             let expr = t["expr"].as_str().unwrap();
-            assert!(expr.contains("trustgate_"), "{title}: {expr}");
+            assert!(
+                expr.contains("trustgate_") || expr.contains("process_"),
+                "{title}: {expr}"
+            );
             // Every variable used is defined (or one of Grafana's own).
             for (i, _) in expr.match_indices('$') {
                 let name: String = expr[i + 1..]
@@ -762,4 +765,179 @@ async fn prometheus_scrapes_every_metric_that_alerts_and_dashboard_use() {
         missing.len(),
         missing.join("\n")
     );
+}
+
+/// `name{label="value",...}` selectors in a PromQL expression: the metric
+/// and its equality matchers (`=~`, `!=` and `!~` are left out, they need
+/// no particular series).
+fn selectors(expr: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    for name in metric_words(expr) {
+        let mut from = 0;
+        while let Some(off) = expr[from..].find(&name) {
+            let at = from + off + name.len();
+            from = at;
+            let next = expr.as_bytes().get(at).copied();
+            if next.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                continue;
+            }
+            let mut matchers = Vec::new();
+            if next == Some(b'{') {
+                let end = expr[at..].find('}').map_or(expr.len(), |e| at + e);
+                for m in expr[at + 1..end].split(',') {
+                    if let Some((k, v)) = m.split_once('=') {
+                        let (k, v) = (k.trim(), v.trim());
+                        if k.ends_with('!') || v.starts_with('~') {
+                            continue;
+                        }
+                        matchers.push((k.to_string(), v.trim_matches('"').to_string()));
+                    }
+                }
+            }
+            out.push((name.clone(), matchers));
+        }
+    }
+    out
+}
+
+/// An enforced app, so that the per-app series exist.
+fn enforced_app(upstream: &str) -> String {
+    format!(
+        "[session]\nkeys = [\"deploy-test-session-key-0123456789abcdef\"]\n\
+         [apps.mail]\nhosts = [\"localhost\"]\nupstream = {upstream:?}\n\
+         enrollment_url = \"https://uem.example/enroll/welcome\"\n\
+         [apps.mail.idp]\nentity_id = \"http://idp/\"\ncerts = [{:?}]\n\
+         [apps.mail.sp]\nentity_id = \"https://mail/sp\"\nacs_url = \"https://localhost/saml/acs\"\n",
+        root().join("certs/demo-idp.pem")
+    )
+}
+
+/// `rate()` and `increase()` miss the first event of a series that does not
+/// exist yet: every series an alert selects is in the first scrape of a
+/// gateway that has served nothing.
+#[tokio::test]
+async fn every_series_an_alert_names_exists_in_a_fresh_scrape() {
+    let gw = TestGateway::start("", &enforced_app("http://127.0.0.1:9")).await;
+    let scrape = gw.metrics().await;
+    let series: Vec<&str> = scrape.lines().filter(|l| !l.starts_with('#')).collect();
+    // The process metrics the dashboard's Process row shows.
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        let value = series
+            .iter()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok());
+        assert!(value.is_some(), "{name} in {scrape}");
+    }
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for rule in rules(&deploy("prometheus/alerts.yml")) {
+        let alert = rule["alert"].as_str().unwrap().to_string();
+        for (name, matchers) in selectors(rule["expr"].as_str().unwrap()) {
+            checked += 1;
+            let found = series.iter().any(|line| {
+                let Some(rest) = line.strip_prefix(name.as_str()) else {
+                    return false;
+                };
+                let labels = match rest.chars().next() {
+                    Some('{') => &rest[..rest.find('}').unwrap_or(rest.len())],
+                    Some(' ') => "",
+                    _ => return false,
+                };
+                matchers
+                    .iter()
+                    .all(|(k, v)| labels.contains(&format!("{k}=\"{v}\"")))
+            });
+            if !found {
+                missing.push(format!("{alert}: {name}{matchers:?}"));
+            }
+        }
+    }
+    assert!(checked >= 15, "only {checked} selectors found");
+    assert!(
+        missing.is_empty(),
+        "series absent from a fresh scrape:\n{}\n--- scrape:\n{scrape}",
+        missing.join("\n")
+    );
+}
+
+/// The reasons that alert texts and dashboard descriptions name are the
+/// code's: a cookie reason from the cookie list, an assertion reason from
+/// the verifier's, anything else from the gateway's error table; snake_case
+/// words that are no reason are metric names or config keys.
+#[test]
+fn reasons_named_in_alerts_and_dashboard_are_the_codes() {
+    let cookie: &[&str] = &trustgate::remember::sessions::SessionReject::REASONS;
+    let assertion: &[&str] = &trustgate::evidence::assertion::AssertionError::REASONS;
+    let gateway: &[&str] = &trustgate::answer::GatewayError::REASONS;
+    let readme = read(&root().join("README.md"));
+    let code = code_metrics();
+    let mut texts: Vec<String> = rules(&deploy("prometheus/alerts.yml"))
+        .iter()
+        .flat_map(|r| {
+            ["summary", "description"]
+                .into_iter()
+                .filter_map(|a| r["annotations"][a].as_str().map(str::to_string))
+        })
+        .collect();
+    fn descriptions(v: &Json, out: &mut Vec<String>) {
+        match v {
+            Json::Object(m) => {
+                for (k, v) in m {
+                    if k == "description" {
+                        if let Some(s) = v.as_str() {
+                            out.push(s.to_string());
+                        }
+                    }
+                    descriptions(v, out);
+                }
+            }
+            Json::Array(a) => a.iter().for_each(|v| descriptions(v, out)),
+            _ => {}
+        }
+    }
+    descriptions(&dashboard(), &mut texts);
+    let mut wrong = Vec::new();
+    let mut reasons_seen = 0;
+    for text in &texts {
+        let lower = text.to_ascii_lowercase();
+        let (family, list) = if lower.contains("cookie") {
+            ("cookie", cookie)
+        } else if lower.contains("assertion") || lower.contains("verification") {
+            ("assertion", assertion)
+        } else {
+            ("gateway", gateway)
+        };
+        for word in text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| {
+                w.contains('_')
+                    && w.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+        {
+            if word.starts_with("process_") {
+                // The prometheus crate's process collector.
+            } else if word.starts_with("trustgate_") {
+                if registered_base(word, &code).is_none() {
+                    wrong.push(format!("{word}: no such metric, in {text:?}"));
+                }
+            } else if readme.contains(&format!("`{word}`"))
+                && !list.contains(&word)
+                && !cookie.contains(&word)
+                && !assertion.contains(&word)
+                && !gateway.contains(&word)
+            {
+                // A config key the README documents.
+            } else if list.contains(&word) {
+                reasons_seen += 1;
+            } else {
+                wrong.push(format!("{word}: not a {family} reason, in {text:?}"));
+            }
+        }
+    }
+    assert!(reasons_seen >= 2, "the texts name reasons: {texts:?}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -35,6 +35,9 @@ pub struct Downstream<'a> {
     pub proto: &'static str,
     /// The host the client asked for.
     pub host: &'a str,
+    /// The connection comes from a trusted proxy (`trusted_proxy_hops` on
+    /// the plain listener), whose `X-Forwarded-Proto` and `-Host` are kept.
+    pub trusted_forwarded: bool,
     /// The request id, already chosen.
     pub request_id: &'a HeaderValue,
 }
@@ -258,12 +261,29 @@ fn rewrite_request(
     if let Ok(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(
-        X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(down.proto),
-    );
-    if let Ok(v) = HeaderValue::from_str(down.host) {
-        headers.insert(X_FORWARDED_HOST.clone(), v);
+    // Behind a trusted ingress the scheme and host the user saw are the
+    // ingress's: a SAML SP builds its ACS URL from them. From anyone else,
+    // the gateway's own values.
+    let keep_proto = down.trusted_forwarded
+        && headers
+            .get(&X_FORWARDED_PROTO)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .all(|p| p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("http"))
+            });
+    if !keep_proto {
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(down.proto),
+        );
+    }
+    let keep_host = down.trusted_forwarded && headers.contains_key(&X_FORWARDED_HOST);
+    if !keep_host {
+        if let Ok(v) = HeaderValue::from_str(down.host) {
+            headers.insert(X_FORWARDED_HOST.clone(), v);
+        }
     }
     headers.insert(X_REQUEST_ID.clone(), down.request_id.clone());
     Ok(())

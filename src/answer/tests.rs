@@ -57,7 +57,22 @@ async fn error_table() {
             504,
             "upstream_timeout",
         ),
+        (
+            GatewayError::ClientBody(secret_detail.into()),
+            400,
+            "bad_request_body",
+        ),
+        (
+            GatewayError::Internal(secret_detail.into()),
+            500,
+            "internal",
+        ),
     ];
+    let mut listed: Vec<&str> = rows.iter().map(|r| r.2).collect();
+    listed.sort_unstable();
+    let mut reasons = GatewayError::REASONS.to_vec();
+    reasons.sort_unstable();
+    assert_eq!(listed, reasons, "REASONS lists every row, once");
     for (err, status, reason) in rows {
         assert_eq!(err.status().as_u16(), status, "{err:?}");
         assert_eq!(err.reason(), reason);

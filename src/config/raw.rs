@@ -160,6 +160,8 @@ impl Default for RawAdmin {
 pub struct RawLog {
     pub format: LogFormat,
     pub level: String,
+    /// One `trustgate::access` line at info per request.
+    pub access: bool,
 }
 
 impl Default for RawLog {
@@ -167,6 +169,7 @@ impl Default for RawLog {
         RawLog {
             format: LogFormat::Text,
             level: "info".into(),
+            access: false,
         }
     }
 }

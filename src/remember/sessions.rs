@@ -31,6 +31,20 @@ pub enum SessionReject {
 }
 
 impl SessionReject {
+    /// Every reason a presented cookie can be rejected with (the labels of
+    /// `trustgate_session_cookies_rejected_total`); issuing errors
+    /// (`bad_app_name`, `bad_lifetime`, `rng`) never reject a cookie.
+    pub const REASONS: [&'static str; 8] = [
+        "malformed",
+        "bad_mac",
+        "unsupported_version",
+        "expired",
+        "not_yet_valid",
+        "wrong_app",
+        "wrong_client",
+        "revoked",
+    ];
+
     /// The static label for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {

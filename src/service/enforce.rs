@@ -85,8 +85,39 @@ struct Ctx<'a> {
     enf: &'a Enforcement,
     client: Client,
     ip: IpAddr,
+    /// The host the request named, for the audit event.
+    host: &'a str,
+    /// The User-Agent, at most [`MAX_AUDIT_USER_AGENT`] bytes, for the
+    /// audit event.
+    user_agent: String,
     now: SystemTime,
     request_id: &'a str,
+}
+
+/// The longest User-Agent an audit event carries.
+const MAX_AUDIT_USER_AGENT: usize = 256;
+
+/// The request's User-Agent as audit text: lossy UTF-8, cut at a character
+/// boundary within [`MAX_AUDIT_USER_AGENT`] bytes.
+fn audit_user_agent(headers: &HeaderMap) -> String {
+    let Some(ua) = headers.get(header::USER_AGENT) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(ua.as_bytes());
+    let mut end = text.len().min(MAX_AUDIT_USER_AGENT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// Where a request came from and what it is called: the connection, the
+/// host it named and its request id.
+#[derive(Clone, Copy)]
+pub(super) struct Origin<'a> {
+    pub(super) conn: ConnInfo,
+    pub(super) host: &'a str,
+    pub(super) request_id: &'a str,
 }
 
 impl Gateway {
@@ -97,9 +128,13 @@ impl Gateway {
         app: &App,
         enf: &Enforcement,
         req: Request<Incoming>,
-        conn: ConnInfo,
-        request_id: &str,
+        origin: Origin<'_>,
     ) -> Result<Outcome, GatewayError> {
+        let Origin {
+            conn,
+            host,
+            request_id,
+        } = origin;
         let (parts, body) = req.into_parts();
         let now = self.now();
         let ctx = |client| Ctx {
@@ -113,6 +148,8 @@ impl Gateway {
                 &parts.headers,
                 state.config.server.trusted_proxy_hops,
             ),
+            host,
+            user_agent: audit_user_agent(&parts.headers),
             now,
             request_id,
         };
@@ -329,7 +366,7 @@ impl Ctx<'_> {
                     max_session_age: None,
                     reason: e.reason(),
                 };
-                self.record(&decision, DeviceTrust::Unknown, None);
+                self.record(&decision, DeviceTrust::Unknown, None, None);
                 tracing::info!(app, reason = e.reason(), error = %e, "assertion rejected");
                 return Outcome::Answer(pages::assertion_rejected(
                     app,
@@ -366,7 +403,7 @@ impl Ctx<'_> {
             groups: a.groups(),
             ip: self.ip,
         });
-        self.record(&decision, trust, Some(&subject));
+        self.record(&decision, trust, Some(&subject), Some(a.issuer()));
         match decision.action {
             Action::Allow => self.allow(parts, body, delivery, &decision, detour),
             Action::Deny => self.deny(subject),
@@ -614,7 +651,13 @@ impl Ctx<'_> {
     }
 
     /// One decision: its metric and its audit event.
-    fn record(&self, d: &Decision, trust: DeviceTrust, subject: Option<&SubjectHash>) {
+    fn record(
+        &self,
+        d: &Decision,
+        trust: DeviceTrust,
+        subject: Option<&SubjectHash>,
+        issuer: Option<&str>,
+    ) {
         let app = &*self.app.name;
         let platform = self.client.platform.as_str();
         self.gw
@@ -625,7 +668,11 @@ impl Ctx<'_> {
         tracing::info!(
             target: "trustgate::audit",
             app,
-            subject = %subject.map(|s| s.to_string()).unwrap_or_default(),
+            subject = subject.map(tracing::field::display),
+            issuer,
+            client = %self.ip,
+            host = self.host,
+            user_agent = self.user_agent.as_str(),
             platform,
             kind = self.client.kind.as_str(),
             trust = trust.as_str(),

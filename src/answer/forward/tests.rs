@@ -172,6 +172,7 @@ fn a_refused_upgrade_leaves_a_plain_request() {
         client_ip: IpAddr::from([192, 0, 2, 1]),
         proto: "https",
         host: "apps.example",
+        trusted_forwarded: false,
         request_id: &id,
     };
     rewrite_request(&app(HostHeader::Preserve), &mut req, &down, None).unwrap();
@@ -202,10 +203,48 @@ fn rewritten(
         client_ip: ip,
         proto: "https",
         host: "apps.example",
+        trusted_forwarded: false,
         request_id: &id,
     };
     rewrite_request(&app(host_header), &mut req, &down, None).unwrap();
     req
+}
+
+fn forwarded_by(trusted: bool, proto: &str, host: Option<&str>) -> Request<Body> {
+    let mut b = Request::get("/").header("x-forwarded-proto", proto);
+    if let Some(h) = host {
+        b = b.header("x-forwarded-host", h);
+    }
+    let mut req = b
+        .body(http_body_util::Empty::new().map_err(Into::into).boxed())
+        .unwrap();
+    let id = HeaderValue::from_static("rid-1");
+    let down = Downstream {
+        client_ip: IpAddr::from([10, 0, 0, 2]),
+        proto: "http",
+        host: "sidecar.local",
+        trusted_forwarded: trusted,
+        request_id: &id,
+    };
+    rewrite_request(&app(HostHeader::Preserve), &mut req, &down, None).unwrap();
+    req
+}
+
+#[test]
+fn forwarded_proto_and_host_are_kept_only_from_a_trusted_proxy() {
+    let r = forwarded_by(true, "https", Some("apps.example"));
+    assert_eq!(r.headers()["x-forwarded-proto"], "https");
+    assert_eq!(r.headers()["x-forwarded-host"], "apps.example");
+    let r = forwarded_by(true, "https, http", None);
+    assert_eq!(r.headers()["x-forwarded-proto"], "https, http");
+    assert_eq!(r.headers()["x-forwarded-host"], "sidecar.local");
+    // Not a scheme: the gateway's own value.
+    let r = forwarded_by(true, "javascript", None);
+    assert_eq!(r.headers()["x-forwarded-proto"], "http");
+    // From an untrusted client, the gateway's own values win.
+    let r = forwarded_by(false, "https", Some("evil.example"));
+    assert_eq!(r.headers()["x-forwarded-proto"], "http");
+    assert_eq!(r.headers()["x-forwarded-host"], "sidecar.local");
 }
 
 #[test]
