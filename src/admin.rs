@@ -117,11 +117,12 @@ fn not_cross_site(req: &Request<Incoming>) -> Result<(), &'static str> {
 
 /// With `admin.token` set, the request must carry it as a bearer token
 /// (compared in constant time); without one, only loopback clients may
-/// revoke.
+/// revoke, and only under a Host that is an address or `localhost`: a
+/// page that rebinds its own DNS name to 127.0.0.1 is then still refused.
 fn may_revoke(gateway: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> bool {
     let state = gateway.state();
     match &state.config.admin_token {
-        None => peer.ip().is_loopback(),
+        None => peer.ip().is_loopback() && local_host_header(req),
         Some(token) => req
             .headers()
             .get(header::AUTHORIZATION)
@@ -131,6 +132,23 @@ fn may_revoke(gateway: &Gateway, req: &Request<Incoming>, peer: SocketAddr) -> b
                     && bool::from(subtle::ConstantTimeEq::ct_eq(given, token.0.as_slice()))
             }),
     }
+}
+
+/// Whether the Host header names an IP address or `localhost` (any port),
+/// not a DNS name that a browser page could point at the listener.
+fn local_host_header(req: &Request<Incoming>) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// `POST /sessions/revoke` with `{"session": "<hex id>"}`,

@@ -570,6 +570,7 @@ impl Config {
             app.cookies = crate::remember::CookieNames::for_app(&app.name, shared);
         }
         check_routes_unique(&apps, &mut errors);
+        check_paths_reach_their_app(&apps, &mut errors, &mut warnings);
         check_enrollment_hosts(&raw.apps, &mut errors);
         check_shared_hosts(&raw.apps, &mut warnings);
         if session_keys.is_empty() && apps.iter().any(|a| a.enforcement.is_some()) {
@@ -786,6 +787,14 @@ fn check_app(
     let path_prefix = raw.path_prefix.clone().unwrap_or_else(|| "/".into());
     if !path_prefix.starts_with('/') {
         errors.push(&at("path_prefix"), "must start with '/'");
+    } else if path_prefix.contains(['*', '?', '#'])
+        || !path_prefix.is_ascii()
+        || path_prefix.parse::<http::uri::PathAndQuery>().is_err()
+    {
+        errors.push(
+            &at("path_prefix"),
+            "must be a literal path (no *, ? or #; ASCII, with other characters percent-encoded)",
+        );
     } else if let Err(e) = crate::route::canonical_path(&path_prefix) {
         errors.push(
             &at("path_prefix"),
@@ -869,10 +878,15 @@ fn check_upgrades(raw: Option<&[String]>, path: &str, errors: &mut Errors) -> Ve
     for (i, t) in raw.iter().enumerate() {
         let lower = t.to_ascii_lowercase();
         let at = format!("{path}[{i}]");
-        if lower == "h2c" {
+        if lower == "h2c" || lower == "h2" || lower.starts_with("http/2") {
             errors.push(
                 &at,
-                "h2c is never forwarded: its HTTP/2 streams would reach the app unchecked",
+                "HTTP/2 (h2c, h2) is never forwarded: its streams would reach the app unchecked",
+            );
+        } else if lower.contains('/') {
+            errors.push(
+                &at,
+                format!("{t:?}: name the protocol without a version (websocket, not websocket/13)"),
             );
         } else if lower.is_empty()
             || http::HeaderValue::from_str(&lower).is_err()
@@ -1193,6 +1207,63 @@ fn check_shared_hosts(apps: &std::collections::BTreeMap<String, RawApp>, warning
                     message: format!(
                         "{host} is shared with apps.{other_name}, which {how}: only the path \
                          separates them, so give the app a host of its own if you can"
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// An enforced app's ACS, login and public paths must reach the app itself
+/// on each of its hosts: one outside its prefix goes to another app, so
+/// the gateway would never verify that ACS (an unenforced neighbour would
+/// get the POST) nor exempt that path. A public path that covers the whole
+/// prefix makes the app public, which is worth a warning.
+fn check_paths_reach_their_app(apps: &[App], errors: &mut Errors, warnings: &mut Vec<Lint>) {
+    let routes = crate::route::Routes::new(apps);
+    for app in apps {
+        let Some(enf) = &app.enforcement else {
+            continue;
+        };
+        let keyed = enf
+            .acs_paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("apps.{}.acs_paths[{i}]", app.name), p))
+            .chain(std::iter::once((
+                format!("apps.{}.login_path", app.name),
+                &enf.login_path,
+            )))
+            .chain(
+                enf.public_paths
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (format!("apps.{}.public_paths[{i}]", app.name), p)),
+            );
+        for (key, path) in keyed {
+            for host in &app.hosts {
+                match routes.find(host, path) {
+                    Ok(found) if found.index == app.index => {}
+                    Ok(found) => errors.push(
+                        &key,
+                        format!(
+                            "{host}{path} is routed to apps.{}, not to this app: keep it under path_prefix {:?}",
+                            found.name, app.path_prefix
+                        ),
+                    ),
+                    Err(e) => errors.push(&key, format!("{path:?} can never match ({e})")),
+                }
+            }
+        }
+        for (i, p) in enf.public_paths.iter().enumerate() {
+            if crate::route::prefix_matches(p, &app.path_prefix) {
+                warnings.push(Lint {
+                    severity: Severity::Warning,
+                    code: "public_path_covers_app",
+                    path: format!("apps.{}.public_paths[{i}]", app.name),
+                    message: format!(
+                        "{p:?} covers the whole app (path_prefix {:?}): no request needs a session",
+                        app.path_prefix
                     ),
                 });
             }

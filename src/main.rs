@@ -1,7 +1,6 @@
 //! The `trustgate` binary: parses the command line and hands off to the library.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -27,37 +26,77 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway (the default, with ./config.toml).
-    Run {
-        /// The config file.
-        #[arg(long, default_value = "config.toml")]
-        config: PathBuf,
-    },
+    /// Run the gateway (the default, with ./config.toml or TRUSTGATE_CONFIG).
+    Run(trustgate::cli::ConfigArg),
     /// Validate a config file and print every problem; non-zero on any error.
-    Check {
-        /// The config file.
-        #[arg(long, default_value = "config.toml")]
-        config: PathBuf,
-    },
+    Check(trustgate::cli::check::CheckArgs),
     /// Check one SAMLResponse or WS-Fed wresult offline and print the verdict as JSON.
     Verify(trustgate::cli::verify::VerifyArgs),
     /// Show which policy rule matches a client and assertion, and why.
     Explain(trustgate::cli::explain::ExplainArgs),
+    /// Print the subject hash of a NameID, as the audit log and
+    /// X-Trustgate-Subject carry it.
+    SubjectHash {
+        /// The NameID (SAML 2.0) or NameIdentifier (WS-Fed).
+        name_id: String,
+    },
+    /// Exit 0 when the admin listener answers /readyz with 200 (a
+    /// container probe without curl).
+    Healthcheck {
+        /// The URL to probe.
+        #[arg(long, default_value = "http://127.0.0.1:9901/readyz")]
+        url: String,
+        /// How long to wait for the answer, such as `2s`.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        None => run(PathBuf::from("config.toml")),
-        Some(Command::Run { config }) => run(config),
-        Some(Command::Check { config }) => check(&config),
+        None => run(trustgate::cli::ConfigArg::parse_env()),
+        Some(Command::Run(config)) => run(config),
+        Some(Command::Check(args)) => trustgate::cli::check::run(args),
         Some(Command::Verify(args)) => trustgate::cli::verify::run(args),
         Some(Command::Explain(args)) => trustgate::cli::explain::run(args),
+        Some(Command::SubjectHash { name_id }) => {
+            print!("{}", trustgate::cli::subject_hash(&name_id));
+            ExitCode::SUCCESS
+        }
+        Some(Command::Healthcheck { url, timeout }) => {
+            match trustgate::cli::healthcheck(&url, timeout) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("trustgate healthcheck: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "trustgate",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
 
-fn run(path: PathBuf) -> ExitCode {
-    match run_gateway(&path) {
+fn run(config: trustgate::cli::ConfigArg) -> ExitCode {
+    let result = config
+        .existing()
+        .map_err(anyhow::Error::msg)
+        .and_then(run_gateway);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("trustgate: {e:#}");
@@ -78,29 +117,4 @@ fn run_gateway(path: &std::path::Path) -> anyhow::Result<()> {
     let runtime = runtime.build().context("cannot start the async runtime")?;
     runtime.block_on(trustgate::lifecycle::run(config))?;
     Ok(())
-}
-
-fn check(path: &std::path::Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(config) => {
-            for w in &config.warnings {
-                println!("{w}");
-            }
-            println!(
-                "{}: ok ({} apps, {} certificates, {} warning(s))",
-                path.display(),
-                config.apps.len(),
-                config.certificates.len(),
-                config.warnings.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            for e in &errors.0 {
-                println!("error: {e}");
-            }
-            println!("{}: {} error(s)", path.display(), errors.0.len());
-            ExitCode::from(1)
-        }
-    }
 }

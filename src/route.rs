@@ -73,6 +73,13 @@ impl Routes {
                 .ok_or(RouteError::UnknownHost);
         }
         let path = canonical_path(path)?;
+        // The gateway's own pages (`/.trustgate/apps`) answer on every host
+        // it protects, whichever app owns `/` there.
+        if path.starts_with("/.trustgate/") {
+            if let Some(app) = routes.apps.iter().find(|a| a.enforcement.is_some()) {
+                return Ok(app);
+            }
+        }
         // Longest first: the first prefix that matches ignoring case is at
         // least as long as the first that matches exactly, so the two agree
         // exactly when the first one also matches exactly.
@@ -81,11 +88,27 @@ impl Routes {
             .iter()
             .find(|app| prefix_matches_ignore_case(&app.path_prefix, path))
             .ok_or(RouteError::UnknownHost)?;
-        if prefix_matches(&app.path_prefix, path) {
-            Ok(app)
-        } else {
-            Err(RouteError::BadPath(PathError::CaseSensitiveRoute))
+        if !prefix_matches(&app.path_prefix, path) {
+            return Err(RouteError::BadPath(PathError::CaseSensitiveRoute));
         }
+        // `/admin:x/y` is the stream `x` of `admin` on IIS: a `:` is
+        // allowed only where cutting each segment at it routes the same.
+        if path.contains(':') {
+            let cut: String = path
+                .split('/')
+                .map(|seg| seg.split(':').next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join("/");
+            let same = routes
+                .apps
+                .iter()
+                .find(|a| prefix_matches_ignore_case(&a.path_prefix, &cut))
+                .is_some_and(|a| Arc::ptr_eq(a, app));
+            if !same {
+                return Err(RouteError::BadPath(PathError::WindowsName));
+            }
+        }
+        Ok(app)
     }
 }
 
@@ -190,8 +213,16 @@ pub fn canonical_path(path: &str) -> Result<&str, PathError> {
                 if matches!(d, b'/' | b'\\' | b';') || d < 0x20 || d == 0x7f {
                     return Err(PathError::EncodedSeparator);
                 }
-                if d == b'%' && hex(i + 3).is_some() && hex(i + 4).is_some() {
+                if d == b'%'
+                    && ((hex(i + 3).is_some() && hex(i + 4).is_some())
+                        || matches!(bytes.get(i + 3), Some(b'u' | b'U')))
+                {
                     return Err(PathError::DoubleEscape);
+                }
+                // An escaped `:` or `$` hides an NTFS stream (`::$DATA`)
+                // from the check below; nothing needs them escaped.
+                if matches!(d, b':' | b'$') {
+                    return Err(PathError::WindowsName);
                 }
                 if d >= 0x80 {
                     escaped_utf8.push(d);
@@ -230,33 +261,44 @@ pub fn canonical_path(path: &str) -> Result<&str, PathError> {
             if seg.ends_with('.') || seg.ends_with(' ') || seg.ends_with("%20") {
                 return Err(PathError::WindowsName);
             }
+            // An 8.3 short name (`SECURE~1` for `secure-portal`), which
+            // IIS resolves to the long one.
+            let b = seg.as_bytes();
+            if b.windows(2).any(|w| w[0] == b'~' && w[1].is_ascii_digit()) {
+                return Err(PathError::WindowsName);
+            }
         }
     }
     Ok(path)
 }
 
 /// Escaped (or raw) bytes above ASCII must be UTF-8, which also refuses
-/// overlong forms (`%c0%af` for `/`), and no character that a best-fit
-/// mapping (IIS, Windows code pages) or NFKC turns into ASCII.
+/// overlong forms (`%c0%af` for `/`), and hold no character that some
+/// server would turn into something else: any that NFKC changes (fullwidth
+/// `ａ`, `𝐚`, `ⅰ`, `℀`, the en space), any whose case mapping is ASCII
+/// (the Kelvin sign, dotless `ı`, long `ſ`), and the slash and dot
+/// look-alikes that best-fit mapping folds (`∕`, `⁄`, `∖`, combining
+/// overlays).
 fn check_unicode(bytes: &[u8]) -> Result<(), PathError> {
+    use unicode_normalization::UnicodeNormalization;
     let text = std::str::from_utf8(bytes).map_err(|_| PathError::BadUnicode)?;
     let lookalike = |c: char| {
         matches!(
             c,
-            // Fullwidth ASCII: U+FF01 '!' .. U+FF5E '~', and halfwidth
-            // ideographic full stop.
-            '\u{FF01}'
-                ..='\u{FF5E}' | '\u{FF61}'
-            // One and two dot leaders, ellipsis, fraction and division
-            // slash, set minus, small full stop, small reverse solidus.
-            | '\u{2024}' | '\u{2025}' | '\u{2026}' | '\u{2044}' | '\u{2215}' | '\u{2216}'
-            | '\u{FE52}' | '\u{FE68}'
-            // Combining long solidus and reverse solidus overlays.
-            | '\u{0337}' | '\u{0338}'
+            '\u{2024}'
+                ..='\u{2026}' | '\u{2044}' | '\u{2215}' | '\u{2216}' | '\u{0337}' | '\u{0338}'
         )
     };
-    if text.chars().any(lookalike) {
-        return Err(PathError::BadUnicode);
+    for c in text.chars().filter(|c| !c.is_ascii()) {
+        let folds_to_ascii = c
+            .to_lowercase()
+            .chain(c.to_uppercase())
+            .any(|f| f.is_ascii());
+        let mut nfkc = std::iter::once(c).nfkc();
+        let stable = nfkc.next() == Some(c) && nfkc.next().is_none();
+        if lookalike(c) || folds_to_ascii || !stable {
+            return Err(PathError::BadUnicode);
+        }
     }
     Ok(())
 }

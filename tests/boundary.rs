@@ -700,3 +700,107 @@ async fn the_demo_app_redirects_only_to_its_own_paths() {
     let _ = stop_tx.send(true);
     server.abort();
 }
+
+/// The gateway's pages answer on a protected host even where `/` belongs
+/// to an unenforced app, and gateway cookies never reach an upstream.
+#[tokio::test]
+async fn gateway_pages_and_cookies_stay_with_the_gateway() {
+    let seen = Seen::default();
+    let up = fooled_upstream(seen.clone()).await;
+    let gw = TestGateway::start("", &shared_host(&up.url(), "")).await;
+    let (status, text) = raw_https(&gw, &get_raw("/.trustgate/apps.json", "")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"apps\""), "{text}");
+    assert!(!seen.any(|s| s.contains(".trustgate")), "{:?}", seen.all());
+
+    let session = admin_session(&gw).await;
+    let echo = Upstream::echo_headers().await;
+    let gw2 = TestGateway::start("", &shared_host(&echo.url(), "")).await;
+    let session2 = admin_session(&gw2).await;
+    for path in ["/about", "/admin/users"] {
+        let (status, text) = raw_https(
+            &gw2,
+            &get_raw(path, &format!("Cookie: app=1; {session2}; {session}\r\n")),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {text}");
+        assert!(!text.contains("__Host-trustgate"), "{path}: {text}");
+        assert!(text.contains("app=1"), "{path}: {text}");
+    }
+}
+
+/// One ACS body, two readings: a charset, a second Content-Type, a field
+/// in another case. The app gets exactly the fields the gateway verified.
+#[tokio::test]
+async fn the_app_reads_the_assertion_the_gateway_verified() {
+    let up = Upstream::start(|req: Request<Incoming>| async move {
+        use http_body_util::BodyExt;
+        let ct = req.headers()["content-type"].to_str().unwrap().to_string();
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        Response::new(full(format!("{ct}\n{}", String::from_utf8_lossy(&body))))
+    })
+    .await;
+    let gw = TestGateway::start("", &shared_host(&up.url(), "")).await;
+    let post = |content_types: &[&str], body: String| {
+        let mut req = Request::post(gw.https("/admin/saml/acs")).header("user-agent", WINDOWS);
+        for ct in content_types {
+            req = req.header("content-type", *ct);
+        }
+        https_client(false).request(req.body(full(body)).unwrap())
+    };
+    for (types, why) in [
+        (
+            vec!["application/x-www-form-urlencoded; charset=utf-16le"],
+            "charset",
+        ),
+        (
+            vec!["application/x-www-form-urlencoded", "multipart/form-data"],
+            "two content types",
+        ),
+    ] {
+        let resp = post(&types, assertion_form(&gw)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{why}");
+    }
+    let body = format!(
+        "samlresponse=other&{}&RelayState=%2Fhome&extra=%00x",
+        assertion_form(&gw)
+    );
+    let resp = post(&["application/x-www-form-urlencoded; charset=UTF-8"], body)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = body_string(resp).await;
+    let (ct, form) = seen.split_once('\n').unwrap();
+    assert_eq!(ct, "application/x-www-form-urlencoded");
+    let keys: Vec<String> = form_urlencoded::parse(form.as_bytes())
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(keys, ["SAMLResponse", "RelayState"], "{form}");
+}
+
+/// Without a token, revoking needs a loopback peer and a Host that no
+/// rebound DNS name can give.
+#[tokio::test]
+async fn revoking_refuses_a_rebound_host_name() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &shared_host(&up.url(), "")).await;
+    let url = format!("http://{}/sessions/revoke", gw.running().admin_addr);
+    let send = |host: String| {
+        plain_client().request(
+            Request::post(url.clone())
+                .header("host", host)
+                .header("content-type", "application/json")
+                .body(full(
+                    r#"{"subject_hash": "00000000000000000000000000000000"}"#,
+                ))
+                .unwrap(),
+        )
+    };
+    let port = gw.running().admin_addr.port();
+    let resp = send(format!("evil.example:{port}")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let resp = send(host.clone()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{host}");
+    }
+}

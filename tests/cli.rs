@@ -55,8 +55,14 @@ fn check_names_a_missing_file() {
         .args(["check", "--config", "/nonexistent/trustgate.toml"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("cannot read config file"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "no config file at /nonexistent/trustgate.toml: pass -c FILE, or set TRUSTGATE_CONFIG"
+        ),
+        "{err}"
+    );
 }
 
 fn free_port() -> u16 {
@@ -357,10 +363,16 @@ fn check_warns_when_an_enforced_app_shares_its_host_with_a_weaker_one() {
         "[apps.site]\nhosts = [\"MAIL.corp.example\"]\nupstream = \"http://127.0.0.1:1\"\n",
         "https://uem.example/enroll/welcome",
     );
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        "enrollment_url =",
-        "path_prefix = \"/mail\"\nenrollment_url =",
-    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "enrollment_url =",
+            "path_prefix = \"/mail\"\nlogin_path = \"/mail/login\"\nenrollment_url =",
+        )
+        .replace(
+            "https://mail.corp.example/saml/acs",
+            "https://mail.corp.example/mail/saml/acs",
+        );
     std::fs::write(&path, text).unwrap();
     let out = trustgate()
         .args(["check", "--config"])
@@ -392,4 +404,67 @@ fn check_refuses_a_path_prefix_no_request_could_match() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("apps.mail.path_prefix"), "{text}");
+}
+
+/// A config whose enforced paths would never reach the app is refused;
+/// one that makes the app public is warned about.
+#[test]
+fn check_refuses_enforced_paths_that_reach_another_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |replace: &[(&str, &str)]| {
+        let path = policy_config(
+            dir.path(),
+            "[apps.site]\nhosts = [\"mail.corp.example\"]\nupstream = \"http://127.0.0.1:1\"\n",
+            "https://uem.example/enroll/welcome",
+        );
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for (from, to) in replace {
+            text = text.replace(from, to);
+        }
+        std::fs::write(&path, text).unwrap();
+        let out = trustgate()
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = run(&[(
+        "enrollment_url =",
+        "path_prefix = \"/mail/*\"\nenrollment_url =",
+    )]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("apps.mail.path_prefix: must be a literal path"),
+        "{text}"
+    );
+    // The ACS (from sp.acs_url, /saml/acs) is outside /mail: the neighbour
+    // would get the POST unverified.
+    let (code, text) = run(&[(
+        "enrollment_url =",
+        "path_prefix = \"/mail\"\nlogin_path = \"/mail/login\"\nenrollment_url =",
+    )]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("apps.mail.acs_paths[0]: mail.corp.example/saml/acs is routed to apps.site"),
+        "{text}"
+    );
+    let (code, text) = run(&[
+        (
+            "enrollment_url =",
+            "public_paths = [\"/\"]\nenrollment_url =",
+        ),
+        (
+            "[apps.site]\nhosts = [\"mail.corp.example\"]",
+            "[apps.site]\nhosts = [\"site.corp.example\"]",
+        ),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("warning: apps.mail.public_paths[0]"),
+        "{text}"
+    );
 }

@@ -170,6 +170,7 @@ impl Forwarder {
 
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers, false);
+        drop_gateway_set_cookies(&mut parts.headers);
         Ok(Forwarded {
             response: Response::from_parts(parts, body.map_err(Into::into).boxed()),
             upstream_time,
@@ -240,6 +241,7 @@ fn rewrite_request(
 
     let headers = req.headers_mut();
     strip_hop_by_hop(headers, false);
+    strip_gateway_cookies(headers);
     if let Some(proto) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, proto.clone());
@@ -393,6 +395,67 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     doomed.extend(named);
     for name in doomed {
         headers.remove(name);
+    }
+}
+
+/// The name every cookie of the gateway's starts with (sessions, detours,
+/// locks, of every app).
+const GATEWAY_COOKIE_PREFIX: &[u8] = b"__Host-trustgate";
+
+/// Removes the gateway's own cookies from the `Cookie` headers sent
+/// upstream: a session is a bearer token, and no app (least of all an
+/// unenforced one on a shared host) needs to see it.
+fn strip_gateway_cookies(headers: &mut HeaderMap) {
+    let finder = memchr::memmem::Finder::new(GATEWAY_COOKIE_PREFIX);
+    if !headers
+        .get_all(header::COOKIE)
+        .iter()
+        .any(|v| finder.find(v.as_bytes()).is_some())
+    {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|line| {
+            let pairs: Vec<&[u8]> = line
+                .as_bytes()
+                .split(|b| *b == b';')
+                .map(<[u8]>::trim_ascii)
+                .filter(|p| !p.is_empty() && !p.starts_with(GATEWAY_COOKIE_PREFIX))
+                .collect();
+            (!pairs.is_empty())
+                .then(|| HeaderValue::from_bytes(&pairs.join(&b"; "[..])).ok())
+                .flatten()
+        })
+        .collect();
+    headers.remove(header::COOKIE);
+    for v in kept {
+        headers.append(header::COOKIE, v);
+    }
+}
+
+/// Drops `Set-Cookie` lines from an upstream that would set one of the
+/// gateway's cookies (session fixation, or logging out another app).
+fn drop_gateway_set_cookies(headers: &mut HeaderMap) {
+    let planted = |v: &HeaderValue| {
+        v.as_bytes()
+            .trim_ascii_start()
+            .starts_with(GATEWAY_COOKIE_PREFIX)
+    };
+    if !headers.get_all(header::SET_COOKIE).iter().any(planted) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| !planted(v))
+        .cloned()
+        .collect();
+    tracing::warn!("the upstream tried to set a gateway cookie; dropped");
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
     }
 }
 

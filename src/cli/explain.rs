@@ -14,9 +14,8 @@ use crate::evidence::DeviceTrust;
 /// Arguments of `trustgate explain`.
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
-    /// The config file.
-    #[arg(long, default_value = "config.toml")]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
     /// The app (its key under `[apps]`).
     #[arg(long)]
     pub app: String,
@@ -27,9 +26,9 @@ pub struct ExplainArgs {
     /// trust and groups from; it is verified with the app's IdP settings.
     #[arg(long, conflicts_with = "trust")]
     pub assertion: Option<PathBuf>,
-    /// Device trust: trusted, not_trusted or unknown.
-    #[arg(long)]
-    pub trust: Option<String>,
+    /// Device trust, in any case (TRUSTED works as the attribute does).
+    #[arg(long, value_enum, ignore_case = true)]
+    pub trust: Option<super::TrustArg>,
     /// Groups, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub groups: Vec<String>,
@@ -39,18 +38,32 @@ pub struct ExplainArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Judge a captured assertion at this time (RFC 3339), not now.
+    #[arg(long, requires = "assertion")]
+    pub now: Option<String>,
 }
 
 /// Runs `trustgate explain`: 0 on success, 1 when the assertion is
 /// rejected, 2 on usage or config errors.
 pub fn run(args: ExplainArgs) -> ExitCode {
-    let config = match Config::load(&args.config) {
+    let path = match args.config.existing() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("trustgate explain: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!(
-                "trustgate explain: {} has errors:\n{e}",
-                args.config.display()
-            );
+            eprintln!("trustgate explain: {} has errors:\n{e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let now = match args.now.as_deref().map(super::parse_now).transpose() {
+        Ok(now) => now.unwrap_or_else(std::time::SystemTime::now),
+        Err(e) => {
+            eprintln!("trustgate explain: {e}");
             return ExitCode::from(2);
         }
     };
@@ -58,7 +71,7 @@ pub fn run(args: ExplainArgs) -> ExitCode {
         eprintln!(
             "trustgate explain: no app {:?} in {}",
             args.app,
-            args.config.display()
+            path.display()
         );
         return ExitCode::from(2);
     };
@@ -70,7 +83,7 @@ pub fn run(args: ExplainArgs) -> ExitCode {
         return ExitCode::from(2);
     };
     let mut groups = args.groups.clone();
-    let trust = match (&args.assertion, args.trust.as_deref()) {
+    let trust = match (&args.assertion, args.trust.as_ref()) {
         (Some(path), _) => {
             let data = match std::fs::read(path) {
                 Ok(d) => d,
@@ -84,7 +97,6 @@ pub fn run(args: ExplainArgs) -> ExitCode {
                 replay_capacity: 0,
                 ..enf.verifier.clone()
             });
-            let now = std::time::SystemTime::now();
             let result = if data.starts_with(b"<") || data.starts_with(b"\xef\xbb\xbf<") {
                 verifier.verify_document(&data, now)
             } else if data.contains(&b'=') && !data.starts_with(b"PD") {
@@ -114,15 +126,8 @@ pub fn run(args: ExplainArgs) -> ExitCode {
                 }
             }
         }
-        (None, Some("trusted")) => DeviceTrust::Trusted,
-        (None, Some("not_trusted")) => DeviceTrust::NotTrusted,
-        (None, Some("unknown")) | (None, None) => DeviceTrust::Unknown,
-        (None, Some(other)) => {
-            eprintln!(
-                "trustgate explain: --trust {other:?} is not one of trusted, not_trusted, unknown"
-            );
-            return ExitCode::from(2);
-        }
+        (None, Some(t)) => DeviceTrust::from(*t),
+        (None, None) => DeviceTrust::Unknown,
     };
     let client = classify_user_agent(args.user_agent.as_bytes());
     let explanation = enf.policy.explain(&Facts {

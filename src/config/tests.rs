@@ -217,3 +217,27 @@ fn no_listener_is_refused() {
     let e = errors("[server]\n");
     assert!(e[0].starts_with("server:"), "{e:?}");
 }
+
+#[test]
+fn upgrades_refuse_http2_and_versions() {
+    for (tokens, want) in [
+        ("[\"h2c\"]", "apps.a.upgrades[0]: HTTP/2"),
+        ("[\"websocket\", \"H2\"]", "apps.a.upgrades[1]: HTTP/2"),
+        ("[\"HTTP/2.0\"]", "apps.a.upgrades[0]: HTTP/2"),
+        (
+            "[\"websocket/13\"]",
+            "apps.a.upgrades[0]: \"websocket/13\": name the protocol",
+        ),
+        ("[\"\"]", "apps.a.upgrades[0]: \"\" is not an Upgrade token"),
+    ] {
+        let e = errors(&format!(
+            "{CERT}\n[apps.a]\nhosts = [\"a.example\"]\nupstream = \"http://127.0.0.1:1\"\nupgrades = {tokens}\n"
+        ));
+        assert!(e.iter().any(|e| e.starts_with(want)), "{tokens}: {e:?}");
+    }
+    let c = parse(&format!(
+        "{CERT}\n[apps.a]\nhosts = [\"a.example\"]\nupstream = \"http://127.0.0.1:1\"\nupgrades = [\"WebSocket\", \"foo\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(c.apps[0].upgrades, ["websocket", "foo"]);
+}

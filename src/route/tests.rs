@@ -79,6 +79,10 @@ fn canonical_paths_pass_as_they_are() {
         "/a.b/c-d_e~f/",
         "/100%25",
         "/100%25x",
+        "/docs/%C3%89t%C3%A9",
+        "/%E6%97%A5%E6%9C%AC",
+        "/a:b",
+        "/~user/x",
     ] {
         assert_eq!(canonical_path(p), Ok(p), "{p}");
     }
@@ -130,6 +134,18 @@ fn ambiguous_paths_are_refused() {
         ("/\u{FF41}dmin", BadUnicode),
         ("/a\u{2215}b", BadUnicode),
         ("/a%E2%80%A5/b", BadUnicode),
+        ("/admin%3A%3A$INDEX_ALLOCATION/x", WindowsName),
+        ("/admin%3a%24i30%3a%24INDEX_ALLOCATION/x", WindowsName),
+        ("/admin%3A$DATA", WindowsName),
+        ("/SECURE~1/x", WindowsName),
+        ("/%25u0061dmin/x", DoubleEscape),
+        ("/%F0%9D%90%9Admin/x", BadUnicode),
+        ("/adm%E2%85%B0n/x", BadUnicode),
+        ("/%E2%84%80dmin", BadUnicode),
+        ("/admin%E2%80%82/x", BadUnicode),
+        ("/adm%C4%B1n/x", BadUnicode),
+        ("/%E2%84%AAelvin", BadUnicode),
+        ("/\u{17F}ecret", BadUnicode),
         ("relative", NotAbsolute),
         ("*", NotAbsolute),
         ("", NotAbsolute),
@@ -189,6 +205,21 @@ fn another_app_in_another_case_is_refused() {
             "{p}"
         );
     }
+    // An NTFS stream of another app's directory.
+    for p in ["/admin:x/users", "/Admin:$DATA"] {
+        assert!(
+            matches!(r.find("apps.example", p), Err(RouteError::BadPath(_))),
+            "{p}"
+        );
+    }
+    assert_eq!(
+        &*r.find("apps.example", "/v1/x:batchGet").unwrap().name,
+        "site"
+    );
+    assert_eq!(
+        &*r.find("apps.example", "/admin/x:y").unwrap().name,
+        "admin"
+    );
     // A case that reaches no other app is the app's own business.
     assert_eq!(&*r.find("apps.example", "/About").unwrap().name, "site");
 }

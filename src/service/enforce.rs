@@ -246,40 +246,52 @@ fn forward_in_session(enf: &Enforcement, mut parts: Parts, body: Incoming, v: &V
     )
 }
 
-/// An assertion POST is an urlencoded form, and nothing assertion-like rides
-/// in its query, where an app could read a second, unchecked copy.
+/// The form fields of an assertion delivery (SAML POST binding, WS-Fed
+/// `wsignin1.0`); nothing else is forwarded from an assertion POST.
+const ASSERTION_FIELDS: [&str; 5] = ["SAMLResponse", "RelayState", "wa", "wresult", "wctx"];
+
+/// An assertion POST is one urlencoded form in UTF-8, and nothing
+/// assertion-like rides in its query, where an app could read a second,
+/// unchecked copy. A declared charset other than UTF-8 (or ASCII) is
+/// refused: an app that honours `charset=utf-16le` would read other fields
+/// from the same bytes than the gateway did.
 fn check_assertion_post(parts: &Parts) -> Result<(), GatewayError> {
-    let form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+    let bad = |why: &str| Err(GatewayError::ClientBody(why.into()));
+    let mut types = parts.headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(content_type), None) = (types.next(), types.next()) else {
+        return bad("an assertion post has one content-type, application/x-www-form-urlencoded");
+    };
+    let content_type = content_type.to_str().unwrap_or("");
+    let mut params = content_type.split(';');
+    let form = params.next().is_some_and(|v| {
+        v.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
     if !form {
-        return Err(GatewayError::ClientBody(
-            "an assertion post must be application/x-www-form-urlencoded".into(),
-        ));
+        return bad("an assertion post must be application/x-www-form-urlencoded");
+    }
+    for param in params {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        if name.trim().eq_ignore_ascii_case("charset") {
+            let charset = value.trim().trim_matches('"');
+            if !["utf-8", "utf8", "us-ascii"]
+                .iter()
+                .any(|c| charset.eq_ignore_ascii_case(c))
+            {
+                return bad("an assertion post must be utf-8");
+            }
+        }
     }
     if let Some(q) = parts.uri.query() {
-        let smuggled = form_urlencoded::parse(q.as_bytes()).any(|(k, _)| {
-            matches!(
-                &*k,
-                "SAMLResponse" | "wresult" | "RelayState" | "wctx" | "wa"
-            )
-        });
+        let smuggled = form_urlencoded::parse(q.as_bytes())
+            .any(|(k, _)| ASSERTION_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(&k)));
         if smuggled {
-            return Err(GatewayError::ClientBody(
-                "assertion fields belong in the body, not the query".into(),
-            ));
+            return bad("assertion fields belong in the body, not the query");
         }
     }
     Ok(())
 }
 
-/// Reads a body that a later phase must parse, up to `limit` bytes.
 /// Reads a body that a later phase must parse, up to `limit` bytes and
 /// within `deadline` for the whole of it: a client that drips a byte every
 /// few seconds keeps the idle timer from firing, but not this one.
@@ -484,20 +496,25 @@ impl Ctx<'_> {
             Some(Return::Foreign) => cookies.push(detour::clear_cookie(&self.app.cookies.detour)),
             Some(Return::Expired { .. }) | None => {}
         }
-        let body = match relay_state {
-            Some(target) if Some(&target) != delivery.relay_state.as_ref() => {
-                let field = match a.protocol() {
-                    crate::evidence::assertion::Protocol::Saml2 => "RelayState",
-                    crate::evidence::assertion::Protocol::WsFed => "wctx",
-                };
-                let b = rewrite_field(&body, field, &target);
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
-                b
-            }
-            _ => body,
+        // The app gets the fields the gateway read, written anew: no other
+        // field, no second spelling of one (`samlresponse`), nothing the app
+        // could decode differently.
+        let relay_field = match a.protocol() {
+            crate::evidence::assertion::Protocol::Saml2 => "RelayState",
+            crate::evidence::assertion::Protocol::WsFed => "wctx",
         };
+        let replace = relay_state
+            .as_deref()
+            .filter(|t| Some(*t) != delivery.relay_state.as_deref())
+            .map(|t| (relay_field, t));
+        let body = forwarded_form(&body, replace);
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
         Outcome::Forward(Request::from_parts(parts, full(body)), cookies, false)
     }
 
@@ -695,21 +712,28 @@ pub(crate) fn rejected_protocol(enf: &Enforcement) -> &'static str {
     }
 }
 
-/// The form body with `field` set to `value` (replaced, or appended).
-fn rewrite_field(body: &[u8], field: &str, value: &str) -> Bytes {
-    let mut out = form_urlencoded::Serializer::new(String::with_capacity(body.len() + value.len()));
-    let mut found = false;
+/// The assertion fields of a verified form body, serialized anew in their
+/// order, with `replace`'s field set to its value (replaced, or appended).
+fn forwarded_form(body: &[u8], replace: Option<(&str, &str)>) -> Bytes {
+    let mut out = form_urlencoded::Serializer::new(String::with_capacity(body.len() + 64));
+    let mut replaced = false;
     for (k, v) in form_urlencoded::parse(body) {
-        if k == field {
-            if !found {
-                out.append_pair(field, value);
-                found = true;
+        if !ASSERTION_FIELDS.contains(&&*k) {
+            continue;
+        }
+        match replace {
+            Some((field, value)) if field == k => {
+                if !replaced {
+                    out.append_pair(field, value);
+                    replaced = true;
+                }
             }
-        } else {
-            out.append_pair(&k, &v);
+            _ => {
+                out.append_pair(&k, &v);
+            }
         }
     }
-    if !found {
+    if let Some((field, value)) = replace.filter(|_| !replaced) {
         out.append_pair(field, value);
     }
     Bytes::from(out.finish())

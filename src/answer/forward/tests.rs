@@ -312,3 +312,40 @@ proptest::proptest! {
         proptest::prop_assert_eq!(IpText::new(b).as_str().to_string(), b.to_string());
     }
 }
+
+#[test]
+fn gateway_cookies_stay_with_the_gateway() {
+    let mut h = HeaderMap::new();
+    h.append(
+        "cookie",
+        "a=1; __Host-trustgate=s.t; b=2; __Host-trustgate.mail=m"
+            .parse()
+            .unwrap(),
+    );
+    h.append("cookie", "__Host-trustgate-detour=d".parse().unwrap());
+    h.append("cookie", "c=3".parse().unwrap());
+    strip_gateway_cookies(&mut h);
+    let lines: Vec<&str> = h
+        .get_all("cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(lines, ["a=1; b=2", "c=3"]);
+
+    let mut r = HeaderMap::new();
+    r.append("set-cookie", "app=1; Path=/".parse().unwrap());
+    r.append(
+        "set-cookie",
+        "__Host-trustgate.admin=planted; Path=/; Secure"
+            .parse()
+            .unwrap(),
+    );
+    r.append("set-cookie", " __Host-trustgate=x".parse().unwrap());
+    drop_gateway_set_cookies(&mut r);
+    let lines: Vec<&str> = r
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(lines, ["app=1; Path=/"]);
+}
