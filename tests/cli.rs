@@ -468,3 +468,233 @@ fn check_refuses_enforced_paths_that_reach_another_app() {
         "{text}"
     );
 }
+
+/// A demo-IdP assertion for the shipped demo app, signed at `now`, in a
+/// file.
+fn demo_assertion(dir: &std::path::Path, now: std::time::SystemTime) -> std::path::PathBuf {
+    let signer = trustgate::demo::idp::Signer::from_pem(
+        &std::fs::read(root().join("certs/demo-idp.key")).unwrap(),
+        &std::fs::read(root().join("certs/demo-idp.pem")).unwrap(),
+    )
+    .unwrap();
+    let attrs = vec![("DeviceTrustSignal", vec!["TRUSTED".to_string()])];
+    let xml = signer.response(&trustgate::demo::idp::Grant {
+        issuer: "http://127.0.0.2:8082/idp",
+        audience: "https://127.0.0.1:8443/saml/metadata",
+        acs_url: "https://127.0.0.1:8443/saml/acs",
+        name_id: "alice@corp.example",
+        attributes: &attrs,
+        now,
+        lifetime: Duration::from_secs(300),
+    });
+    let file = dir.join("captured.xml");
+    std::fs::write(&file, xml).unwrap();
+    file
+}
+
+#[test]
+fn explain_judges_a_captured_assertion_at_the_given_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // Captured a day ago: expired now, valid at its own time.
+    let then = std::time::SystemTime::now() - Duration::from_secs(86_400);
+    let file = demo_assertion(dir.path(), then);
+    let at = time::OffsetDateTime::from(then + Duration::from_secs(60))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let explain = |extra: &[&str]| {
+        trustgate()
+            .args(["explain", "-c"])
+            .arg(root().join("config.toml"))
+            .args(["--app", "demo", "--user-agent", IPHONE, "--assertion"])
+            .arg(&file)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = explain(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
+    let out = explain(&["--now", &at]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = explain(&["--now", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn verify_takes_its_settings_from_an_app_and_lists_the_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = demo_assertion(dir.path(), std::time::SystemTime::now());
+    let out = trustgate()
+        .args(["verify", "--app", "demo", "--config"])
+        .arg(root().join("config.toml"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["verdict"], "accept");
+    let ran: Vec<&str> = v["checks"]["ran"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for check in [
+        "signature",
+        "issuer",
+        "audience",
+        "destination_and_recipient",
+    ] {
+        assert!(ran.contains(&check), "{check} in {v}");
+    }
+    assert_eq!(v["checks"]["skipped"][0], "replay");
+    // Without an app, what is not given is not checked, and says so.
+    let out = trustgate()
+        .args(["verify", "--idp-cert"])
+        .arg(root().join("certs/demo-idp.pem"))
+        .args(["--protocol", "saml2"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let skipped = v["checks"]["skipped"].to_string();
+    assert!(
+        skipped.contains("audience") && skipped.contains("issuer"),
+        "{v}"
+    );
+    // An app that does not exist is a usage error.
+    let out = trustgate()
+        .args(["verify", "--app", "nope", "--config"])
+        .arg(root().join("config.toml"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no app \"nope\""));
+}
+
+#[test]
+fn check_speaks_json_fails_warnings_under_strict_and_reads_trustgate_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = policy_config(
+        dir.path(),
+        "[[apps.mail.policy.rules]]\nname = \"trusted-mobile\"\nplatforms = [\"ios\", \"ipados\"]\ntrust = \"trusted\"\naction = \"allow\"\n",
+        "https://uem.example/enroll/welcome",
+    );
+    let out = trustgate()
+        .args(["check", "--json"])
+        .env("TRUSTGATE_CONFIG", &path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert!(
+        v["warnings"][0]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("apps.mail.policy"),
+        "{v}"
+    );
+    assert_eq!(v["warnings"][0]["code"], "ipados_desktop_mode");
+    let out = trustgate()
+        .args(["check", "--strict", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = trustgate()
+        .args(["check", "--json", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::write(&path, "[server]\nlisten = 1\n").unwrap();
+    let out = trustgate()
+        .args(["check", "--json", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["errors"][0]["path"], "server.listen");
+}
+
+#[test]
+fn help_lists_values_and_completions_and_subject_hashes_print() {
+    let out = trustgate().args(["explain", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("trusted") && help.contains("not_trusted"),
+        "{help}"
+    );
+    let out = trustgate().args(["verify", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("saml2") && help.contains("wsfed"), "{help}");
+    // TRUSTED in capitals, as the attribute carries it.
+    let out = trustgate()
+        .args(["explain", "-c"])
+        .arg(root().join("config.toml"))
+        .args([
+            "--app",
+            "demo",
+            "--user-agent",
+            IPHONE,
+            "--trust",
+            "TRUSTED",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = trustgate().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("_trustgate()"));
+
+    let out = trustgate()
+        .args(["subject-hash", " Bob@Corp.example\n"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let plain = trustgate::remember::token::SubjectHash::of("Bob@Corp.example").to_string();
+    let email = trustgate::remember::token::SubjectHash::of("bob@corp.example").to_string();
+    assert!(text.contains(&plain) && text.contains(&email), "{text}");
+}
+
+#[tokio::test]
+async fn healthcheck_probes_the_admin_listener() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let url = format!("http://{}/readyz", gw.running().admin_addr);
+    let probe = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            trustgate()
+                .args(["healthcheck", "--url", &url])
+                .output()
+                .unwrap()
+        })
+    };
+    let ok = probe(url).await.unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let missing = probe(format!("http://{}/nothing", gw.running().admin_addr))
+        .await
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let closed = probe(format!("http://127.0.0.1:{}/readyz", free_port()))
+        .await
+        .unwrap();
+    assert_eq!(closed.status.code(), Some(1));
+}

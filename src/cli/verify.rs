@@ -20,8 +20,21 @@ use crate::evidence::assertion::{
 /// Arguments of `trustgate verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
+    /// Take issuer, audience, ACS URL, pinned certificates, protocol, skew
+    /// and the trust attributes from this app of the config.
+    #[arg(long, conflicts_with_all = ["idp_cert", "issuer", "audience", "acs_url", "allow_sha1", "trust_attribute"])]
+    pub app: Option<String>,
+    /// The config file, with `--app`.
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "TRUSTGATE_CONFIG",
+        default_value = "config.toml",
+        requires = "app"
+    )]
+    pub config: PathBuf,
     /// Pinned IdP certificate (PEM); repeat for rollover.
-    #[arg(long = "idp-cert", required = true)]
+    #[arg(long = "idp-cert", required_unless_present = "app")]
     pub idp_cert: Vec<PathBuf>,
     /// Expected IdP entity ID (Issuer).
     #[arg(long)]
@@ -42,8 +55,8 @@ pub struct VerifyArgs {
     #[arg(long = "allow-sha1")]
     pub allow_sha1: bool,
     /// Which protocol to expect.
-    #[arg(long, default_value = "auto")]
-    pub protocol: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub protocol: super::ProtocolArg,
     /// Attribute that carries device trust; repeat to try several in order
     /// (default `DeviceTrustSignal`).
     #[arg(long = "trust-attribute")]
@@ -79,7 +92,8 @@ fn detect(input: &[u8]) -> InputKind {
 pub fn run(args: VerifyArgs) -> ExitCode {
     match prepare(&args) {
         Ok((verifier, input, now)) => {
-            let (out, accepted) = verify(&verifier, &input, now);
+            let (mut out, accepted) = verify(&verifier, &input, now);
+            out["checks"] = checks(verifier.config());
             println!("{out}");
             if accepted {
                 ExitCode::SUCCESS
@@ -95,29 +109,23 @@ pub fn run(args: VerifyArgs) -> ExitCode {
 }
 
 fn prepare(args: &VerifyArgs) -> Result<(Verifier, Vec<u8>, SystemTime), String> {
+    let now = match &args.now {
+        None => SystemTime::now(),
+        Some(s) => super::parse_now(s)?,
+    };
+    let input = read_input(&args.file)?;
+    if let Some(app) = &args.app {
+        let cfg = app_verifier(&args.config, app)?;
+        return Ok((Verifier::new(cfg), input, now));
+    }
     let mut keys = Vec::new();
     for path in &args.idp_cert {
         let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         keys.extend(PinnedKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?);
     }
-    let protocol: ProtocolSelector = args.protocol.parse()?;
+    let protocol: ProtocolSelector = args.protocol.into();
     let skew: Duration = humantime::parse_duration(&args.skew)
         .map_err(|e| format!("--skew {:?}: {e}", args.skew))?;
-    let now = match &args.now {
-        None => SystemTime::now(),
-        Some(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map(SystemTime::from)
-            .map_err(|e| format!("--now {s:?} is not rfc 3339: {e}"))?,
-    };
-    let input = if args.file.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| format!("stdin: {e}"))?;
-        buf
-    } else {
-        std::fs::read(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?
-    };
     let mut trust = TrustMapping::default();
     if !args.trust_attribute.is_empty() {
         trust.attributes = args.trust_attribute.clone();
@@ -136,6 +144,64 @@ fn prepare(args: &VerifyArgs) -> Result<(Verifier, Vec<u8>, SystemTime), String>
         ..VerifierConfig::default()
     };
     Ok((Verifier::new(cfg), input, now))
+}
+
+/// The file's bytes; `-` reads stdin.
+fn read_input(file: &std::path::Path) -> Result<Vec<u8>, String> {
+    if file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("stdin: {e}"))?;
+        Ok(buf)
+    } else {
+        std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))
+    }
+}
+
+/// The verifier settings of `app` in the config at `path`, as the gateway
+/// would run them, without replay memory (one message, offline).
+fn app_verifier(path: &std::path::Path, app: &str) -> Result<VerifierConfig, String> {
+    let config = crate::config::Config::load(path)
+        .map_err(|e| format!("{} has errors:\n{e}", path.display()))?;
+    let found = config
+        .apps
+        .iter()
+        .find(|a| &*a.name == app)
+        .ok_or_else(|| format!("no app {app:?} in {}", path.display()))?;
+    let enf = found
+        .enforcement
+        .as_ref()
+        .ok_or_else(|| format!("apps.{app} does not enforce device trust"))?;
+    Ok(VerifierConfig {
+        replay_capacity: 0,
+        ..enf.verifier.clone()
+    })
+}
+
+/// The checks a verification with `cfg` makes, by name, for the verdict's
+/// `checks` list: what was compared, and what was not because nothing was
+/// configured to compare against.
+fn checks(cfg: &VerifierConfig) -> Value {
+    let mut ran = vec![
+        "structure",
+        "signature",
+        "digest",
+        "validity_window",
+        "status",
+    ];
+    let mut skipped = vec!["replay"];
+    let mut pick = |on: bool, name: &'static str| {
+        if on {
+            ran.push(name)
+        } else {
+            skipped.push(name)
+        }
+    };
+    pick(cfg.idp_entity_id.is_some(), "issuer");
+    pick(cfg.audience.is_some(), "audience");
+    pick(cfg.acs_url.is_some(), "destination_and_recipient");
+    json!({ "ran": ran, "skipped": skipped })
 }
 
 /// Verifies the input and renders the JSON verdict.

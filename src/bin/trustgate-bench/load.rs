@@ -49,7 +49,8 @@ impl Scenario {
         }
     }
 
-    fn index(self) -> usize {
+    /// The scenario's position in [`Scenario::ALL`].
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -76,6 +77,9 @@ pub struct Target {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Whether this is the gateway (statuses differ from the direct upstream).
     pub gateway: bool,
+    /// Statuses given (`--expect-status`) or learned from the target's
+    /// first answer, by scenario; `None` keeps the harness's own.
+    pub expect: [Option<StatusCode>; 3],
 }
 
 impl Target {
@@ -89,6 +93,9 @@ impl Target {
 
     /// The status a healthy run answers `s` with.
     pub fn expected(&self, s: Scenario) -> StatusCode {
+        if let Some(status) = self.expect[s.index()] {
+            return status;
+        }
         match (self.gateway, s) {
             (true, Scenario::AcsUntrusted) => StatusCode::FOUND,
             _ => StatusCode::OK,

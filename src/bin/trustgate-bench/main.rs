@@ -133,16 +133,71 @@ enum Cmd {
     },
 }
 
+/// Where the TEST-ONLY certificates are: `./certs`, else the source tree's
+/// `certs/` beside the binary (`target/release/../../certs`), else the
+/// folder this binary was built from.
 fn default_certs() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/certs")
+    static FOUND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| {
+        let beside_binary = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("certs")));
+        [Some(PathBuf::from("certs")), beside_binary]
+            .into_iter()
+            .flatten()
+            .find(|d| d.join("dev-ca.pem").is_file())
+            // Absolute: generated configs resolve paths from their own folder.
+            .map(|d| std::fs::canonicalize(&d).unwrap_or(d).display().to_string())
+            .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/certs").to_string())
+    })
+}
+
+/// `--scenario`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ScenarioArg {
+    /// A GET carrying a valid session cookie.
+    Passthrough,
+    /// An assertion POST whose device is trusted.
+    AcsTrusted,
+    /// An assertion POST from an untrusted iPhone.
+    AcsUntrusted,
+    /// The weighted mix of `--mix`.
+    Mixed,
+}
+
+/// `--baseline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BaselineArg {
+    /// The same load against the upstream directly, interleaved.
+    Direct,
+}
+
+/// One `--expect-status` entry: `scenario=code`.
+fn expect_status(s: &str) -> Result<(Scenario, http::StatusCode), String> {
+    let (name, code) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected scenario=status, as acs-trusted=303"))?;
+    let sc = scenario(name.trim()).map_err(|e| e.to_string())?;
+    let code = code
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .and_then(|c| http::StatusCode::from_u16(c).ok())
+        .ok_or_else(|| format!("{s:?}: {code:?} is not a status code"))?;
+    Ok((sc, code))
 }
 
 #[derive(Args, Clone)]
 struct RunArgs {
-    /// Scenarios to run, in order: passthrough, acs-trusted, acs-untrusted,
-    /// mixed (weights from --mix).
-    #[arg(long, value_delimiter = ',', default_value = "passthrough")]
-    scenario: Vec<String>,
+    /// Scenarios to run, in order (mixed takes its weights from --mix).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "passthrough")]
+    scenario: Vec<ScenarioArg>,
+    /// The status each scenario's answers must have, as
+    /// `acs-trusted=303,acs-untrusted=302`. With --target, a scenario not
+    /// named here learns it from the target's first answer (a 4xx or 5xx
+    /// there stops the run).
+    #[arg(long, value_delimiter = ',', value_parser = expect_status)]
+    expect_status: Vec<(Scenario, http::StatusCode)>,
     /// Weights of the mixed scenario.
     #[arg(long, default_value = "passthrough=90,acs-trusted=5,acs-untrusted=5")]
     mix: String,
@@ -174,10 +229,9 @@ struct RunArgs {
     /// Plain HTTP to the gateway.
     #[arg(long)]
     plain: bool,
-    /// `direct`: interleave the same load against the upstream directly and
-    /// print the ratio.
-    #[arg(long)]
-    baseline: Option<String>,
+    /// Interleave the same load against a baseline and print the ratio.
+    #[arg(long, value_enum)]
+    baseline: Option<BaselineArg>,
     /// Gateway and baseline runs alternate this many times (ABBA order).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
@@ -322,6 +376,7 @@ fn parse_target(url: &str, certs: &Path, gateway: bool) -> Result<Target> {
         server_name,
         tls: if tls { Some(client_tls(certs)?) } else { None },
         gateway,
+        expect: [None; 3],
     })
 }
 
@@ -467,19 +522,16 @@ async fn run(a: RunArgs) -> Result<()> {
     if a.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let baseline = match a.baseline.as_deref() {
-        None => false,
-        Some("direct") => true,
-        Some(other) => bail!("--baseline {other:?}: only `direct` is supported"),
-    };
+    let baseline = a.baseline == Some(BaselineArg::Direct);
     let mut runs: Vec<(String, Vec<Scenario>)> = Vec::new();
-    for name in &a.scenario {
-        let mix = if name == "mixed" {
-            parse_mix(&a.mix)?
-        } else {
-            vec![scenario(name)?]
+    for arg in &a.scenario {
+        let (name, mix) = match arg {
+            ScenarioArg::Mixed => ("mixed", parse_mix(&a.mix)?),
+            ScenarioArg::Passthrough => ("passthrough", vec![Scenario::Passthrough]),
+            ScenarioArg::AcsTrusted => ("acs-trusted", vec![Scenario::AcsTrusted]),
+            ScenarioArg::AcsUntrusted => ("acs-untrusted", vec![Scenario::AcsUntrusted]),
         };
-        runs.push((name.clone(), mix));
+        runs.push((name.to_string(), mix));
     }
     let quiet = a.json || !std::io::stdout().is_terminal();
     let say = |m: &str| {
@@ -528,7 +580,10 @@ async fn run(a: RunArgs) -> Result<()> {
             parse_target(&url, &a.certs, !a.forward_only)?
         }
     };
-    let gw_target = with_alpn(&gw_target, proto);
+    let mut gw_target = with_alpn(&gw_target, proto);
+    for (sc, status) in &a.expect_status {
+        gw_target.expect[sc.index()] = Some(*status);
+    }
     let direct_target = match (baseline, upstream_addr) {
         (false, _) => None,
         (true, None) => bail!("--baseline direct with --target needs --upstream"),
@@ -538,6 +593,7 @@ async fn run(a: RunArgs) -> Result<()> {
             server_name: rustls_pki_types::ServerName::try_from("localhost")?.to_owned(),
             tls: None,
             gateway: false,
+            expect: [None; 3],
         }),
     };
 
@@ -620,6 +676,37 @@ async fn run(a: RunArgs) -> Result<()> {
         trusted: Pool::new(trusted, reuse),
         untrusted: Pool::new(untrusted, reuse),
     });
+
+    // A target of the user's own answers as it is configured to (the demo
+    // app follows RelayState with a 303): its first answer to each
+    // scenario says what the rest must be, unless --expect-status did.
+    if a.target.is_some() {
+        let used: Vec<Scenario> = Scenario::ALL
+            .into_iter()
+            .filter(|s| runs.iter().any(|(_, mix)| mix.contains(s)))
+            .filter(|s| gw_target.expect[s.index()].is_none())
+            .collect();
+        for sc in used {
+            let (status, _, _) = load::send_one(&gw_target, proto, &gw_material, sc)
+                .await
+                .map_err(|e| anyhow!("first {} request: {e}", sc.name()))?;
+            if status.is_client_error() || status.is_server_error() {
+                bail!(
+                    "the target answered {} to the first {} request; pass --expect-status {}={} if that is what it should answer",
+                    status.as_u16(),
+                    sc.name(),
+                    sc.name(),
+                    status.as_u16()
+                );
+            }
+            say(&format!(
+                "{}: expecting {} (the target's first answer)",
+                sc.name(),
+                status.as_u16()
+            ));
+            gw_target.expect[sc.index()] = Some(status);
+        }
+    }
 
     let mut report = Report::new(&settings(&a, proto, use_tls, child.is_some()));
     let stats_of = |c: &Option<gateway::Gateway>| c.as_ref().and_then(|g| g.stats());
@@ -730,7 +817,7 @@ fn settings(a: &RunArgs, proto: Proto, tls: bool, started: bool) -> serde_json::
         "rate": a.rate,
         "rounds": a.rounds,
         "response_size": a.response_size,
-        "baseline": a.baseline,
+        "baseline": a.baseline.map(|_| "direct"),
         "target": a.target,
         "target_is_other_proxy": a.proxy,
         "forward_only": a.forward_only,
