@@ -260,7 +260,7 @@ EOF
     healthy=
     for _ in $(seq 1 50); do
       # The Dockerfile's HEALTHCHECK command, on this run's admin port.
-      if curl -fsS -o /dev/null "http://127.0.0.1:$p_admin/healthz" 2>/dev/null; then
+      if "$bin" healthcheck --url "http://127.0.0.1:$p_admin/healthz" 2>/dev/null; then
         healthy=1
         break
       fi

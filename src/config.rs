@@ -641,7 +641,8 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut data.as_slice()).collect();
+    use rustls_pki_types::pem::PemObject;
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&data).collect();
     match certs {
         Ok(c) if c.is_empty() => Err(format!("no PEM certificate in {}", path.display())),
         Ok(c) => Ok(c),
@@ -666,9 +667,11 @@ fn load_certificate(
     let key_der: PrivateKeyDer<'static> = match std::fs::read(key)
         .map_err(|e| format!("cannot read {}: {e}", key.display()))
         .and_then(|data| {
-            rustls_pemfile::private_key(&mut data.as_slice())
-                .map_err(|e| format!("bad PEM in {}: {e}", key.display()))?
-                .ok_or_else(|| format!("no PEM private key in {}", key.display()))
+            use rustls_pki_types::pem::{self, PemObject};
+            PrivateKeyDer::from_pem_slice(&data).map_err(|e| match e {
+                pem::Error::NoItemsFound => format!("no PEM private key in {}", key.display()),
+                e => format!("bad PEM in {}: {e}", key.display()),
+            })
         }) {
         Ok(k) => k,
         Err(e) => {

@@ -511,7 +511,12 @@ fn systemd_unit_and_dockerfile_fit_the_gateway() {
     let docker = read(&deploy("Dockerfile"));
     assert!(docker.contains("cargo build --release --locked --bin trustgate"));
     assert!(docker.contains("USER 65532:65532"));
-    assert!(docker.contains("http://127.0.0.1:9901/healthz"));
+    assert!(docker.contains(
+        r#"CMD ["/usr/local/bin/trustgate", "healthcheck", "--url", "http://127.0.0.1:9901/healthz"]"#
+    ));
+    assert!(docker.contains("FROM gcr.io/distroless/cc-debian12:nonroot"));
+    assert!(docker.contains("CARGO_PROFILE_RELEASE_STRIP=symbols"));
+    assert!(!docker.contains("curl"), "the image has no curl");
 }
 
 // ---------------------------------------------------------------------------

@@ -613,20 +613,13 @@ async fn graceful_drain_finishes_in_flight_requests() {
 /// An https upstream, trusted through `upstream.ca_file`, with HTTP/2 by ALPN.
 #[tokio::test]
 async fn https_upstream_with_configured_roots() {
-    let certs: Vec<_> = rustls_pemfile::certs(
-        &mut std::fs::read(root().join("certs/localhost.pem"))
-            .unwrap()
-            .as_slice(),
-    )
-    .collect::<Result<_, _>>()
-    .unwrap();
-    let key = rustls_pemfile::private_key(
-        &mut std::fs::read(root().join("certs/localhost.key"))
-            .unwrap()
-            .as_slice(),
-    )
-    .unwrap()
-    .unwrap();
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(root().join("certs/localhost.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_file(root().join("certs/localhost.key")).unwrap();
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))

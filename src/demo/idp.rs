@@ -61,14 +61,15 @@ impl Signer {
     /// Loads the key (PKCS#8 PEM) and certificate (PEM).
     pub fn from_pem(key_pem: &[u8], cert_pem: &[u8]) -> Result<Signer, SignerError> {
         let rng = SystemRandom::new();
-        let key_der = match rustls_pemfile::private_key(&mut &*key_pem) {
-            Ok(Some(rustls_pki_types::PrivateKeyDer::Pkcs8(k))) => k,
+        use rustls_pki_types::pem::PemObject;
+        let key_der = match rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem) {
+            Ok(rustls_pki_types::PrivateKeyDer::Pkcs8(k)) => k,
             Ok(_) => return Err(SignerError::BadKey("no PKCS#8 key".into())),
             Err(e) => return Err(SignerError::BadKey(e.to_string())),
         };
         let key = RsaKeyPair::from_pkcs8(key_der.secret_pkcs8_der())
             .map_err(|e| SignerError::BadKey(e.to_string()))?;
-        let cert = rustls_pemfile::certs(&mut &*cert_pem)
+        let cert = rustls_pki_types::CertificateDer::pem_slice_iter(cert_pem)
             .next()
             .ok_or_else(|| SignerError::BadCert("no certificate".into()))?
             .map_err(|e| SignerError::BadCert(e.to_string()))?;

@@ -194,7 +194,8 @@ pub fn metric(text: &str, series: &str) -> f64 {
 pub fn dev_ca_roots() -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(root().join("certs/dev-ca.pem")).unwrap();
-    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+    use rustls_pki_types::pem::PemObject;
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
         roots.add(c.unwrap()).unwrap();
     }
     roots

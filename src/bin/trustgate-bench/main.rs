@@ -385,7 +385,8 @@ fn client_tls(certs: &Path) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     let path = certs.join("dev-ca.pem");
     let pem = std::fs::read(&path).with_context(|| path.display().to_string())?;
-    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+    use rustls_pki_types::pem::PemObject;
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
         roots.add(c?)?;
     }
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(

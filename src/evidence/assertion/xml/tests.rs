@@ -366,3 +366,35 @@ proptest::proptest! {
         }
     }
 }
+
+/// RUSTSEC-2026-0194 (quick-xml's quadratic duplicate-attribute check) and
+/// -0195 (unbounded namespace declarations in `NsReader`) do not reach the
+/// verifier: it scans attributes itself and uses no `NsReader`. A hostile
+/// start tag of 200,000 distinct attributes is refused at the 129th, so
+/// the pairwise duplicate check never sees more than 128 names, and a
+/// flood of declarations stops at `MAX_NS_DECLS`.
+#[test]
+fn a_hostile_start_tag_is_cut_off_at_the_attribute_limit() {
+    let mut xml = String::from("<r");
+    for i in 0..200_000 {
+        xml.push_str(&format!(" a{i}=\"v\""));
+    }
+    xml.push_str("/>");
+    assert_eq!(
+        parse(&xml).unwrap_err(),
+        XmlError::Malformed("too many attributes on one element")
+    );
+    let mut xml = String::from("<r");
+    for i in 0..200_000 {
+        xml.push_str(&format!(" xmlns:p{i}=\"urn:{i}\""));
+    }
+    xml.push_str("/>");
+    assert!(parse(&xml).is_err());
+    // The limit itself is accepted.
+    let mut xml = String::from("<r");
+    for i in 0..MAX_ATTRIBUTES {
+        xml.push_str(&format!(" a{i}=\"v\""));
+    }
+    xml.push_str("/>");
+    assert!(parse(&xml).is_ok());
+}
