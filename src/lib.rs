@@ -25,6 +25,9 @@ pub mod answer;
 
 pub mod observe;
 
+// Around the request path: device events from the UEM.
+pub mod uem;
+
 // Around the request path.
 pub mod service;
 

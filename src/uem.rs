@@ -154,16 +154,12 @@ impl Event {
                 Ok(X::Empty(s)) => {
                     let name = String::from_utf8_lossy(s.local_name().as_ref()).into_owned();
                     if depth == 0 {
-                        return Err(EventError::BadXml(format!(
-                            "the root is an empty {name}"
-                        )));
+                        return Err(EventError::BadXml(format!("the root is an empty {name}")));
                     }
                 }
                 Ok(X::Text(t)) => {
                     if let (2, Some(name)) = (depth, &current) {
-                        let value = t
-                            .decode()
-                            .map_err(|e| EventError::BadXml(e.to_string()))?;
+                        let value = t.decode().map_err(|e| EventError::BadXml(e.to_string()))?;
                         let value = quick_xml::escape::unescape(&value)
                             .map_err(|e| EventError::BadXml(e.to_string()))?;
                         match fields.iter_mut().find(|(k, _)| k == name) {
@@ -269,7 +265,11 @@ impl Event {
             && !kind.contains("notcompromised");
         let untrusting_status = matches!(
             enrollment.as_str(),
-            "unenrolled" | "enterprisewipepending" | "devicewipepending" | "deleted" | "unenrolledbyuser"
+            "unenrolled"
+                | "enterprisewipepending"
+                | "devicewipepending"
+                | "deleted"
+                | "unenrolledbyuser"
         ) || matches!(compliance.as_str(), "noncompliant" | "notcompliant")
             || matches!(compromised.as_str(), "compromised" | "true" | "yes" | "1");
         // A status change reports its new status: "Compliance Status
@@ -280,7 +280,10 @@ impl Event {
         }
         let trusting_status = matches!(enrollment.as_str(), "enrolled")
             || matches!(compliance.as_str(), "compliant")
-            || matches!(compromised.as_str(), "notcompromised" | "false" | "no" | "0");
+            || matches!(
+                compromised.as_str(),
+                "notcompromised" | "false" | "no" | "0"
+            );
         if trusting_status || kind.contains("enrollmentcomplete") || kind.contains("enrolled") {
             return Effect::Trusted;
         }

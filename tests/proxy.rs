@@ -614,10 +614,11 @@ async fn graceful_drain_finishes_in_flight_requests() {
 #[tokio::test]
 async fn https_upstream_with_configured_roots() {
     use rustls_pki_types::pem::PemObject;
-    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(root().join("certs/localhost.pem"))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let certs: Vec<_> =
+        rustls_pki_types::CertificateDer::pem_file_iter(root().join("certs/localhost.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
     let key =
         rustls_pki_types::PrivateKeyDer::from_pem_file(root().join("certs/localhost.key")).unwrap();
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(

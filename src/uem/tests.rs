@@ -54,7 +54,7 @@ fn xml_eventlog_events_read_every_field() {
     assert_eq!(e.serial_number.as_deref(), Some("F17&XK2"));
     assert_eq!(e.compliance_status, None);
     let t = time::OffsetDateTime::from(e.event_time.unwrap());
-    assert_eq!(t.unix_timestamp(), 1_764_752_700);
+    assert_eq!(t.unix_timestamp(), 1_796_288_700);
     assert_eq!(e.effect(), Effect::Untrusted);
 }
 
@@ -67,7 +67,14 @@ fn both_date_forms_and_their_variants() {
     assert_eq!(at("2019-05-28T14:40:22.087Z"), Some(1_559_054_422_087));
     assert_eq!(at("2019-05-28T16:40:22.087+02:00"), Some(1_559_054_422_087));
     assert_eq!(at("2019-05-28T14:40:22.087"), Some(1_559_054_422_087));
-    for bad in ["/Date(abc)/", "/Date(1)x/", "/Date(-5)/", "yesterday", "", "2019-13-01T00:00:00Z"] {
+    for bad in [
+        "/Date(abc)/",
+        "/Date(1)x/",
+        "/Date(-5)/",
+        "yesterday",
+        "",
+        "2019-13-01T00:00:00Z",
+    ] {
         assert_eq!(at(bad), None, "{bad:?}");
     }
 }
@@ -89,17 +96,38 @@ fn effects_follow_type_and_status() {
         (ev("Device Wipe", "", "", ""), Untrusted),
         (ev("Device Delete", "", "", ""), Untrusted),
         (ev("Break MDM Confirmed", "", "", ""), Untrusted),
-        (ev("Compliance Status Changed", "", "NonCompliant", ""), Untrusted),
-        (ev("Compliance Status Changed", "", "Non-Compliant", ""), Untrusted),
-        (ev("Compliance Status Changed", "", "Compliant", ""), Trusted),
-        (ev("Compromised Status Changed", "", "", "Compromised"), Untrusted),
+        (
+            ev("Compliance Status Changed", "", "NonCompliant", ""),
+            Untrusted,
+        ),
+        (
+            ev("Compliance Status Changed", "", "Non-Compliant", ""),
+            Untrusted,
+        ),
+        (
+            ev("Compliance Status Changed", "", "Compliant", ""),
+            Trusted,
+        ),
+        (
+            ev("Compromised Status Changed", "", "", "Compromised"),
+            Untrusted,
+        ),
         (ev("Compromised Status Changed", "", "", "true"), Untrusted),
-        (ev("Compromised Status Changed", "", "", "NotCompromised"), Trusted),
-        (ev("Enrollment Status Changed", "Unenrolled", "", ""), Untrusted),
+        (
+            ev("Compromised Status Changed", "", "", "NotCompromised"),
+            Trusted,
+        ),
+        (
+            ev("Enrollment Status Changed", "Unenrolled", "", ""),
+            Untrusted,
+        ),
         (ev("MDM Enrollment Complete", "Enrolled", "", ""), Trusted),
         (ev("MDM Enrollment Complete", "", "", ""), Trusted),
         // Good news in one field, bad in another: bad wins.
-        (ev("Compliance Status Changed", "Enrolled", "NonCompliant", ""), Untrusted),
+        (
+            ev("Compliance Status Changed", "Enrolled", "NonCompliant", ""),
+            Untrusted,
+        ),
         (ev("Device Renamed", "", "", ""), Ignored),
         (ev("Some Future Event", "", "", ""), Ignored),
     ] {
@@ -116,7 +144,10 @@ fn malformed_bodies_say_what_is_wrong() {
         (b"[1, 2]", UnknownFormat),
         (b"{\"EventType\": \"Device Wipe\"}", Missing("EventId")),
         (b"{\"EventId\": \"7\"}", Missing("EventType")),
-        (b"{\"EventId\": \"\", \"EventType\": \"x\"}", Missing("EventId")),
+        (
+            b"{\"EventId\": \"\", \"EventType\": \"x\"}",
+            Missing("EventId"),
+        ),
         (
             b"{\"EventId\": {\"a\": 1}, \"EventType\": \"x\"}",
             NotText("EventId".into()),
@@ -125,16 +156,29 @@ fn malformed_bodies_say_what_is_wrong() {
             b"{\"EventId\": 1, \"EventType\": \"x\", \"EventTime\": \"soon\"}",
             BadTime("soon".into()),
         ),
-        (b"<Other><EventId>1</EventId></Other>", BadXml("the root is Other, not Eventlog".into())),
+        (
+            b"<Other><EventId>1</EventId></Other>",
+            BadXml("the root is Other, not Eventlog".into()),
+        ),
     ] {
-        assert_eq!(Event::parse(body).unwrap_err(), want, "{:?}", String::from_utf8_lossy(body));
+        assert_eq!(
+            Event::parse(body).unwrap_err(),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
     }
     assert!(matches!(Event::parse(b"{\"EventId\": 1,"), Err(BadJson(_))));
     assert!(matches!(
-        Event::parse(b"<!DOCTYPE x [<!ENTITY a \"b\">]><Eventlog><EventId>&a;</EventId></Eventlog>"),
+        Event::parse(
+            b"<!DOCTYPE x [<!ENTITY a \"b\">]><Eventlog><EventId>&a;</EventId></Eventlog>"
+        ),
         Err(BadXml(_))
     ));
-    assert!(matches!(Event::parse(b"<Eventlog><EventId>1</Event"), Err(BadXml(_))));
+    assert!(matches!(
+        Event::parse(b"<Eventlog><EventId>1</Event"),
+        Err(BadXml(_))
+    ));
     assert_eq!(
         Event::parse(&vec![b' '; MAX_EVENT_BYTES + 1]).unwrap_err(),
         TooLarge
@@ -145,7 +189,11 @@ fn malformed_bodies_say_what_is_wrong() {
 fn subjects_map_through_the_template() {
     let e = Event::parse(XML.as_bytes()).unwrap();
     let t = SubjectTemplate::parse("{user}@corp.example").unwrap();
-    assert_eq!(e.subject(&t).as_deref(), Some("bob@corp.example"), "domain dropped");
+    assert_eq!(
+        e.subject(&t).as_deref(),
+        Some("bob@corp.example"),
+        "domain dropped"
+    );
     let email = SubjectTemplate::parse("{email}").unwrap();
     assert_eq!(e.subject(&email), None, "no email in this event");
     let j = Event::parse(JSON.as_bytes()).unwrap();
