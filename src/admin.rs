@@ -210,10 +210,14 @@ async fn revoke(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
         let Some(id) = hex16(s) else {
             return bad("session must be 32 hex digits");
         };
-        gateway.sessions.revoke_session(SessionId(id), now);
+        let rev = gateway.sessions.revoke_session(SessionId(id), now);
         metrics.revocations.with_label_values(&["session"]).inc();
         tracing::info!(target: "trustgate::audit", scope = "session", session = s, "revoked");
-        return json(StatusCode::OK, serde_json::json!({ "revoked": "session" }));
+        let fleet = fleet_word(gateway, gateway.shared.publish(rev, now).await);
+        return json(
+            StatusCode::OK,
+            serde_json::json!({ "revoked": "session", "fleet": fleet }),
+        );
     }
     let subjects: Vec<SubjectHash> = match (
         v.get("subject").and_then(|s| s.as_str()),
@@ -236,10 +240,34 @@ async fn revoke(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
         },
         (None, None) => return bad("give session, subject or subject_hash"),
     };
+    let mut published = Ok(());
     for subject in &subjects {
-        gateway.sessions.revoke_subject(*subject, now);
+        let rev = gateway.sessions.revoke_subject(*subject, now);
         tracing::info!(target: "trustgate::audit", scope = "subject", subject = %subject, "revoked");
+        if let Err(e) = gateway.shared.publish(rev, now).await {
+            published = Err(e);
+        }
     }
     metrics.revocations.with_label_values(&["subject"]).inc();
-    json(StatusCode::OK, serde_json::json!({ "revoked": "subject" }))
+    let fleet = fleet_word(gateway, published);
+    json(
+        StatusCode::OK,
+        serde_json::json!({ "revoked": "subject", "fleet": fleet }),
+    )
+}
+
+/// What the fleet knows of a revocation made here: `local` (no Redis),
+/// `published`, or `pending` (Redis unreachable; sent on reconnect).
+fn fleet_word(
+    gateway: &Gateway,
+    published: Result<(), crate::remember::shared::Unavailable>,
+) -> &'static str {
+    match (gateway.shared.is_fleet(), published) {
+        (false, _) => "local",
+        (true, Ok(())) => "published",
+        (true, Err(e)) => {
+            tracing::warn!(error = %e, "revocation applied here; the fleet hears of it when redis is back");
+            "pending"
+        }
+    }
 }

@@ -80,6 +80,10 @@ pub enum GatewayError {
     /// The upstream did not answer in time.
     #[error("upstream did not answer within {0:?}")]
     UpstreamTimeout(std::time::Duration),
+    /// The fleet's shared state (Redis) cannot be reached, so a new
+    /// sign-in cannot be checked against replays: refused, not let through.
+    #[error("shared state unavailable: {0}")]
+    SharedStateUnavailable(String),
 }
 
 /// One row of the error table.
@@ -93,7 +97,7 @@ struct Row {
 
 impl GatewayError {
     /// Every [`reason`](Self::reason), for metrics created at zero.
-    pub const REASONS: [&'static str; 12] = [
+    pub const REASONS: [&'static str; 13] = [
         "missing_host",
         "bad_path",
         "method_not_allowed",
@@ -106,6 +110,7 @@ impl GatewayError {
         "upstream_reset",
         "upstream_protocol",
         "upstream_timeout",
+        "shared_state_unavailable",
     ];
 
     fn row(&self) -> Row {
@@ -195,6 +200,13 @@ impl GatewayError {
                 "Gateway timeout",
                 "The application did not answer in time. Please try again shortly.",
             ),
+            SharedStateUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shared_state_unavailable",
+                Source::Internal,
+                "Sign-in paused",
+                "Sign-in is paused for a moment while the gateway reconnects. Your open sessions are not affected. Please try again in a few seconds.",
+            ),
         };
         Row {
             status,
@@ -245,6 +257,10 @@ impl GatewayError {
             GatewayError::BodyTimeout(_) => {
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            GatewayError::SharedStateUnavailable(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }

@@ -115,9 +115,16 @@ pub fn subject_hash(name_id: &str) -> String {
     }
 }
 
-/// `trustgate healthcheck`: GET `url` (plain HTTP, the admin listener) and
-/// whether it answered 200, for container probes without curl.
-pub fn healthcheck(url: &str, timeout: std::time::Duration) -> Result<(), String> {
+/// One plain-HTTP/1.1 exchange with the admin listener: the status and
+/// the body. The admin listener is plain HTTP on a private address, so a
+/// socket is all the client this needs (and the image needs no curl).
+fn admin_call(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    timeout: std::time::Duration,
+) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
     let rest = url
         .strip_prefix("http://")
@@ -134,21 +141,98 @@ pub fn healthcheck(url: &str, timeout: std::time::Duration) -> Result<(), String
         std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
     tcp.set_read_timeout(Some(timeout)).ok();
     tcp.set_write_timeout(Some(timeout)).ok();
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("{addr}: {e}"))?;
-    let mut head = [0u8; 64];
-    let n = tcp.read(&mut head).map_err(|e| format!("{addr}: {e}"))?;
-    let line = String::from_utf8_lossy(&head[..n]);
-    let status = line.split(' ').nth(1).unwrap_or("");
-    if status == "200" {
-        Ok(())
-    } else {
-        Err(format!(
-            "{url} answered {}",
-            line.lines().next().unwrap_or("nothing")
-        ))
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes())
+        .and_then(|_| tcp.write_all(body.as_bytes()))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut answer = Vec::new();
+    tcp.take(1 << 20)
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((status, body))
+}
+
+/// `trustgate healthcheck`: GET `url` (plain HTTP, the admin listener) and
+/// whether it answered 200, for container probes without curl.
+pub fn healthcheck(url: &str, timeout: std::time::Duration) -> Result<(), String> {
+    match admin_call(url, "GET", &[], "", timeout)? {
+        (200, _) => Ok(()),
+        (status, _) => Err(format!("{url} answered {status}")),
+    }
+}
+
+/// What `trustgate revoke` revokes.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct RevokeTarget {
+    /// One session, by its id (32 hex digits, as the audit log names it).
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Every session of a subject, by NameID.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Every session of a subject, by its hash (`trustgate subject-hash`).
+    #[arg(long = "subject-hash")]
+    pub subject_hash: Option<String>,
+}
+
+/// `trustgate revoke`: asks the admin listener to revoke, and says what
+/// happened (`fleet`: published to every replica, pending until Redis is
+/// back, or local without Redis).
+pub fn revoke(
+    admin: &str,
+    token: Option<&str>,
+    target: &RevokeTarget,
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    let body = match target {
+        RevokeTarget {
+            session: Some(s), ..
+        } => serde_json::json!({ "session": s }),
+        RevokeTarget {
+            subject: Some(s), ..
+        } => serde_json::json!({ "subject": s }),
+        RevokeTarget {
+            subject_hash: Some(h),
+            ..
+        } => serde_json::json!({ "subject_hash": h }),
+        _ => return Err("give --session, --subject or --subject-hash".into()),
+    };
+    let url = format!("{}/sessions/revoke", admin.trim_end_matches('/'));
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b.as_str()));
+    }
+    let (status, answer) = admin_call(&url, "POST", &headers, &body.to_string(), timeout)?;
+    let v: serde_json::Value = serde_json::from_str(answer.trim()).unwrap_or_default();
+    if status != 200 {
+        let why = v["error"].as_str().unwrap_or(answer.trim());
+        return Err(format!("{url} answered {status}: {why}"));
+    }
+    let scope = v["revoked"].as_str().unwrap_or("?");
+    Ok(match v["fleet"].as_str() {
+        Some("published") => format!("revoked ({scope}) on every replica"),
+        Some("pending") => {
+            format!("revoked ({scope}) on this replica; the others hear of it when Redis is back")
+        }
+        _ => format!("revoked ({scope}) on this replica (no [redis]: the others are not told)"),
+    })
 }

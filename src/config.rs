@@ -63,6 +63,41 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// `[redis]`: the fleet's shared state.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// The client for `url` (which may hold a password: never printed).
+    pub client: redis::Client,
+    /// Prefixes every key and channel, so several fleets share one Redis.
+    pub key_prefix: String,
+    /// The longest a Redis command may take before it counts as down.
+    pub timeout: Duration,
+    /// SHA-256 of the URL, so that a reload can tell it changed without
+    /// the URL (and its password) being kept in the clear twice.
+    pub url_digest: String,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url_digest", &self.url_digest)
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[uem]`: Workspace ONE UEM Event Notifications.
+#[derive(Debug, Clone)]
+pub struct UemConfig {
+    /// The Basic auth user the UEM is configured with.
+    pub username: Secret,
+    /// Its password.
+    pub password: Secret,
+    /// How an event's user maps to the NameID sessions carry.
+    pub subject_template: crate::uem::SubjectTemplate,
+}
+
 /// The typed, checked configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -85,6 +120,10 @@ pub struct Config {
     pub log_level: String,
     /// Whether each request gets an access log line.
     pub log_access: bool,
+    /// The fleet's Redis; `None` for one replica alone.
+    pub redis: Option<RedisConfig>,
+    /// UEM event notifications; `None` when not configured.
+    pub uem: Option<UemConfig>,
     /// Session HMAC keys; the first signs.
     pub session_keys: Vec<Secret>,
     /// The built-in demo app, when enabled.
@@ -494,6 +533,81 @@ impl Config {
             );
         }
 
+        let redis = raw.redis.as_ref().and_then(|r| {
+            let url = match read_secret(base, &r.url) {
+                Ok(u) => String::from_utf8(u).unwrap_or_default(),
+                Err(e) => {
+                    errors.push("redis.url", e);
+                    return None;
+                }
+            };
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                errors.push("redis.url", "must start with redis:// or rediss:// (TLS)");
+                return None;
+            }
+            if r.timeout.is_zero() {
+                errors.push("redis.timeout", "must be longer than 0s");
+            }
+            match redis::Client::open(url.as_str()) {
+                // The error text can carry the URL, and so a password.
+                Err(_) => {
+                    errors.push(
+                        "redis.url",
+                        "not a Redis URL (redis://[user:password@]host:port[/db])",
+                    );
+                    None
+                }
+                Ok(client) => Some(RedisConfig {
+                    client,
+                    url_digest: hex::encode(aws_lc_rs::digest::digest(
+                        &aws_lc_rs::digest::SHA256,
+                        url.as_bytes(),
+                    )),
+                    key_prefix: r.key_prefix.clone(),
+                    timeout: r.timeout,
+                }),
+            }
+        });
+        let uem = raw.uem.as_ref().and_then(|u| {
+            let username = match read_secret(base, &u.username) {
+                Ok(v) if !v.is_empty() && !v.contains(&b':') => Some(Secret(v)),
+                Ok(_) => {
+                    errors.push(
+                        "uem.username",
+                        "must be non-empty and hold no ':' (Basic auth)",
+                    );
+                    None
+                }
+                Err(e) => {
+                    errors.push("uem.username", e);
+                    None
+                }
+            };
+            let password = match read_secret(base, &u.password) {
+                Ok(v) if v.len() >= 12 => Some(Secret(v)),
+                Ok(_) => {
+                    errors.push("uem.password", "needs at least 12 bytes");
+                    None
+                }
+                Err(e) => {
+                    errors.push("uem.password", e);
+                    None
+                }
+            };
+            let template = match crate::uem::SubjectTemplate::parse(&u.subject_template) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    errors.push("uem.subject_template", e);
+                    None
+                }
+            };
+            Some(UemConfig {
+                username: username?,
+                password: password?,
+                subject_template: template?,
+            })
+        });
+
         let mut session_keys = Vec::new();
         for (i, s) in raw.session.keys.iter().enumerate() {
             let path = format!("session.keys[{i}]");
@@ -580,9 +694,6 @@ impl Config {
             );
         }
 
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.level) {
-            errors.push("log.level", format!("not a log filter: {e}"));
-        }
         if !errors.0.is_empty() {
             return Err(ConfigErrors(errors.0));
         }
@@ -596,6 +707,8 @@ impl Config {
             log_format: raw.log.format,
             log_level: raw.log.level,
             log_access: raw.log.access,
+            redis,
+            uem,
             session_keys,
             demo,
             apps,

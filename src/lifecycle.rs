@@ -115,6 +115,7 @@ pub const RESTART_KEYS: &[&str] = &[
     "server.replay_cache_entries",
     "log.format",
     "demo",
+    "redis",
 ];
 
 /// The restart-only keys whose values differ between two configs.
@@ -129,6 +130,7 @@ fn restart_keys_changed(next: &Config, current: &Config) -> Vec<&'static str> {
         n.replay_cache_entries != c.replay_cache_entries,
         next.log_format != current.log_format,
         format!("{:?}", next.demo) != format!("{:?}", current.demo),
+        format!("{:?}", next.redis) != format!("{:?}", current.redis),
     ];
     RESTART_KEYS
         .iter()
@@ -224,6 +226,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             traffic_rx.clone(),
         )));
     }
+
+    // Revocations heard from other replicas (and read back on every
+    // reconnect) apply here; counted as the ones made here are.
+    let weak = Arc::downgrade(&gateway);
+    gateway.shared.start(
+        Arc::new(move |rev| {
+            if let Some(g) = weak.upgrade() {
+                g.sessions.apply(rev, g.now());
+            }
+        }),
+        stop_admin.subscribe(),
+    );
 
     gateway.set_ready(true);
     // Absent addresses are absent fields, not `None` text.

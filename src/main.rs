@@ -50,6 +50,18 @@ enum Command {
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Revoke sessions through the admin listener (on every replica, with
+    /// [redis]).
+    Revoke {
+        /// The admin listener.
+        #[arg(long, default_value = "http://127.0.0.1:9901")]
+        admin: String,
+        /// The admin token (admin.token), if one is set.
+        #[arg(long, env = "TRUSTGATE_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(flatten)]
+        target: trustgate::cli::RevokeTarget,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -78,6 +90,25 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Revoke {
+            admin,
+            token,
+            target,
+        }) => match trustgate::cli::revoke(
+            &admin,
+            token.as_deref(),
+            &target,
+            std::time::Duration::from_secs(5),
+        ) {
+            Ok(said) => {
+                println!("{said}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("trustgate revoke: {e}");
+                ExitCode::from(1)
+            }
+        },
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -70,7 +70,40 @@ pub struct Metrics {
     pub certificate_expiry: GaugeVec,
     /// 1 while the gateway is ready to serve, 0 while starting or draining.
     pub ready: IntGauge,
+    /// 1 while Redis answers and the revocation channel is subscribed; 0
+    /// otherwise, and 0 without `[redis]`.
+    pub redis_up: IntGauge,
+    /// Redis operations that failed, by operation.
+    pub redis_errors: IntCounterVec,
+    /// UEM event notifications, by what they mean (`type`) and what was
+    /// done (`result`).
+    pub uem_events: IntCounterVec,
 }
+
+/// The `op` labels of `trustgate_redis_errors_total`.
+pub const REDIS_OPS: [&str; 7] = [
+    "connect",
+    "subscribe",
+    "sync",
+    "replay",
+    "revoke",
+    "publish",
+    "event",
+];
+
+/// The `type` labels of `trustgate_uem_events_total`.
+pub const UEM_EVENT_TYPES: [&str; 4] = ["untrusted", "trusted", "ignored", "unreadable"];
+
+/// The `result` labels of `trustgate_uem_events_total`.
+pub const UEM_EVENT_RESULTS: [&str; 7] = [
+    "revoked",
+    "acknowledged",
+    "duplicate",
+    "unmapped",
+    "malformed",
+    "unauthorized",
+    "unavailable",
+];
 
 impl Metrics {
     /// Creates every metric and registers it.
@@ -134,6 +167,10 @@ impl Metrics {
         let ready = single(
             "trustgate_ready",
             "1 while the gateway is ready to serve traffic.",
+        );
+        let redis_up = single(
+            "trustgate_redis_up",
+            "1 while Redis answers and the revocation channel is subscribed (0 without [redis]).",
         );
 
         let metrics = Metrics {
@@ -235,9 +272,20 @@ impl Metrics {
                 "Enrollment detours, by app and event (started, resumed, expired).",
                 &["app", "event"],
             ),
+            redis_up,
+            redis_errors: counter(
+                "trustgate_redis_errors_total",
+                "Redis operations that failed, by operation.",
+                &["op"],
+            ),
+            uem_events: counter(
+                "trustgate_uem_events_total",
+                "UEM event notifications, by meaning (untrusted, trusted, ignored, unreadable) and result.",
+                &["type", "result"],
+            ),
             revocations: counter(
                 "trustgate_revocations_total",
-                "Sessions revoked through the admin endpoint, by scope (session, subject).",
+                "Revocations applied, by scope (session, subject): from the admin endpoint, UEM events and other replicas.",
                 &["scope"],
             ),
             certificate_expiry: fgauge(

@@ -11,6 +11,8 @@ pub mod detour;
 
 pub mod seal;
 
+pub mod shared;
+
 /// The names of one app's session and detour cookies. An app alone on its
 /// hosts uses `__Host-trustgate` and `__Host-trustgate-detour`; apps that
 /// share a host with another enforced app each get their own

@@ -5,6 +5,8 @@
 
 pub mod enforce;
 
+pub mod uem;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -128,6 +130,11 @@ pub struct Gateway {
     pub sessions: Sessions,
     /// Pending enrollment detours. Survives reloads.
     pub detours: Detours,
+    /// What the fleet shares through Redis (or this replica alone). Read
+    /// at start: a `[redis]` change needs a restart.
+    pub shared: crate::remember::shared::Shared,
+    /// UEM EventIds acted on, when there is no Redis to remember them.
+    pub uem_seen: moka::sync::Cache<String, ()>,
     clock_offset: AtomicU64,
     /// Where assertion verification runs, and how many at once.
     pub verification: Verification,
@@ -180,6 +187,12 @@ impl Gateway {
         let replay = ReplayCache::new(config.server.replay_cache_entries);
         metrics.replay_capacity.set(gauge_value(replay.capacity()));
         let metrics_for_state = metrics.clone();
+        let shared = match &config.redis {
+            Some(r) => {
+                crate::remember::shared::Shared::redis(r, MAX_SESSION_LIFETIME, metrics.clone())
+            }
+            None => crate::remember::shared::Shared::local(),
+        };
         Arc::new(Gateway {
             // Before `state`, which takes `config`.
             sessions: Sessions::new(MAX_SESSION_LIFETIME, config.server.decision_cache_entries),
@@ -189,6 +202,11 @@ impl Gateway {
             ready: AtomicBool::new(false),
             replay,
             detours: Detours::new(MAX_ENROLLMENT_WINDOW),
+            shared,
+            uem_seen: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(7 * 24 * 3600))
+                .build(),
             clock_offset: AtomicU64::new(0),
             verification: Verification::for_runtime(),
         })
@@ -346,6 +364,13 @@ impl Gateway {
         if parts.method == http::Method::CONNECT {
             return Err((None, GatewayError::MethodNotAllowed(parts.method)));
         }
+        // The UEM calls one URL on whichever host it was given.
+        if parts.uri.path() == uem::PATH {
+            if let Some(cfg) = &state.config.uem {
+                let timeout = state.config.server.body_read_timeout;
+                return Ok((None, self.uem_event(cfg, parts, body, timeout).await));
+            }
+        }
         let host =
             request_host(&parts.uri, &parts.headers).ok_or((None, GatewayError::MissingHost))?;
         let app = match state.routes.find(host, parts.uri.path()) {
@@ -459,6 +484,18 @@ fn gauge_value(n: u64) -> i64 {
 }
 
 fn prime_metrics(m: &Metrics, config: &Config) {
+    if config.redis.is_some() {
+        for op in crate::observe::REDIS_OPS {
+            m.redis_errors.with_label_values(&[op]);
+        }
+    }
+    if config.uem.is_some() {
+        for t in crate::observe::UEM_EVENT_TYPES {
+            for r in crate::observe::UEM_EVENT_RESULTS {
+                m.uem_events.with_label_values(&[t, r]);
+            }
+        }
+    }
     for result in ["success", "failure"] {
         m.config_reloads.with_label_values(&[result]);
     }

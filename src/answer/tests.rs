@@ -67,6 +67,11 @@ async fn error_table() {
             500,
             "internal",
         ),
+        (
+            GatewayError::SharedStateUnavailable(secret_detail.into()),
+            503,
+            "shared_state_unavailable",
+        ),
     ];
     let mut listed: Vec<&str> = rows.iter().map(|r| r.2).collect();
     listed.sort_unstable();

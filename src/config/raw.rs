@@ -28,6 +28,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub demo: RawDemo,
     #[serde(default)]
+    pub redis: Option<RawRedis>,
+    #[serde(default)]
+    pub uem: Option<RawUem>,
+    #[serde(default)]
     pub zones: crate::decide::RawZones,
     #[serde(default)]
     pub apps: BTreeMap<String, RawApp>,
@@ -189,6 +193,39 @@ pub enum RawSecret {
     Inline(String),
     Env { env: String },
     File { file: PathBuf },
+}
+
+/// `[redis]`: the fleet's shared state.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://...` (TLS);
+    /// a secret, since it may hold the password.
+    pub url: RawSecret,
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Connect and command timeout.
+    #[serde(default = "default_redis_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_key_prefix() -> String {
+    "trustgate:".into()
+}
+
+fn default_redis_timeout() -> Duration {
+    Duration::from_millis(500)
+}
+
+/// `[uem]`: Workspace ONE UEM Event Notifications.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUem {
+    pub username: RawSecret,
+    pub password: RawSecret,
+    /// Maps the event's EnrollmentUserName (`{user}`) or email (`{email}`)
+    /// to the NameID the sessions carry.
+    pub subject_template: String,
 }
 
 /// `[demo]`: the built-in demo app, IdP and enrollment portal.

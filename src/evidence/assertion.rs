@@ -461,6 +461,26 @@ impl Verifier {
         })
     }
 
+    /// The key the fleet's replay record of `a` goes under: its issuer and
+    /// ID, as this replica's own cache keys it.
+    pub fn replay_key(a: &VerifiedAssertion) -> String {
+        replay::key(&a.issuer, &a.id)
+    }
+
+    /// Forgets `a` in the replay cache: its sign-in was refused before it
+    /// happened (the fleet could not be asked), so its retry is no replay.
+    pub fn forget(&self, a: &VerifiedAssertion) {
+        if let Some(cache) = &self.replay {
+            cache.forget(&Self::replay_key(a));
+        }
+    }
+
+    /// How long a replay record of an assertion valid until `end` is kept:
+    /// while any clock within the skew could still accept it.
+    pub fn replay_until(&self, end: Option<SystemTime>, now: SystemTime) -> SystemTime {
+        end.unwrap_or(now + Duration::from_secs(3600)) + self.cfg.skew
+    }
+
     fn check_replay(&self, claims: &Claims, now: SystemTime) -> Result<(), AssertionError> {
         let Some(cache) = &self.replay else {
             return Ok(());

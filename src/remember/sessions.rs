@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use http::{HeaderMap, HeaderValue};
 use moka::sync::Cache;
 
+use super::shared::Revocation;
 use super::token::{SessionId, SessionToken, SubjectHash, TokenError, TokenKeys};
 use crate::classify::{self, classify_user_agent, Client};
 
@@ -225,18 +226,43 @@ impl Sessions {
         false
     }
 
-    /// Revokes one session, wherever its cookie is presented.
-    pub fn revoke_session(&self, id: SessionId, now: SystemTime) {
-        self.prune(now);
-        self.revoked_sessions
-            .insert(id, unix(now) + self.max_lifetime.as_secs());
-        self.any_revoked.store(true, Ordering::Release);
+    /// Revokes one session, wherever its cookie is presented; the
+    /// revocation as the fleet is told of it.
+    pub fn revoke_session(&self, id: SessionId, now: SystemTime) -> Revocation {
+        let rev = Revocation::Session {
+            id,
+            until: unix(now) + self.max_lifetime.as_secs(),
+        };
+        self.apply(rev, now);
+        rev
     }
 
-    /// Revokes every session of a subject issued up to now.
-    pub fn revoke_subject(&self, subject: SubjectHash, now: SystemTime) {
+    /// Revokes every session of a subject issued up to now; the revocation
+    /// as the fleet is told of it.
+    pub fn revoke_subject(&self, subject: SubjectHash, now: SystemTime) -> Revocation {
+        let rev = Revocation::Subject {
+            subject,
+            at: unix(now),
+        };
+        self.apply(rev, now);
+        rev
+    }
+
+    /// Applies a revocation made here or heard from another replica. The
+    /// latest of two subject revocations holds, so a late copy of an old
+    /// one (read back on reconnect) never narrows a newer one.
+    pub fn apply(&self, rev: Revocation, now: SystemTime) {
         self.prune(now);
-        self.revoked_subjects.insert(subject, unix(now));
+        match rev {
+            Revocation::Session { id, until } => {
+                let mut e = self.revoked_sessions.entry(id).or_insert(until);
+                *e = (*e).max(until);
+            }
+            Revocation::Subject { subject, at } => {
+                let mut e = self.revoked_subjects.entry(subject).or_insert(at);
+                *e = (*e).max(at);
+            }
+        }
         self.any_revoked.store(true, Ordering::Release);
     }
 

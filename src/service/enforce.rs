@@ -20,7 +20,7 @@ use crate::answer::{full, is_local_target, pages, redirect, Body, GatewayError};
 use crate::classify::{classify, Client};
 use crate::config::{App, EnforceMode, Enforcement};
 use crate::decide::{client_ip_from_headers, Action, Decision, Facts};
-use crate::evidence::assertion::{AssertionError, Delivery, ProtocolSelector};
+use crate::evidence::assertion::{AssertionError, Delivery, ProtocolSelector, Verifier};
 use crate::evidence::DeviceTrust;
 use crate::remember::detour::{self, Return};
 use crate::remember::seal::{cookie, Sealer};
@@ -328,7 +328,7 @@ impl Ctx<'_> {
         // assertions cannot stall every other connection (or /healthz); see
         // `Verification` for where it runs.
         let v = &self.gw.verification;
-        let Ok(_slot) = v.slots.acquire().await else {
+        let Ok(slot) = v.slots.acquire().await else {
             let e = GatewayError::Internal("verification slots closed".into());
             return Outcome::Answer(e.response(self.request_id));
         };
@@ -337,7 +337,8 @@ impl Ctx<'_> {
             verifier.verify_post(&body, now)
         } else {
             let input = body.clone();
-            match tokio::task::spawn_blocking(move || verifier.verify_post(&input, now)).await {
+            let task = verifier.clone();
+            match tokio::task::spawn_blocking(move || task.verify_post(&input, now)).await {
                 Ok(v) => v,
                 Err(_) => {
                     let e = GatewayError::Internal("verification task failed".into());
@@ -345,10 +346,44 @@ impl Ctx<'_> {
                 }
             }
         };
+        // The CPU work is done; the fleet's check below only waits.
+        drop(slot);
         metrics
             .assertion_duration
             .with_label_values(&[app])
             .observe(start.elapsed().as_secs_f64());
+        // The fleet decides replays: this replica's cache only filtered.
+        let verified = match verified {
+            Ok(d) if self.gw.shared.is_fleet() => {
+                let a = &d.assertion;
+                let until = verifier.replay_until(a.not_on_or_after(), now);
+                match self
+                    .gw
+                    .shared
+                    .first_use(&Verifier::replay_key(a), until, now)
+                    .await
+                {
+                    Ok(true) => Ok(d),
+                    Ok(false) => Err(AssertionError::Replay {
+                        id: a.id().chars().take(64).collect(),
+                    }),
+                    Err(e) => {
+                        // Not a decision: the sign-in did not happen, and
+                        // its retry must not count as a replay here.
+                        verifier.forget(a);
+                        tracing::warn!(app, error = %e, "sign-in refused: the fleet's replay memory is unreachable");
+                        metrics
+                            .gateway_errors
+                            .with_label_values(&["shared_state_unavailable"])
+                            .inc();
+                        return Outcome::Answer(
+                            GatewayError::SharedStateUnavailable(e.0).response(self.request_id),
+                        );
+                    }
+                }
+            }
+            other => other,
+        };
         let delivery = match verified {
             Ok(d) => {
                 metrics

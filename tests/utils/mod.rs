@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 use trustgate::config::Config;
 use trustgate::lifecycle::Running;
 
+pub mod fleet;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
 

@@ -99,6 +99,12 @@ impl ReplayCache {
         self.cache.entry_count()
     }
 
+    /// Forgets `key`: its sign-in did not happen after all (the fleet's
+    /// check could not be made), so a retry must not count as a replay.
+    pub(crate) fn forget(&self, key: &str) {
+        self.cache.invalidate(key);
+    }
+
     /// The most live IDs the cache holds.
     pub(crate) fn capacity(&self) -> u64 {
         self.capacity
