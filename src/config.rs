@@ -220,6 +220,12 @@ pub struct DemoConfig {
     pub acs_url: String,
     /// The demo app's address through the gateway.
     pub app_url: String,
+    /// PEM roots the portal trusts when it calls the gateway.
+    pub gateway_ca: Vec<u8>,
+    /// The `[uem]` Basic credentials, so that the portal (standing in for
+    /// Workspace ONE) can send a real event notification; `None` without
+    /// `[uem]`.
+    pub uem: Option<(Secret, Secret)>,
 }
 
 /// How the Host header reaches the upstream.
@@ -632,19 +638,28 @@ impl Config {
             let portal_listen = errors.addr("demo.portal_listen", &d.portal_listen);
             let idp_key = read("demo.idp_key", &d.idp_key, &mut errors);
             let idp_cert = read("demo.idp_cert", &d.idp_cert, &mut errors);
-            match (app_listen, portal_listen, idp_key, idp_cert) {
-                (Some(app_listen), Some(portal_listen), Some(idp_key), Some(idp_cert)) => {
-                    Some(DemoConfig {
-                        app_listen,
-                        portal_listen,
-                        idp_key,
-                        idp_cert,
-                        idp_entity_id: d.idp_entity_id.clone(),
-                        sp_entity_id: d.sp_entity_id.clone(),
-                        acs_url: d.acs_url.clone(),
-                        app_url: d.app_url.clone(),
-                    })
-                }
+            let gateway_ca = read("demo.gateway_ca", &d.gateway_ca, &mut errors);
+            match (app_listen, portal_listen, idp_key, idp_cert, gateway_ca) {
+                (
+                    Some(app_listen),
+                    Some(portal_listen),
+                    Some(idp_key),
+                    Some(idp_cert),
+                    Some(gateway_ca),
+                ) => Some(DemoConfig {
+                    gateway_ca,
+                    uem: uem
+                        .as_ref()
+                        .map(|u| (u.username.clone(), u.password.clone())),
+                    app_listen,
+                    portal_listen,
+                    idp_key,
+                    idp_cert,
+                    idp_entity_id: d.idp_entity_id.clone(),
+                    sp_entity_id: d.sp_entity_id.clone(),
+                    acs_url: d.acs_url.clone(),
+                    app_url: d.app_url.clone(),
+                }),
                 _ => None,
             }
         } else {

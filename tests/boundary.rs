@@ -669,6 +669,8 @@ async fn the_demo_app_redirects_only_to_its_own_paths() {
         sp_entity_id: "https://localhost/sp".into(),
         acs_url: "https://localhost/saml/acs".into(),
         app_url: "https://localhost/".into(),
+        gateway_ca: Vec::new(),
+        uem: None,
     });
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(trustgate::demo::serve(listener, stop, move |req| {

@@ -236,6 +236,20 @@ async fn browser_walks_the_untrusted_iphone_and_the_desktop_flows() {
     assert_eq!(phone.text("#trust").await, "trusted");
     assert_eq!(phone.text("#platform").await, "ios");
     assert_eq!(phone.current_url().await, app_url);
+
+    // Workspace ONE marks the device non-compliant: its event reaches the
+    // gateway, and the open session ends at once.
+    phone
+        .go(&format!("http://127.0.0.2:{portal}/enroll/device"))
+        .await;
+    phone.click("#noncompliant").await;
+    let said = phone.text("#uem-result").await;
+    assert!(
+        said.contains("answered 200") && said.contains("revoked"),
+        "{said}"
+    );
+    phone.go(&app_url).await;
+    assert_eq!(phone.text("#device-state").await, "not enrolled");
     phone.quit().await;
 
     // Desktop: allowed by policy without enrollment.

@@ -181,3 +181,106 @@ async fn the_endpoint_refuses_what_it_must() {
         3.0
     );
 }
+
+/// The shipped demo, on free ports: the portal's "Mark this device
+/// non-compliant" sends a real event notification, and the open session
+/// ends.
+#[tokio::test]
+async fn the_demo_portal_ends_a_session_with_a_real_event() {
+    let port = |ip: &str| {
+        std::net::TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (gw, app, portal, admin) = (
+        port("127.0.0.1"),
+        port("127.0.0.1"),
+        port("127.0.0.2"),
+        port("127.0.0.1"),
+    );
+    let text = std::fs::read_to_string(root().join("config.toml"))
+        .unwrap()
+        .replace("127.0.0.1:8443", &format!("127.0.0.1:{gw}"))
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{app}"))
+        .replace("127.0.0.2:8082", &format!("127.0.0.2:{portal}"))
+        .replace("127.0.0.1:9901", &format!("127.0.0.1:{admin}"))
+        .replace("\"certs/", &format!("\"{}/certs/", root().display()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let running = trustgate::lifecycle::start(trustgate::config::Config::load(&path).unwrap())
+        .await
+        .unwrap();
+
+    // Alice signs in from a desktop (the demo policy allows it).
+    let attrs = vec![("DeviceTrustSignal", vec!["TRUSTED".to_string()])];
+    let b64 = signer().response_b64(&trustgate::demo::idp::Grant {
+        issuer: &format!("http://127.0.0.2:{portal}/idp"),
+        audience: &format!("https://127.0.0.1:{gw}/saml/metadata"),
+        acs_url: &format!("https://127.0.0.1:{gw}/saml/acs"),
+        name_id: "alice@corp.example",
+        attributes: &attrs,
+        now: running.gateway.now(),
+        lifetime: std::time::Duration::from_secs(300),
+    });
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLResponse", &b64)
+        .finish();
+    let client = https_client(false);
+    let resp = client
+        .request(
+            http::Request::post(format!("https://localhost:{gw}/saml/acs"))
+                .header("user-agent", WINDOWS)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(full(form))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "the demo app follows RelayState"
+    );
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("__Host-trustgate="))
+        .unwrap();
+    let home = |cookie: String| {
+        let client = client.clone();
+        async move {
+            client
+                .request(
+                    http::Request::get(format!("https://localhost:{gw}/headers"))
+                        .header("user-agent", WINDOWS)
+                        .header("cookie", cookie)
+                        .body(full(""))
+                        .unwrap(),
+                )
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(home(cookie.clone()).await, StatusCode::OK);
+
+    let resp = plain_client()
+        .request(
+            http::Request::post(format!("http://127.0.0.2:{portal}/enroll/noncompliant"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(full("user=alice%40corp.example"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let page = body_string(resp).await;
+    assert!(page.contains("The gateway answered 200"), "{page}");
+    assert!(page.contains("revoked"), "{page}");
+    assert_eq!(home(cookie).await, StatusCode::FOUND, "the session ended");
+    running.shutdown().await;
+}

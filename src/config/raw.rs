@@ -241,6 +241,9 @@ pub struct RawDemo {
     pub sp_entity_id: String,
     pub acs_url: String,
     pub app_url: String,
+    /// The CA the portal trusts when it calls the gateway (the UEM event of
+    /// "mark this device non-compliant").
+    pub gateway_ca: PathBuf,
 }
 
 impl Default for RawDemo {
@@ -255,6 +258,7 @@ impl Default for RawDemo {
             sp_entity_id: "https://127.0.0.1:8443/saml/metadata".into(),
             acs_url: "https://127.0.0.1:8443/saml/acs".into(),
             app_url: "https://127.0.0.1:8443/".into(),
+            gateway_ca: "certs/dev-ca.pem".into(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! `/idp/sso` lets the user pick a device state and signs a SAML 2.0
 //! Response that auto-posts to the app's ACS URL through the gateway;
 //! `/enroll/welcome` plays the Workspace ONE enrollment link and marks the
-//! device enrolled, so the next assertion says TRUSTED.
+//! device enrolled, so the next assertion says TRUSTED; `/enroll/device`
+//! can mark the device non-compliant, and then sends the gateway the real
+//! UEM event notification (JSON, Basic auth) that Workspace ONE would.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,17 +20,103 @@ use crate::config::DemoConfig;
 /// The portal's cookie that says the demo device is enrolled.
 const ENROLLED_COOKIE: &str = "demo_device";
 
+/// The client the portal calls the gateway with.
+type GatewayClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Body,
+>;
+
 /// The demo IdP and enrollment portal.
 pub struct Portal {
     cfg: Arc<DemoConfig>,
     signer: Signer,
+    gateway: GatewayClient,
 }
 
 impl Portal {
     /// A portal signing with the configured demo IdP key.
     pub fn new(cfg: Arc<DemoConfig>) -> Result<Portal, super::idp::SignerError> {
+        use rustls_pki_types::pem::PemObject;
         let signer = Signer::from_pem(&cfg.idp_key, &cfg.idp_cert)?;
-        Ok(Portal { cfg, signer })
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(&cfg.gateway_ca).flatten() {
+            let _ = roots.add(c);
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .build();
+        let gateway =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
+        Ok(Portal {
+            cfg,
+            signer,
+            gateway,
+        })
+    }
+
+    /// Sends the gateway the event Workspace ONE sends when a device turns
+    /// non-compliant; the gateway's answer, in words.
+    async fn send_noncompliant(&self, user: &str) -> String {
+        let Some((name, password)) = &self.cfg.uem else {
+            return "The gateway has no [uem] section, so it takes no events.".into();
+        };
+        use base64::Engine as _;
+        let mut id = [0u8; 8];
+        let _ = aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut id);
+        let event = serde_json::json!({
+            "EventId": u64::from_le_bytes(id) >> 12,
+            "EventType": "Compliance Status Changed",
+            "DeviceId": 1001,
+            "DeviceFriendlyName": "Demo device",
+            "EnrollmentUserName": user,
+            "EnrollmentEmailAddress": user,
+            "EnrollmentStatus": "Enrolled",
+            "ComplianceStatus": "NonCompliant",
+            "CompromisedStatus": "NotCompromised",
+            "EventTime": time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        });
+        let origin = self
+            .cfg
+            .acs_url
+            .splitn(4, '/')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("/");
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode([name.0.as_slice(), b":", password.0.as_slice()].concat());
+        let req = Request::post(format!("{origin}{}", crate::service::uem::PATH))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Basic {credentials}"))
+            .body(full(event.to_string()));
+        let Ok(req) = req else {
+            return "The event could not be built.".into();
+        };
+        match tokio::time::timeout(Duration::from_secs(5), self.gateway.request(req)).await {
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                let body = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|c| String::from_utf8_lossy(&c.to_bytes()).into_owned())
+                    .unwrap_or_default();
+                format!("The gateway answered {}: {}", status.as_u16(), body.trim())
+            }
+            Ok(Err(e)) => format!("The gateway could not be reached: {e}"),
+            Err(_) => "The gateway did not answer within 5 s.".into(),
+        }
     }
 
     /// Answers one portal request.
@@ -73,7 +161,9 @@ impl Portal {
                     &format!(
                         "<p id=\"enrolled\">This device is now managed (demo). Your next sign-in \
                          reports it as trusted.</p><p><a class=\"button\" id=\"open-app\" \
-                         href=\"{}\">Open the app again</a></p>",
+                         href=\"{}\">Open the app again</a></p>\
+                         <p><a id=\"device-console\" href=\"/enroll/device\">The device in the \
+                         Workspace ONE console</a></p>",
                         escape_html(&self.cfg.app_url)
                     ),
                 );
@@ -82,6 +172,35 @@ impl Portal {
                     HeaderValue::from_static(
                         "demo_device=enrolled; Path=/; HttpOnly; SameSite=Lax",
                     ),
+                );
+                r
+            }
+            (Method::GET, "/enroll/device") => device_page(enrolled),
+            (Method::POST, "/enroll/noncompliant") => {
+                let form = read_form(req).await;
+                let user = form
+                    .iter()
+                    .find(|(k, _)| k == "user")
+                    .map(|(_, v)| v.trim().to_string())
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| "alice@corp.example".into());
+                let said = self.send_noncompliant(&user).await;
+                let mut r = page(
+                    "Device marked non-compliant",
+                    &format!(
+                        "<p>The demo device of <b>{}</b> is now non-compliant, and Workspace ONE's \
+                         event notification went to the gateway.</p><p id=\"uem-result\">{}</p>\
+                         <p>Its open session has ended: <a class=\"button\" id=\"open-app\" \
+                         href=\"{}\">Open the app again</a></p>",
+                        escape_html(&user),
+                        escape_html(&said),
+                        escape_html(&self.cfg.app_url)
+                    ),
+                );
+                // No longer managed: the next assertion says NOT_TRUSTED.
+                r.headers_mut().insert(
+                    header::SET_COOKIE,
+                    HeaderValue::from_static("demo_device=; Path=/; Max-Age=0"),
                 );
                 r
             }
@@ -163,6 +282,22 @@ async fn read_form(req: Request<Incoming>) -> Vec<(String, String)> {
         .map(|c| c.to_bytes())
         .unwrap_or_default();
     form_urlencoded::parse(&body).into_owned().collect()
+}
+
+/// The demo device's page at "Workspace ONE": its state, and the action
+/// an admin (or a compliance engine) takes when it breaks policy.
+fn device_page(enrolled: bool) -> Response<Body> {
+    page(
+        "Demo device (Workspace ONE console)",
+        &format!(
+            "<p>This stands in for the Workspace ONE console. The demo device is <b>{}</b>.</p>\
+             <form method=\"post\" action=\"/enroll/noncompliant\">\
+             <p><label>Enrollment user <input name=\"user\" value=\"alice@corp.example\"></label></p>\
+             <p><button class=\"button\" id=\"noncompliant\" type=\"submit\">Mark this device \
+             non-compliant</button></p></form>",
+            if enrolled { "enrolled" } else { "not enrolled" }
+        ),
+    )
 }
 
 fn enroll_page(app: &str, platform: &str, enrolled: bool) -> Response<Body> {
