@@ -644,6 +644,8 @@ async fn prometheus_scrapes_every_metric_that_alerts_and_dashboard_use() {
     let apps = format!(
         "{}[apps.down]\nhosts = [\"down.test\"]\nupstream = {down:?}\n\
          [session]\nkeys = [\"deploy-test-session-key-0123456789abcdef\"]\n\
+         [redis]\nurl = \"redis://127.0.0.1:1/\"\n\
+         [uem]\nusername = \"uem\"\npassword = \"uem-password-0123\"\nsubject_template = \"{{user}}\"\n\
          [apps.sso]\nhosts = [\"sso.test\"]\nupstream = {:?}\nenforce = \"session\"\n\
          [apps.sso.idp]\nentity_id = \"http://idp.test/\"\ncerts = [{:?}]\n\
          [apps.sso.sp]\nentity_id = \"https://sso.test/sp\"\nacs_url = \"https://sso.test/saml/acs\"\n",
@@ -809,6 +811,8 @@ fn selectors(expr: &str) -> Vec<(String, Vec<(String, String)>)> {
 fn enforced_app(upstream: &str) -> String {
     format!(
         "[session]\nkeys = [\"deploy-test-session-key-0123456789abcdef\"]\n\
+         [redis]\nurl = \"redis://127.0.0.1:1/\"\n\
+         [uem]\nusername = \"uem\"\npassword = \"uem-password-0123\"\nsubject_template = \"{{user}}\"\n\
          [apps.mail]\nhosts = [\"localhost\"]\nupstream = {upstream:?}\n\
          enrollment_url = \"https://uem.example/enroll/welcome\"\n\
          [apps.mail.idp]\nentity_id = \"http://idp/\"\ncerts = [{:?}]\n\
