@@ -165,6 +165,29 @@ if have kubectl; then
 else
   skipped "kubectl kustomize" "kubectl not installed (PyPI $KUBECTL_PY; needs root to install)"
 fi
+# Two apps in one namespace, each with the sidecar Component: no two
+# resources share a kind and name, and each Deployment has its trustgate.
+sidecar_render="$work/overlays-sidecar.yaml"
+if [ -s "$sidecar_render" ]; then
+  if python3 - "$sidecar_render" <<'EOF'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+names = [(d["kind"], d["metadata"]["name"]) for d in docs]
+assert len(names) == len(set(names)), f"names collide: {names}"
+deps = [d for d in docs if d["kind"] == "Deployment"]
+assert len(deps) >= 2, "two example apps"
+for d in deps:
+    spec = d["spec"]["template"]["spec"]
+    assert "trustgate" in [c["name"] for c in spec["containers"]], d["metadata"]["name"]
+    prefix = d["metadata"]["name"].rsplit("-app", 1)[0]
+    for v in spec["volumes"]:
+        ref = v.get("configMap", {}).get("name") or v.get("secret", {}).get("secretName")
+        assert ref is None or ref.startswith(prefix), (d["metadata"]["name"], ref)
+EOF
+  then ok "sidecar Component: two apps in one namespace, no name collides, each Deployment has its trustgate"
+  else bad "sidecar Component: names or containers"
+  fi
+fi
 if [ "${#rendered[@]}" -gt 0 ]; then
   if have kubernetes-validate; then
     for v in "$K8S_MIN" ""; do
@@ -193,11 +216,11 @@ if [ -n "$bin" ] && [ -x "$bin" ] && [ "${#rendered[@]}" -gt 0 ]; then
   for r in "${rendered[@]}"; do
     name=$(basename "$r" .yaml)
     pod="$work/pod-$name"
-    mkdir -p "$pod/etc/trustgate/config" "$pod/etc/trustgate/tls" "$pod/etc/trustgate/session"
+    for d in config tls session idp redis uem; do mkdir -p "$pod/etc/trustgate/$d"; done
     python3 - "$r" "$pod/etc/trustgate/config/config.toml" <<'EOF'
 import sys, yaml
 for doc in yaml.safe_load_all(open(sys.argv[1])):
-    if doc and doc.get("kind") == "ConfigMap" and doc["metadata"]["name"].startswith("trustgate-config"):
+    if doc and doc.get("kind") == "ConfigMap" and "trustgate-config" in doc["metadata"]["name"]:
         open(sys.argv[2], "w").write(doc["data"]["config.toml"])
         break
 else:
@@ -206,6 +229,12 @@ EOF
     cp certs/localhost.pem "$pod/etc/trustgate/tls/tls.crt"
     cp certs/localhost.key "$pod/etc/trustgate/tls/tls.key"
     head -c 48 /dev/urandom >"$pod/etc/trustgate/session/key"
+    # The Secrets the manifests mount: a TEST-ONLY IdP certificate, a Redis
+    # nobody listens on (sign-ins would get 503; the gateway still runs and
+    # is ready), a UEM password.
+    cp certs/demo-idp.pem "$pod/etc/trustgate/idp/okta.pem"
+    printf 'redis://127.0.0.1:1/0' >"$pod/etc/trustgate/redis/url"
+    head -c 18 /dev/urandom | base64 >"$pod/etc/trustgate/uem/password"
     sed -i "s#/etc/trustgate/#$pod/etc/trustgate/#g" "$pod/etc/trustgate/config/config.toml"
     cfg="$pod/etc/trustgate/config/config.toml"
     if "$bin" check --config "$cfg"; then
@@ -277,7 +306,9 @@ EOF
       sleep 0.2
     done
     if [ -n "$ready" ] &&
-      curl -fsS "http://127.0.0.1:$p_admin/metrics" | grep -q '^trustgate_ready 1'; then
+      # grep reads the whole scrape: with -q it would stop at the match and
+      # curl's write to the closed pipe fail the pipeline (pipefail).
+      curl -fsS "http://127.0.0.1:$p_admin/metrics" | grep '^trustgate_ready 1' >/dev/null; then
       ok "$name: runs ($how); HEALTHCHECK /healthz, /readyz and /metrics answer"
     else
       bad "$name: run ($how) (log: $(tail -n 5 "$pod/log" | tr '\n' ' '))"

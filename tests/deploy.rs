@@ -339,9 +339,12 @@ fn kustomize_config(kustomization: &Path) -> String {
 fn load_in_pod_layout(text: &str) -> Config {
     let dir = tempfile::tempdir().unwrap();
     let etc = dir.path().join("etc/trustgate");
-    for sub in ["config", "tls", "session"] {
+    for sub in ["config", "tls", "session", "idp", "redis", "uem"] {
         std::fs::create_dir_all(etc.join(sub)).unwrap();
     }
+    std::fs::copy(root().join("certs/demo-idp.pem"), etc.join("idp/okta.pem")).unwrap();
+    std::fs::write(etc.join("redis/url"), "redis://127.0.0.1:1/0").unwrap();
+    std::fs::write(etc.join("uem/password"), "uem-password-0123456789").unwrap();
     std::fs::copy(root().join("certs/localhost.pem"), etc.join("tls/tls.crt")).unwrap();
     std::fs::copy(root().join("certs/localhost.key"), etc.join("tls/tls.key")).unwrap();
     std::fs::write(etc.join("session/key"), [7u8; 48]).unwrap();
@@ -439,19 +442,70 @@ fn kubernetes_base_config_loads_and_matches_its_deployment() {
 
 #[test]
 fn kubernetes_sidecar_config_loads_and_forwards_over_localhost() {
-    let kustomization = deploy("kubernetes/overlays/sidecar/kustomization.yaml");
-    let config = load_in_pod_layout(&kustomize_config(&kustomization));
-    assert!(config.server.listen.is_none() && config.certificates.is_empty());
-    let plain = config.server.plain_listen.expect("plain_listen");
-    assert_eq!(config.apps.len(), 1);
-    assert_eq!(config.session_keys.len(), 1);
-    let text = read(&kustomization);
-    assert!(text.contains("upstream = \"http://127.0.0.1:8081\""));
-    assert!(
-        text.contains("listen 127.0.0.1:8081;"),
-        "the app binds loopback"
-    );
-    assert!(text.contains(&format!("containerPort: {}", plain.port())));
+    let patch = yaml(&deploy("kubernetes/components/sidecar/sidecar.yaml"));
+    let c = container(&patch, "trustgate");
+    for app in ["app-a", "app-b"] {
+        let dir = deploy(&format!("kubernetes/overlays/sidecar/{app}"));
+        let config = load_in_pod_layout(&read(&dir.join("config.toml")));
+        assert!(config.server.listen.is_none() && config.certificates.is_empty());
+        let plain = config.server.plain_listen.expect("plain_listen");
+        assert_eq!(port_named(c, "trustgate-http"), plain.port());
+        assert_eq!(port_named(c, "trustgate-admin"), config.admin_listen.port());
+        assert_eq!(config.apps.len(), 1);
+        assert!(
+            config.apps[0].enforcement.is_some(),
+            "{app} enforces device trust"
+        );
+        assert!(
+            config.redis.is_some() && config.uem.is_some(),
+            "{app}: a fleet"
+        );
+        assert_eq!(
+            config.apps[0].upstream_authority.as_str(),
+            "127.0.0.1:8081"
+        );
+        let k = read(&dir.join("kustomization.yaml"));
+        assert!(k.contains("listen 127.0.0.1:8081;"), "the app binds loopback");
+        assert!(
+            k.contains(&format!("namePrefix: {app}-")),
+            "{app}: names of its own"
+        );
+        assert!(read(&dir.join("app.yaml")).contains("targetPort: trustgate-http"));
+    }
+}
+
+/// Every Kubernetes config enforces device trust as a fleet: an app with a
+/// pinned IdP certificate, a policy and an enrollment link, Redis, and the
+/// UEM's secret.
+#[test]
+fn kubernetes_configs_enforce_device_trust_as_a_fleet() {
+    let base = load_in_pod_layout(&kustomize_config(&deploy(
+        "kubernetes/base/kustomization.yaml",
+    )));
+    let enf = base.apps[0]
+        .enforcement
+        .as_ref()
+        .expect("the base app enforces");
+    assert!(enf.enrollment.is_some());
+    assert!(!enf.idp_certs.is_empty());
+    assert!(base.redis.is_some() && base.uem.is_some());
+    let d = yaml(&deploy("kubernetes/base/deployment.yaml"));
+    let mounts: BTreeSet<&str> = container(&d, "trustgate")["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    for m in [
+        "/etc/trustgate/idp",
+        "/etc/trustgate/redis",
+        "/etc/trustgate/uem",
+    ] {
+        assert!(mounts.contains(m), "mount {m}");
+    }
+    let edge = read(&deploy("kubernetes/overlays/edge/kustomization.yaml"));
+    assert!(edge.contains("url=redis://trustgate-redis:6379/0"));
+    assert!(read(&deploy("kubernetes/overlays/edge/redis.yaml")).contains("FOR TRYING ONLY"));
 }
 
 #[test]
