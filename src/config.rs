@@ -702,6 +702,29 @@ impl Config {
         check_paths_reach_their_app(&apps, &mut errors, &mut warnings);
         check_enrollment_hosts(&raw.apps, &mut errors);
         check_shared_hosts(&raw.apps, &mut warnings);
+        // In a pod there are replicas (the HPA's minimum is two): without
+        // Redis each would accept an assertion once, so twice in all, and
+        // a revocation would reach one of them.
+        let replicas = std::env::var("TRUSTGATE_REPLICAS")
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+                2
+            } else {
+                1
+            });
+        if raw.redis.is_none() && replicas > 1 && raw.apps.values().any(|a| enforce_level(a) > 0) {
+            warnings.push(Lint {
+                severity: Severity::Warning,
+                code: "replicas_without_redis",
+                path: "redis".into(),
+                message: format!(
+                    "{replicas} replicas (TRUSTGATE_REPLICAS, or a Kubernetes pod) and no [redis]: \
+                     each replica accepts an assertion once, so a captured one signs in again at \
+                     another, and revocations and UEM events reach one replica only"
+                ),
+            });
+        }
         if session_keys.is_empty() && apps.iter().any(|a| a.enforcement.is_some()) {
             errors.push(
                 "session.keys",

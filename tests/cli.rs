@@ -9,8 +9,14 @@ use std::time::{Duration, Instant};
 use http::{Request, Response, StatusCode};
 use utils::*;
 
+/// The binary, without the environment that changes what `check` says
+/// (a CI runner in a Kubernetes pod, a configured replica count).
 fn trustgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_trustgate"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustgate"));
+    cmd.env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("TRUSTGATE_REPLICAS")
+        .env_remove("TRUSTGATE_CONFIG");
+    cmd
 }
 
 #[test]
@@ -697,4 +703,98 @@ async fn healthcheck_probes_the_admin_listener() {
         .await
         .unwrap();
     assert_eq!(closed.status.code(), Some(1));
+}
+
+#[test]
+fn check_warns_when_replicas_would_not_share_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = policy_config(dir.path(), "", "https://uem.example/enroll/welcome");
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = trustgate();
+        cmd.args(["check", "-c"])
+            .arg(&path)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("TRUSTGATE_REPLICAS");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    assert!(!run(&[]).contains("no [redis]"));
+    for env in [
+        &[("KUBERNETES_SERVICE_HOST", "10.0.0.1")][..],
+        &[("TRUSTGATE_REPLICAS", "3")][..],
+    ] {
+        let text = run(env);
+        assert!(
+            text.contains("warning: redis:") && text.contains("no [redis]"),
+            "{env:?}: {text}"
+        );
+    }
+    // With Redis, no warning.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("[redis]\nurl = \"redis://127.0.0.1:6379/\"\n{text}"),
+    )
+    .unwrap();
+    assert!(!run(&[("TRUSTGATE_REPLICAS", "3")]).contains("no [redis]"));
+}
+
+#[tokio::test]
+async fn revoke_calls_the_admin_api_and_says_what_it_did() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let admin = format!("http://{}", gw.running().admin_addr);
+    let run = move |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || trustgate().arg("revoke").args(args).output().unwrap())
+    };
+    let out = run(vec![
+        "--admin".into(),
+        admin.clone(),
+        "--subject".into(),
+        "bob@corp.example".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("revoked (subject) on this replica"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(vec![
+        "--admin".into(),
+        admin.clone(),
+        "--session".into(),
+        "xyz".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("answered 400: session must be 32 hex digits"));
+    // Exactly one of the three.
+    let out = run(vec![
+        "--admin".into(),
+        admin,
+        "--subject".into(),
+        "a".into(),
+        "--session".into(),
+        "b".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        metric(
+            &gw.metrics().await,
+            "trustgate_revocations_total{scope=\"subject\"}"
+        ),
+        1.0
+    );
 }

@@ -460,12 +460,12 @@ fn kubernetes_sidecar_config_loads_and_forwards_over_localhost() {
             config.redis.is_some() && config.uem.is_some(),
             "{app}: a fleet"
         );
-        assert_eq!(
-            config.apps[0].upstream_authority.as_str(),
-            "127.0.0.1:8081"
-        );
+        assert_eq!(config.apps[0].upstream_authority.as_str(), "127.0.0.1:8081");
         let k = read(&dir.join("kustomization.yaml"));
-        assert!(k.contains("listen 127.0.0.1:8081;"), "the app binds loopback");
+        assert!(
+            k.contains("listen 127.0.0.1:8081;"),
+            "the app binds loopback"
+        );
         assert!(
             k.contains(&format!("namePrefix: {app}-")),
             "{app}: names of its own"
