@@ -34,6 +34,8 @@ pub struct Event {
     pub email: Option<String>,
     /// When the event happened.
     pub event_time: Option<SystemTime>,
+    /// EventTime as sent, for [`Event::delivery_key`].
+    pub event_time_text: Option<String>,
 }
 
 /// Why an event body cannot be read. The text names the problem; it is
@@ -106,6 +108,11 @@ impl Event {
         let v: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| EventError::BadJson(e.to_string()))?;
         let obj = v.as_object().ok_or(EventError::UnknownFormat)?;
+        let mut lower: Vec<String> = obj.keys().map(|k| k.to_ascii_lowercase()).collect();
+        lower.sort_unstable();
+        if let Some(w) = lower.windows(2).find(|w| w[0] == w[1]) {
+            return Err(EventError::BadJson(format!("{} appears twice", w[0])));
+        }
         // Field names compare without case: the UEM's are PascalCase, and
         // some relays camelCase them.
         let field = |name: &str| -> Result<Option<String>, EventError> {
@@ -125,63 +132,98 @@ impl Event {
 
     fn from_xml(body: &[u8]) -> Result<Event, EventError> {
         use quick_xml::events::Event as X;
-        let text = std::str::from_utf8(body).map_err(|_| EventError::BadXml("not utf-8".into()))?;
+        let bad = |why: &str| EventError::BadXml(why.to_string());
+        let text = std::str::from_utf8(body).map_err(|_| bad("not utf-8"))?;
         let mut reader = quick_xml::Reader::from_str(text);
         let mut fields: Vec<(String, String)> = Vec::new();
         let mut depth = 0usize;
+        // The field being read (a child of the root), and whether the root
+        // has been opened and closed.
         let mut current: Option<String> = None;
-        let mut saw_root = false;
+        let (mut opened, mut closed) = (false, false);
+        let append = |fields: &mut Vec<(String, String)>, name: &str, value: &str| {
+            if let Some((_, v)) = fields.iter_mut().rev().find(|(k, _)| k == name) {
+                v.push_str(value);
+            }
+        };
         loop {
             match reader.read_event() {
                 Err(e) => return Err(EventError::BadXml(e.to_string())),
-                Ok(X::DocType(_)) => return Err(EventError::BadXml("a DOCTYPE is refused".into())),
+                Ok(X::DocType(_)) => return Err(bad("a DOCTYPE is refused")),
                 Ok(X::Start(s)) => {
+                    if closed {
+                        return Err(bad("a second root element"));
+                    }
                     depth += 1;
                     let name = String::from_utf8_lossy(s.local_name().as_ref()).into_owned();
-                    if depth == 1 {
-                        if name != "Eventlog" {
+                    match depth {
+                        1 if name != "Eventlog" => {
                             return Err(EventError::BadXml(format!(
                                 "the root is {name}, not Eventlog"
-                            )));
+                            )))
                         }
-                        saw_root = true;
-                    } else if depth == 2 {
-                        current = Some(name);
-                    } else if depth > 8 {
-                        return Err(EventError::BadXml("nested too deeply".into()));
+                        1 => opened = true,
+                        2 => {
+                            if fields.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)) {
+                                return Err(EventError::BadXml(format!("{name} appears twice")));
+                            }
+                            fields.push((name.clone(), String::new()));
+                            current = Some(name);
+                        }
+                        d if d > 8 => return Err(bad("nested too deeply")),
+                        _ => {}
                     }
                 }
                 Ok(X::Empty(s)) => {
                     let name = String::from_utf8_lossy(s.local_name().as_ref()).into_owned();
-                    if depth == 0 {
-                        return Err(EventError::BadXml(format!("the root is an empty {name}")));
+                    match depth {
+                        0 => {
+                            return Err(EventError::BadXml(format!("the root is an empty {name}")))
+                        }
+                        1 => {
+                            if fields.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)) {
+                                return Err(EventError::BadXml(format!("{name} appears twice")));
+                            }
+                            fields.push((name, String::new()));
+                        }
+                        _ => {}
                     }
                 }
                 Ok(X::Text(t)) => {
                     if let (2, Some(name)) = (depth, &current) {
                         let value = t.decode().map_err(|e| EventError::BadXml(e.to_string()))?;
-                        let value = quick_xml::escape::unescape(&value)
-                            .map_err(|e| EventError::BadXml(e.to_string()))?;
-                        match fields.iter_mut().find(|(k, _)| k == name) {
-                            Some((_, v)) => v.push_str(&value),
-                            None => fields.push((name.clone(), value.into_owned())),
-                        }
+                        append(&mut fields, name, &value);
+                    }
+                }
+                Ok(X::CData(t)) => {
+                    if let (2, Some(name)) = (depth, &current) {
+                        let value = t.decode().map_err(|e| EventError::BadXml(e.to_string()))?;
+                        append(&mut fields, name, &value);
                     }
                 }
                 Ok(X::GeneralRef(r)) => {
-                    if let (2, Some(name)) = (depth, &current) {
-                        let resolved = match r.decode().as_deref() {
-                            Ok("amp") => "&",
-                            Ok("lt") => "<",
-                            Ok("gt") => ">",
-                            Ok("quot") => "\"",
-                            Ok("apos") => "'",
-                            _ => return Err(EventError::BadXml("an unknown entity".into())),
-                        };
-                        match fields.iter_mut().find(|(k, _)| k == name) {
-                            Some((_, v)) => v.push_str(resolved),
-                            None => fields.push((name.clone(), resolved.to_string())),
+                    let name = r.decode().map_err(|e| EventError::BadXml(e.to_string()))?;
+                    let resolved: String = match &*name {
+                        "amp" => "&".into(),
+                        "lt" => "<".into(),
+                        "gt" => ">".into(),
+                        "quot" => "\"".into(),
+                        "apos" => "'".into(),
+                        n => {
+                            // A character reference: &#116; or &#x74;.
+                            let code = n
+                                .strip_prefix("#x")
+                                .or_else(|| n.strip_prefix("#X"))
+                                .map(|h| u32::from_str_radix(h, 16))
+                                .or_else(|| n.strip_prefix('#').map(|d| d.parse::<u32>()))
+                                .and_then(Result::ok)
+                                .and_then(char::from_u32)
+                                .ok_or_else(|| bad("an unknown entity"))?;
+                            code.to_string()
                         }
+                    };
+                    if let (2, Some(field)) = (depth, &current) {
+                        append(&mut fields, field, &resolved);
                     }
                 }
                 Ok(X::End(_)) => {
@@ -189,13 +231,21 @@ impl Event {
                     if depth < 2 {
                         current = None;
                     }
+                    if depth == 0 {
+                        closed = true;
+                    }
                 }
                 Ok(X::Eof) => break,
                 Ok(_) => {}
             }
         }
-        if !saw_root {
-            return Err(EventError::BadXml("no Eventlog element".into()));
+        if !opened {
+            return Err(bad("no Eventlog element"));
+        }
+        if !closed {
+            return Err(bad(
+                "the Eventlog element is not closed (a truncated body?)",
+            ));
         }
         Self::from_fields(|name| {
             Ok(fields
@@ -213,8 +263,9 @@ impl Event {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty()))
         };
-        let event_time = match text("EventTime")? {
-            Some(t) => Some(parse_time(&t).ok_or(EventError::BadTime(t))?),
+        let event_time_text = text("EventTime")?;
+        let event_time = match &event_time_text {
+            Some(t) => Some(parse_time(t).ok_or_else(|| EventError::BadTime(t.clone()))?),
             None => None,
         };
         Ok(Event {
@@ -232,7 +283,30 @@ impl Event {
                 None => text("EmailAddress")?,
             },
             event_time,
+            event_time_text,
         })
+    }
+
+    /// What makes one delivery this event and no other: Workspace ONE's
+    /// EventId numbers the event *type* (178 is every "Compromised Status
+    /// Changed"), so it cannot tell two deliveries apart alone. A repeat of
+    /// the same notification has the same key; another device, user, time
+    /// or status has another.
+    pub fn delivery_key(&self) -> String {
+        let parts: [&str; 11] = [
+            &self.event_id,
+            &self.event_type,
+            self.device_id.as_deref().unwrap_or(""),
+            self.udid.as_deref().unwrap_or(""),
+            self.serial_number.as_deref().unwrap_or(""),
+            self.event_time_text.as_deref().unwrap_or(""),
+            self.enrollment_status.as_deref().unwrap_or(""),
+            self.compliance_status.as_deref().unwrap_or(""),
+            self.compromised_status.as_deref().unwrap_or(""),
+            self.user.as_deref().unwrap_or(""),
+            self.email.as_deref().unwrap_or(""),
+        ];
+        parts.join("\u{1f}")
     }
 
     /// What the event means for device trust, from its type and status
@@ -275,7 +349,15 @@ impl Event {
         // A status change reports its new status: "Compliance Status
         // Changed" to Compliant is good news, whatever the type says.
         let status_change = kind.contains("statuschanged");
-        if untrusting_status || (untrusting_type && !status_change) {
+        // A compromise report whose status is missing (Workspace ONE sends
+        // it empty) is taken at its word: fail closed.
+        let unclear_compromise = kind.contains("compromised")
+            && !kind.contains("notcompromised")
+            && !matches!(
+                compromised.as_str(),
+                "notcompromised" | "false" | "no" | "0"
+            );
+        if untrusting_status || (untrusting_type && !status_change) || unclear_compromise {
             return Effect::Untrusted;
         }
         let trusting_status = matches!(enrollment.as_str(), "enrolled")
@@ -318,18 +400,34 @@ impl SubjectTemplate {
     }
 
     fn render(&self, user: Option<&str>, email: Option<&str>) -> Option<String> {
-        let mut out = self.0.clone();
-        for (name, value) in [("{user}", user), ("{email}", email)] {
-            if out.contains(name) {
-                // A UEM user name is often DOMAIN\user: the part after the
-                // backslash is the account.
-                let value = value?.rsplit('\\').next()?.trim();
-                if value.is_empty() {
+        // A UEM user name is often DOMAIN\user: the part after the
+        // backslash is the account.
+        let value = |v: Option<&str>| -> Option<String> {
+            let v = v?.rsplit('\\').next()?.trim();
+            (!v.is_empty()).then(|| v.to_string())
+        };
+        // One pass: a value that holds `{email}` is not expanded again.
+        let mut out = String::new();
+        let mut rest = self.0.as_str();
+        while let Some(i) = rest.find('{') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i..];
+            if let Some(tail) = after.strip_prefix("{user}") {
+                let user = value(user)?;
+                // `bob@corp.example` into `{user}@corp.example` names no one.
+                if user.contains('@') && self.0 != "{user}" {
                     return None;
                 }
-                out = out.replace(name, value);
+                out.push_str(&user);
+                rest = tail;
+            } else if let Some(tail) = after.strip_prefix("{email}") {
+                out.push_str(&value(email)?);
+                rest = tail;
+            } else {
+                return None;
             }
         }
+        out.push_str(rest);
         Some(out)
     }
 }

@@ -2,7 +2,8 @@
 //! Basic auth (constant time), at most 64 KB within the body deadline,
 //! JSON or `Eventlog` XML; an event that says the device is no longer
 //! trusted revokes its user's sessions on every replica. Idempotent by
-//! EventId, and never a partial state: an event whose revocation cannot
+//! delivery (the whole event: Workspace ONE's EventId numbers the event
+//! type, not the delivery), and never a partial state: an event whose revocation cannot
 //! reach the fleet answers 503 and is not remembered, so the UEM's retry
 //! does it again.
 
@@ -58,7 +59,10 @@ fn authorized(cfg: &UemConfig, parts: &Parts) -> bool {
         return false;
     };
     let (user, pass) = (&given[..colon], &given[colon + 1..]);
-    let same = |a: &[u8], b: &[u8]| a.len() == b.len() && bool::from(a.ct_eq(b));
+    // Digests of equal length, compared in constant time: neither the
+    // content nor the length of the secrets shows in the timing.
+    let digest = |b: &[u8]| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b);
+    let same = |a: &[u8], b: &[u8]| bool::from(digest(a).as_ref().ct_eq(digest(b).as_ref()));
     let user_ok = same(user, &cfg.username.0);
     let pass_ok = same(pass, &cfg.password.0);
     user_ok & pass_ok
@@ -91,6 +95,7 @@ impl Gateway {
         }
         if !authorized(cfg, &parts) {
             count("unreadable", "unauthorized");
+            tracing::info!("uem event refused: wrong or missing Basic credentials");
             let mut r = answer(
                 StatusCode::UNAUTHORIZED,
                 serde_json::json!({ "error": "the UEM's Basic credentials are required" }),
@@ -143,8 +148,10 @@ impl Gateway {
         };
         let effect = event.effect();
         let kind = effect.as_str();
-        let seen = match self.shared.event_seen(&event.event_id).await {
-            Ok(seen) => seen || self.uem_seen.contains_key(&event.event_id),
+        // Not the EventId alone: Workspace ONE's numbers the event type.
+        let delivery = event.delivery_key();
+        let seen = match self.shared.event_seen(&delivery).await {
+            Ok(seen) => seen || self.uem_seen.contains_key(&delivery),
             Err(e) => {
                 count(kind, "unavailable");
                 tracing::warn!(event_id = %event.event_id, error = %e, "uem event not recorded: redis unavailable; the UEM will retry");
@@ -198,10 +205,10 @@ impl Gateway {
             }
         };
         // Remembered only once acted on, so that a failure above is retried.
-        if self.shared.event_done(&event.event_id).await.is_err() {
+        if self.shared.event_done(&delivery).await.is_err() {
             tracing::warn!(event_id = %event.event_id, "uem event done but not remembered fleet-wide; a repeat would act again (harmless)");
         }
-        self.uem_seen.insert(event.event_id.clone(), ());
+        self.uem_seen.insert(delivery, ());
         count(kind, result);
         answer(
             StatusCode::OK,

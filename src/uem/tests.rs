@@ -232,3 +232,55 @@ proptest::proptest! {
         let _ = Event::parse(body.as_bytes()).map(|e| e.effect());
     }
 }
+
+#[test]
+fn deliveries_differ_by_more_than_the_event_id() {
+    // Workspace ONE's EventId numbers the type: two users, one id.
+    let a = Event::parse(br#"{"EventId":178,"EventType":"Compliance Status Changed","EnrollmentUserName":"ann","ComplianceStatus":"Compliant","DeviceId":1}"#).unwrap();
+    let b = Event::parse(br#"{"EventId":178,"EventType":"Compliance Status Changed","EnrollmentUserName":"bob","ComplianceStatus":"NonCompliant","DeviceId":2}"#).unwrap();
+    assert_ne!(a.delivery_key(), b.delivery_key());
+    let again = Event::parse(br#"{"EventId":178,"EventType":"Compliance Status Changed","EnrollmentUserName":"ann","ComplianceStatus":"Compliant","DeviceId":1}"#).unwrap();
+    assert_eq!(a.delivery_key(), again.delivery_key());
+}
+
+#[test]
+fn real_shaped_events_fail_closed_and_xml_is_strict() {
+    // An empty CompromisedStatus on a compromise report: untrusted.
+    let e = Event::parse(b"<Eventlog><EventId>178</EventId><EventType>Compromised Status Changed</EventType><CompromisedStatus /></Eventlog>").unwrap();
+    assert_eq!(e.effect(), Effect::Untrusted);
+    // CDATA and character references are text.
+    let e = Event::parse(b"<Eventlog><EventId>1</EventId><EventType>Compliance Status Changed</EventType><EnrollmentUserName><![CDATA[bob]]></EnrollmentUserName><ComplianceStatus>Non&#67;ompliant</ComplianceStatus></Eventlog>").unwrap();
+    assert_eq!(e.user.as_deref(), Some("bob"));
+    assert_eq!(e.effect(), Effect::Untrusted);
+    for bad in [
+        &b"<Eventlog><EventId>1</EventId><EventType>x</EventType>"[..],
+        b"<Eventlog><EventId>1</EventId><EventType>x</EventType></Eventlog><Eventlog/>",
+        b"<Eventlog><EventId>1</EventId><EnrollmentUserName>vic</EnrollmentUserName><EnrollmentUserName>tim</EnrollmentUserName><EventType>x</EventType></Eventlog>",
+    ] {
+        assert!(matches!(Event::parse(bad), Err(EventError::BadXml(_))), "{}", String::from_utf8_lossy(bad));
+    }
+    assert!(matches!(
+        Event::parse(br#"{"EventId":1,"eventid":2,"EventType":"x"}"#),
+        Err(EventError::BadJson(_))
+    ));
+}
+
+#[test]
+fn the_template_renders_once_and_names_no_one_twice() {
+    let t = SubjectTemplate::parse("{user}@corp.example").unwrap();
+    let ev = |user: &str, email: &str| Event {
+        user: Some(user.into()),
+        email: Some(email.into()),
+        ..Event::default()
+    };
+    assert_eq!(
+        ev("{email}", "ceo").subject(&t).as_deref(),
+        Some("{email}@corp.example")
+    );
+    assert_eq!(ev("bob@corp.example", "").subject(&t), None);
+    let plain = SubjectTemplate::parse("{user}").unwrap();
+    assert_eq!(
+        ev("bob@corp.example", "").subject(&plain).as_deref(),
+        Some("bob@corp.example")
+    );
+}
