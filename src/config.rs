@@ -554,6 +554,15 @@ impl Config {
             if r.timeout.is_zero() {
                 errors.push("redis.timeout", "must be longer than 0s");
             }
+            if r.key_prefix.is_empty()
+                || r.key_prefix.contains(['*', '?', '[', ']', '\\', ' '])
+                || !r.key_prefix.is_ascii()
+            {
+                errors.push(
+                    "redis.key_prefix",
+                    "must be non-empty ASCII without *, ?, [, ], \\ or spaces (it is a SCAN pattern's prefix)",
+                );
+            }
             match redis::Client::open(url.as_str()) {
                 // The error text can carry the URL, and so a password.
                 Err(_) => {

@@ -145,6 +145,8 @@ pub struct Sessions {
     revoked_subjects: DashMap<SubjectHash, u64>,
     locks: Cache<SubjectHash, Arc<Mutex<BTreeSet<String>>>>,
     max_lifetime: Duration,
+    /// The unix second of the last prune.
+    pruned_at: std::sync::atomic::AtomicU64,
 }
 
 impl Sessions {
@@ -157,6 +159,7 @@ impl Sessions {
                 .time_to_live(max_lifetime.max(Duration::from_secs(1)))
                 .build_with_hasher(BuildHasherDefault::default()),
             any_revoked: AtomicBool::new(false),
+            pruned_at: std::sync::atomic::AtomicU64::new(0),
             revoked_sessions: DashMap::new(),
             revoked_subjects: DashMap::new(),
             locks: Cache::builder()
@@ -252,7 +255,12 @@ impl Sessions {
     /// latest of two subject revocations holds, so a late copy of an old
     /// one (read back on reconnect) never narrows a newer one.
     pub fn apply(&self, rev: Revocation, now: SystemTime) {
-        self.prune(now);
+        // Pruning walks every revocation: at most once a second, so that
+        // reading back many kept ones stays linear.
+        let second = unix(now);
+        if self.pruned_at.swap(second, Ordering::Relaxed) != second {
+            self.prune(now);
+        }
         match rev {
             Revocation::Session { id, until } => {
                 let mut e = self.revoked_sessions.entry(id).or_insert(until);

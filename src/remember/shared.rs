@@ -107,8 +107,26 @@ struct Redis {
     /// Revocations applied here but not yet published: sent when Redis is
     /// back, oldest first.
     pending: Mutex<Vec<Revocation>>,
+    /// Whether the revocation channel is subscribed and alive; with a
+    /// command answered, what `trustgate_redis_up` says.
+    subscribed: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
 }
+
+/// The most revocations queued while Redis is down; past it the oldest go
+/// (they hold here, and the log says the fleet may miss them).
+const MAX_PENDING: usize = 100_000;
+
+/// How often each replica pings the channel, and how long silence on it
+/// means a dead subscription (a NAT or load balancer dropped it unseen).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const SILENCE: Duration = Duration::from_secs(16);
+
+/// Sets a revocation key only to a later time than it holds (a late or
+/// queued copy of an older revocation never moves it back), with the TTL.
+const RAISE: &str = "local v = redis.call('GET', KEYS[1]) \
+    if (not v) or (tonumber(v) or 0) < tonumber(ARGV[1]) then \
+      redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end return 1";
 
 /// How long a UEM EventId is remembered: longer than the UEM retries.
 const EVENT_MEMORY: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -130,6 +148,7 @@ impl Shared {
                 max_session,
                 manager: ArcSwapOption::empty(),
                 pending: Mutex::new(Vec::new()),
+                subscribed: std::sync::atomic::AtomicBool::new(false),
                 metrics,
             })),
         }
@@ -188,7 +207,12 @@ impl Shared {
         };
         let result = r.publish(rev, now).await;
         if result.is_err() {
-            r.pending.lock().expect("pending lock").push(rev);
+            let mut pending = r.pending.lock().expect("pending lock");
+            if pending.len() >= MAX_PENDING {
+                pending.remove(0);
+                tracing::warn!("over {MAX_PENDING} revocations queued for redis: the oldest is dropped (it holds on this replica)");
+            }
+            pending.push(rev);
         }
         result
     }
@@ -237,7 +261,12 @@ impl Redis {
         };
         let mut con = (*manager).clone();
         match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut con)).await {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                if self.subscribed.load(std::sync::atomic::Ordering::Relaxed) {
+                    self.metrics.redis_up.set(1);
+                }
+                Ok(v)
+            }
             Ok(Err(e)) => Err(fail(e.to_string())),
             Err(_) => Err(fail(format!("no answer within {:?}", self.timeout))),
         }
@@ -256,9 +285,13 @@ impl Redis {
             Revocation::Session { until, .. } => until,
             Revocation::Subject { at, .. } => at,
         };
-        let mut set = redis::cmd("SET");
-        set.arg(rev.key(&self.prefix)).arg(time).arg("EX").arg(ttl);
-        let _: Option<String> = self.query("revoke", &set).await?;
+        let mut set = redis::cmd("EVAL");
+        set.arg(RAISE)
+            .arg(1)
+            .arg(rev.key(&self.prefix))
+            .arg(time)
+            .arg(ttl);
+        let _: i64 = self.query("revoke", &set).await?;
         let mut publish = redis::cmd("PUBLISH");
         publish.arg(self.channel()).arg(rev.encode());
         let _: i64 = self.query("publish", &publish).await?;
@@ -273,7 +306,8 @@ impl Redis {
         format!("{}uem:event:{}", self.prefix, digest_hex(event_id))
     }
 
-    /// Every kept revocation, read back.
+    /// Every kept revocation, read back: a SCAN batch at a time, its
+    /// values in one MGET. Keys or values that are not ours are skipped.
     async fn kept(&self) -> Result<Vec<Revocation>, Unavailable> {
         let pattern = format!("{}revoked:*", self.prefix);
         let mut cursor: u64 = 0;
@@ -284,26 +318,49 @@ impl Redis {
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
-                .arg(500);
+                .arg(1000);
             let (next, keys): (u64, Vec<String>) = self.query("sync", &scan).await?;
-            for key in keys {
-                let mut get = redis::cmd("GET");
-                get.arg(&key);
-                let Some(time): Option<u64> = self.query("sync", &get).await? else {
-                    continue;
-                };
-                let rest = &key[self.prefix.len() + "revoked:".len()..];
-                let Some((scope, id)) = rest.split_once(':') else {
-                    continue;
-                };
-                if let Some(rev) = Revocation::decode(&format!("{scope} {id} {time}")) {
-                    out.push(rev);
+            if !keys.is_empty() {
+                let mut get = redis::cmd("MGET");
+                get.arg(&keys);
+                let values: Vec<Option<String>> = self.query("sync", &get).await?;
+                for (key, value) in keys.iter().zip(values) {
+                    let parsed = key
+                        .strip_prefix(&self.prefix)
+                        .and_then(|k| k.strip_prefix("revoked:"))
+                        .and_then(|k| k.split_once(':'))
+                        .zip(value.and_then(|v| v.parse::<u64>().ok()))
+                        .and_then(|((scope, id), time)| {
+                            Revocation::decode(&format!("{scope} {id} {time}"))
+                        });
+                    if let Some(rev) = parsed {
+                        out.push(rev);
+                    }
                 }
             }
             cursor = next;
             if cursor == 0 {
                 return Ok(out);
             }
+            // Other tasks run between batches.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A revocation heard from the fleet, with its time held to what a
+    /// sane clock could say (a forged or skewed `u64::MAX` would revoke
+    /// forever).
+    fn clamp(&self, rev: Revocation) -> Revocation {
+        let now = unix(SystemTime::now());
+        match rev {
+            Revocation::Session { id, until } => Revocation::Session {
+                id,
+                until: until.min(now + self.max_session.as_secs()),
+            },
+            Revocation::Subject { subject, at } => Revocation::Subject {
+                subject,
+                at: at.min(now + 60),
+            },
         }
     }
 }
@@ -341,7 +398,7 @@ async fn listen(redis: Weak<Redis>, apply: Apply, mut stop: tokio::sync::watch::
             // Subscribed first, then read back: nothing published between
             // the two is missed.
             for rev in r.kept().await.map_err(|e| e.0)? {
-                apply(rev);
+                apply(r.clamp(rev));
             }
             let queued: Vec<Revocation> =
                 std::mem::take(&mut *r.pending.lock().expect("pending lock"));
@@ -354,6 +411,8 @@ async fn listen(redis: Weak<Redis>, apply: Apply, mut stop: tokio::sync::watch::
                     return Err(e.0);
                 }
             }
+            r.subscribed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             r.metrics.redis_up.set(1);
             tracing::info!("redis connected; revocations are shared");
             Ok::<_, String>(pubsub)
@@ -366,24 +425,51 @@ async fn listen(redis: Weak<Redis>, apply: Apply, mut stop: tokio::sync::watch::
             Ok(pubsub) => {
                 backoff = Duration::from_millis(100);
                 let mut messages = pubsub.into_on_message();
+                let mut heartbeat = tokio::time::interval(HEARTBEAT);
+                let mut heard = tokio::time::Instant::now();
                 loop {
-                    let msg = tokio::select! {
-                        _ = stop.wait_for(|s| *s) => return,
-                        m = messages.next() => m,
+                    enum Next<M> {
+                        Stop,
+                        Beat,
+                        Message(Option<M>),
+                    }
+                    let next = tokio::select! {
+                        _ = stop.wait_for(|s| *s) => Next::Stop,
+                        _ = heartbeat.tick() => Next::Beat,
+                        m = messages.next() => Next::Message(m),
+                    };
+                    let msg = match next {
+                        Next::Stop => return,
+                        Next::Beat => {
+                            // Every replica pings the channel, so silence
+                            // longer than this means our subscription died
+                            // unseen: subscribe again and read back.
+                            if heard.elapsed() > SILENCE {
+                                tracing::warn!("no message on the revocation channel for {SILENCE:?}: resubscribing");
+                                break;
+                            }
+                            let mut ping = redis::cmd("PUBLISH");
+                            ping.arg(r.channel()).arg("ping");
+                            let _ = r.query::<i64>("publish", &ping).await;
+                            continue;
+                        }
+                        Next::Message(m) => m,
                     };
                     let Some(msg) = msg else {
                         break;
                     };
-                    match msg
-                        .get_payload::<String>()
-                        .ok()
-                        .as_deref()
-                        .and_then(Revocation::decode)
-                    {
-                        Some(rev) => apply(rev),
+                    heard = tokio::time::Instant::now();
+                    let payload = msg.get_payload::<String>().unwrap_or_default();
+                    if payload == "ping" {
+                        continue;
+                    }
+                    match Revocation::decode(&payload) {
+                        Some(rev) => apply(r.clamp(rev)),
                         None => tracing::warn!("unreadable revocation message on the channel"),
                     }
                 }
+                r.subscribed
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 r.metrics.redis_up.set(0);
                 r.metrics
                     .redis_errors
