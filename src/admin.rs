@@ -225,15 +225,7 @@ async fn revoke(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
     ) {
         // As sign-in keys it: trimmed, and lowercased for an emailAddress
         // NameID; the format is not known here, so both forms go.
-        (Some(s), _) => {
-            use crate::evidence::assertion::subject_key;
-            let mut both = vec![SubjectHash::of(&subject_key(s, false))];
-            let lower = SubjectHash::of(&subject_key(s, true));
-            if lower != both[0] {
-                both.push(lower);
-            }
-            both
-        }
+        (Some(s), _) => SubjectHash::keyings(s),
         (None, Some(h)) => match hex16(h) {
             Some(h) => vec![SubjectHash(h)],
             None => return bad("subject_hash must be 32 hex digits"),

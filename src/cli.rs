@@ -104,14 +104,12 @@ pub fn parse_now(s: &str) -> Result<std::time::SystemTime, String> {
 /// `trustgate subject-hash`: what the audit log, `X-Trustgate-Subject` and
 /// `subject_hash` revocations call a NameID.
 pub fn subject_hash(name_id: &str) -> String {
-    use crate::evidence::assertion::subject_key;
-    use crate::remember::token::SubjectHash;
-    let plain = SubjectHash::of(&subject_key(name_id, false));
-    let email = SubjectHash::of(&subject_key(name_id, true));
-    if plain == email {
-        format!("{plain}\n")
-    } else {
-        format!("{plain}  (NameID format unspecified or other)\n{email}  (NameID format emailAddress)\n")
+    match crate::remember::token::SubjectHash::keyings(name_id).as_slice() {
+        [one] => format!("{one}\n"),
+        [plain, email, ..] => format!(
+            "{plain}  (NameID format unspecified or other)\n{email}  (NameID format emailAddress)\n"
+        ),
+        [] => String::new(),
     }
 }
 

@@ -207,15 +207,7 @@ async fn fooled_upstream(seen: Seen) -> Upstream {
 /// One raw HTTP/1.1 exchange over TLS: the request bytes as written, the
 /// status and the whole answer as read until the gateway closes.
 async fn raw_https(gw: &TestGateway, request: &str) -> (u16, String) {
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&[b"http/1.1"])));
-    let tcp = TcpStream::connect(gw.tls_addr()).await.unwrap();
-    let mut tls = connector
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let mut tls = tls_h1(gw.tls_addr()).await;
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -426,15 +418,7 @@ async fn websocket_needs_the_session_and_public_paths_need_the_opt_in() {
 
     // With a session the WebSocket opens and carries frames.
     let session = admin_session(&gw).await;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&[b"http/1.1"])));
-    let tcp = TcpStream::connect(gw.tls_addr()).await.unwrap();
-    let tls = connector
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let tls = tls_h1(gw.tls_addr()).await;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = format!("wss://localhost:{}/admin/ws", gw.tls_addr().port())
         .into_client_request()
@@ -483,15 +467,7 @@ async fn a_dripped_assertion_body_gets_408_at_the_deadline() {
         &shared_host(&up.url(), ""),
     )
     .await;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&[b"http/1.1"])));
-    let tcp = TcpStream::connect(gw.tls_addr()).await.unwrap();
-    let tls = connector
-        .connect(
-            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let tls = tls_h1(gw.tls_addr()).await;
     let (mut rd, mut wr) = tokio::io::split(tls);
     wr.write_all(
         b"POST /admin/saml/acs HTTP/1.1\r\nHost: localhost\r\n\

@@ -406,11 +406,12 @@ const GATEWAY_COOKIE_PREFIX: &[u8] = b"__Host-trustgate";
 /// upstream: a session is a bearer token, and no app (least of all an
 /// unenforced one on a shared host) needs to see it.
 fn strip_gateway_cookies(headers: &mut HeaderMap) {
-    let finder = memchr::memmem::Finder::new(GATEWAY_COOKIE_PREFIX);
+    // Every session request carries one: a plain search, no searcher
+    // built per request.
     if !headers
         .get_all(header::COOKIE)
         .iter()
-        .any(|v| finder.find(v.as_bytes()).is_some())
+        .any(|v| memchr::memmem::find(v.as_bytes(), GATEWAY_COOKIE_PREFIX).is_some())
     {
         return;
     }

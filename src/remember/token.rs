@@ -147,6 +147,21 @@ impl SubjectHash {
         HeaderValue::try_from(self.to_string()).expect("hex digits are a valid header value")
     }
 
+    /// The hashes a typed-in subject may have been keyed by at sign-in:
+    /// as given (trimmed), and as an emailAddress NameID (also
+    /// lowercased); one when they agree. Revocation tries each, since the
+    /// NameID format is not known outside an assertion.
+    pub fn keyings(subject: &str) -> Vec<SubjectHash> {
+        use crate::evidence::assertion::subject_key;
+        let plain = SubjectHash::of(&subject_key(subject, false));
+        let email = SubjectHash::of(&subject_key(subject, true));
+        if plain == email {
+            vec![plain]
+        } else {
+            vec![plain, email]
+        }
+    }
+
     /// Hashes a subject (the assertion's NameID or UPN), exactly as given.
     pub fn of(subject: &str) -> Self {
         let mut ctx = digest::Context::new(&digest::SHA256);

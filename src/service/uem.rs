@@ -225,13 +225,8 @@ impl Gateway {
         subject: &str,
     ) -> Result<(), crate::remember::shared::Unavailable> {
         let now = self.now();
-        let mut hashes = vec![SubjectHash::of(&subject_key(subject, false))];
-        let lower = SubjectHash::of(&subject_key(subject, true));
-        if lower != hashes[0] {
-            hashes.push(lower);
-        }
         let mut result = Ok(());
-        for h in hashes {
+        for h in SubjectHash::keyings(subject) {
             let rev = self.sessions.revoke_subject(h, now);
             if let Err(e) = self.shared.publish(rev, now).await {
                 result = Err(e);

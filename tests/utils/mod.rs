@@ -215,6 +215,20 @@ pub fn client_tls(alpn: &[&[u8]]) -> rustls::ClientConfig {
     cfg
 }
 
+/// A TLS connection to `addr` for `localhost`, ALPN http/1.1, trusting
+/// the dev CA: for raw requests and WebSocket handshakes.
+pub async fn tls_h1(addr: SocketAddr) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&[b"http/1.1"])));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
 pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
 /// An https client that trusts the dev CA; `h2` picks HTTP/2 only.
