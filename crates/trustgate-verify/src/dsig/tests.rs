@@ -1,7 +1,7 @@
 //! Unit tests for the signature algorithm whitelist and key fit.
 
 use super::{digest_method, signature_method, verify_alg, Hash, SigAlg};
-use crate::evidence::assertion::KeyKind;
+use crate::KeyKind;
 
 #[test]
 fn sha1_digest_needs_the_legacy_flag() {

@@ -6,7 +6,7 @@ use super::super::xml::{Document, ParseOptions};
 use super::{canonicalize, Options};
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/independent/c14n")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/independent/c14n")
 }
 
 fn c14n_of(xml: &[u8], id: &str, with_comments: bool, prefixes: &[String]) -> String {

@@ -56,7 +56,7 @@ async fn a_target_sets_the_expected_statuses() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, &config.stdout).unwrap();
-    let mut gw = tokio::process::Command::new(env!("CARGO_BIN_EXE_trustgate"))
+    let mut gw = tokio::process::Command::new(gateway_bin())
         .args(["run", "--config"])
         .arg(&path)
         .stderr(std::process::Stdio::null())
@@ -109,4 +109,17 @@ async fn a_target_sets_the_expected_statuses() {
         .unwrap();
     assert!(!out.status.success());
     let _ = gw.kill().await;
+}
+
+/// The gateway binary: `cargo test` at the workspace root builds it beside
+/// this package's `trustgate-bench` (one target folder).
+fn gateway_bin() -> std::path::PathBuf {
+    let bin =
+        std::path::Path::new(env!("CARGO_BIN_EXE_trustgate-bench")).with_file_name("trustgate");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests from the workspace root, or `cargo build --bin trustgate` first",
+        bin.display()
+    );
+    bin
 }

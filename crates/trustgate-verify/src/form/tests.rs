@@ -1,7 +1,7 @@
 //! Unit tests for form decoding.
 
 use super::{decode_body, unescape};
-use crate::evidence::assertion::Protocol;
+use crate::Protocol;
 
 #[test]
 fn unescape_matches_form_urlencoded() {

@@ -19,13 +19,13 @@ use moka::Expiry;
 
 /// The cache key of an assertion: its issuer and ID, which only together
 /// name one assertion.
-pub(crate) fn key(issuer: &str, id: &str) -> String {
+pub fn key(issuer: &str, id: &str) -> String {
     format!("{issuer}\u{0}{id}")
 }
 
 /// What the cache says of an assertion ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Use {
+pub enum Use {
     /// Not seen before; now remembered.
     First,
     /// Already accepted and still live: a replay.
@@ -36,7 +36,7 @@ pub(crate) enum Use {
 
 /// Remembers accepted assertion IDs until their validity ends.
 #[derive(Clone)]
-pub(crate) struct ReplayCache {
+pub struct ReplayCache {
     cache: Cache<String, Duration>,
     capacity: u64,
 }
@@ -61,7 +61,7 @@ const TRAIL: u64 = 1024;
 
 impl ReplayCache {
     /// A cache holding at most `capacity` live IDs.
-    pub(crate) fn new(capacity: u64) -> Self {
+    pub fn new(capacity: u64) -> Self {
         ReplayCache {
             cache: Cache::builder()
                 .max_capacity(capacity.saturating_add(headroom(capacity)))
@@ -73,7 +73,7 @@ impl ReplayCache {
 
     /// Records `key` for `ttl` unless it is live already or the cache is
     /// full.
-    pub(crate) fn first_use(&self, key: String, ttl: Duration) -> Use {
+    pub fn first_use(&self, key: String, ttl: Duration) -> Use {
         if self.cache.contains_key(&key) {
             return Use::Again;
         }
@@ -94,19 +94,19 @@ impl ReplayCache {
 
     /// Live IDs now: pending inserts counted and expired IDs dropped first,
     /// so it costs more than a read (a metrics scrape, not every request).
-    pub(crate) fn live(&self) -> u64 {
+    pub fn live(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.entry_count()
     }
 
     /// Forgets `key`: its sign-in did not happen after all (the fleet's
     /// check could not be made), so a retry must not count as a replay.
-    pub(crate) fn forget(&self, key: &str) {
+    pub fn forget(&self, key: &str) {
         self.cache.invalidate(key);
     }
 
     /// The most live IDs the cache holds.
-    pub(crate) fn capacity(&self) -> u64 {
+    pub fn capacity(&self) -> u64 {
         self.capacity
     }
 }

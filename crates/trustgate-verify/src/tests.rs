@@ -19,7 +19,7 @@ const AUDIENCE: &str = "https://gateway.corp.example/saml/metadata";
 const OKTA: &str = "http://www.okta.com/exkJTvJmH43mEMjCjd7Y";
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
 fn independent(name: &str) -> String {

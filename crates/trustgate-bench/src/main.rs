@@ -148,7 +148,7 @@ fn default_certs() -> &'static str {
             .find(|d| d.join("dev-ca.pem").is_file())
             // Absolute: generated configs resolve paths from their own folder.
             .map(|d| std::fs::canonicalize(&d).unwrap_or(d).display().to_string())
-            .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/certs").to_string())
+            .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../certs").to_string())
     })
 }
 

@@ -11,7 +11,7 @@ mod dsig;
 mod error;
 mod form;
 mod keys;
-pub(crate) mod replay;
+pub mod replay;
 mod saml2;
 mod wsfed;
 mod xml;
@@ -23,7 +23,29 @@ pub use error::AssertionError;
 pub use keys::{KeyError, KeyKind, PinnedKey};
 pub use xml::XmlError;
 
-use super::DeviceTrust;
+/// Device trust as the IdP reports it (Okta's `device.trusted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceTrust {
+    /// The device is managed and trusted.
+    Trusted,
+    /// The device is known and not trusted.
+    NotTrusted,
+    /// Device trust is not enabled, or the attribute is absent.
+    Unknown,
+}
+
+impl DeviceTrust {
+    /// The static label used in metrics, logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceTrust::Trusted => "trusted",
+            DeviceTrust::NotTrusted => "not_trusted",
+            DeviceTrust::Unknown => "unknown",
+        }
+    }
+}
+
 use xml::Document;
 
 /// The protocol an assertion arrived with.
@@ -357,7 +379,7 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier that shares `replay` with others, so that a reload or a
     /// second app does not forget which assertions were used.
-    pub(crate) fn with_replay(cfg: VerifierConfig, replay: replay::ReplayCache) -> Verifier {
+    pub fn with_replay(cfg: VerifierConfig, replay: replay::ReplayCache) -> Verifier {
         Verifier {
             cfg,
             replay: Some(replay),

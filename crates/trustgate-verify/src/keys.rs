@@ -338,7 +338,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy-keys/");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/legacy-keys/"
+        );
         std::fs::read(format!("{dir}{name}")).expect("fixture")
     }
 
