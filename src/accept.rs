@@ -42,6 +42,35 @@ impl Listener {
     }
 }
 
+/// How long a failed accept waits before the next.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The next connection on `listener`, or `None` once `stop` turns true. A
+/// failed accept (out of file descriptors and the like) is logged and
+/// retried after [`ACCEPT_BACKOFF`], so that it neither spins nor ends the
+/// loop. Every listener (traffic, admin, demo) accepts through this.
+pub async fn next_connection(
+    listener: &TcpListener,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(a) => return Some(a),
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return None,
+                    _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                }
+            }
+        }
+    }
+}
+
 /// Accepts until `shutdown` turns true, then drops the socket so that new
 /// connections are refused. Connections already open drain on their own.
 pub async fn accept_loop(
@@ -51,20 +80,7 @@ pub async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let label = listener.label();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => break,
-            accepted = listener.tcp.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: back off, keep going.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    while let Some((stream, peer)) = next_connection(&listener.tcp, &mut shutdown).await {
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             gateway
                 .metrics

@@ -19,14 +19,7 @@ use crate::service::Gateway;
 
 /// Serves admin requests until `stop` turns true.
 pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-        };
+    while let Some((stream, peer)) = crate::accept::next_connection(&listener, &mut stop).await {
         let gateway = gateway.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
@@ -195,13 +188,8 @@ async fn revoke(gateway: &Gateway, req: Request<Incoming>) -> Response<Body> {
         return bad("body is not JSON");
     };
     let hex16 = |s: &str| -> Option<[u8; 16]> {
-        if s.len() != 32 {
-            return None;
-        }
         let mut out = [0u8; 16];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
+        hex::decode_to_slice(s, &mut out).ok()?;
         Some(out)
     };
     let now = gateway.now();

@@ -6,6 +6,8 @@ pub mod forward;
 
 pub mod pages;
 
+pub mod trust;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};

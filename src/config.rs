@@ -237,6 +237,12 @@ pub enum HostHeader {
     Upstream,
 }
 
+/// The longest enrollment window and session the caches are sized for;
+/// config refuses longer ones.
+pub const MAX_ENROLLMENT_WINDOW: Duration = Duration::from_secs(3600);
+/// See [`MAX_ENROLLMENT_WINDOW`].
+pub const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// One protected app.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -263,6 +269,18 @@ pub struct App {
     pub cookies: crate::remember::CookieNames,
     /// Device-trust enforcement; `None` for a plain proxied app.
     pub enforcement: Option<Arc<Enforcement>>,
+}
+
+impl crate::route::Routable for App {
+    fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+    fn path_prefix(&self) -> &str {
+        &self.path_prefix
+    }
+    fn enforced(&self) -> bool {
+        self.enforcement.is_some()
+    }
 }
 
 /// What is gated.
@@ -1239,16 +1257,8 @@ fn check_enforcement(
         .session_lifetime
         .unwrap_or(Duration::from_secs(8 * 3600));
     for (key, d, max) in [
-        (
-            "enrollment_window",
-            window,
-            crate::service::MAX_ENROLLMENT_WINDOW,
-        ),
-        (
-            "session_lifetime",
-            lifetime,
-            crate::service::MAX_SESSION_LIFETIME,
-        ),
+        ("enrollment_window", window, MAX_ENROLLMENT_WINDOW),
+        ("session_lifetime", lifetime, MAX_SESSION_LIFETIME),
     ] {
         if d.is_zero() {
             errors.push(&at(key), "must be longer than 0s");
@@ -1377,13 +1387,29 @@ fn check_shared_hosts(apps: &std::collections::BTreeMap<String, RawApp>, warning
     }
 }
 
+/// An app in the routing table by reference, for checking its paths.
+#[derive(Clone, Copy)]
+struct RouteRef<'a>(&'a App);
+
+impl crate::route::Routable for RouteRef<'_> {
+    fn hosts(&self) -> &[String] {
+        &self.0.hosts
+    }
+    fn path_prefix(&self) -> &str {
+        &self.0.path_prefix
+    }
+    fn enforced(&self) -> bool {
+        self.0.enforcement.is_some()
+    }
+}
+
 /// An enforced app's ACS, login and public paths must reach the app itself
 /// on each of its hosts: one outside its prefix goes to another app, so
 /// the gateway would never verify that ACS (an unenforced neighbour would
 /// get the POST) nor exempt that path. A public path that covers the whole
 /// prefix makes the app public, which is worth a warning.
 fn check_paths_reach_their_app(apps: &[App], errors: &mut Errors, warnings: &mut Vec<Lint>) {
-    let routes = crate::route::Routes::new(apps);
+    let routes = crate::route::Routes::new(apps.iter().map(RouteRef));
     for app in apps {
         let Some(enf) = &app.enforcement else {
             continue;
@@ -1406,8 +1432,8 @@ fn check_paths_reach_their_app(apps: &[App], errors: &mut Errors, warnings: &mut
         for (key, path) in keyed {
             for host in &app.hosts {
                 match routes.find(host, path) {
-                    Ok(found) if found.index == app.index => {}
-                    Ok(found) => errors.push(
+                    Ok(RouteRef(found)) if found.index == app.index => {}
+                    Ok(RouteRef(found)) => errors.push(
                         &key,
                         format!(
                             "{host}{path} is routed to apps.{}, not to this app: keep it under path_prefix {:?}",

@@ -26,14 +26,7 @@ where
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let handler = Arc::new(handler);
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-        };
+    while let Some((stream, _)) = crate::accept::next_connection(&listener, &mut stop).await {
         let handler = handler.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {

@@ -11,6 +11,8 @@ pub mod detour;
 
 pub mod seal;
 
+pub mod locks;
+
 pub mod shared;
 
 /// The names of one app's session and detour cookies. An app alone on its

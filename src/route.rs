@@ -4,18 +4,43 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::App;
+/// What routing needs to know of an app: its hosts, its path prefix and
+/// whether it enforces device trust. Routing knows nothing else of apps,
+/// so that config can check its paths with the same table the requests use
+/// without an import circle.
+pub trait Routable {
+    /// The hosts it is served on, lower case, without port.
+    fn hosts(&self) -> &[String];
+    /// The path prefix it owns on those hosts.
+    fn path_prefix(&self) -> &str;
+    /// Whether it enforces device trust (its hosts then take only
+    /// canonical paths).
+    fn enforced(&self) -> bool;
+}
 
-/// The routing table built from config. Lookups do not allocate.
-#[derive(Debug, Default)]
-pub struct Routes {
-    by_host: HashMap<String, HostRoutes>,
+impl<T: Routable> Routable for Arc<T> {
+    fn hosts(&self) -> &[String] {
+        (**self).hosts()
+    }
+    fn path_prefix(&self) -> &str {
+        (**self).path_prefix()
+    }
+    fn enforced(&self) -> bool {
+        (**self).enforced()
+    }
+}
+
+/// The routing table: host and path to one of the apps it was built from.
+/// Lookups do not allocate.
+#[derive(Debug)]
+pub struct Routes<T> {
+    by_host: HashMap<String, HostRoutes<T>>,
 }
 
 /// The apps of one host, longest prefix first.
-#[derive(Debug, Default)]
-struct HostRoutes {
-    apps: Vec<Arc<App>>,
+#[derive(Debug)]
+struct HostRoutes<T> {
+    apps: Vec<T>,
     /// Some app on this host enforces device trust: every request path is
     /// held to [`canonical_path`] before routing, whichever app it is for.
     strict: bool,
@@ -32,32 +57,36 @@ pub enum RouteError {
     BadPath(#[from] PathError),
 }
 
-impl Routes {
+impl<T: Routable + Clone> Routes<T> {
     /// Builds the table; within a host, longer prefixes are tried first.
-    pub fn new(apps: &[App]) -> Routes {
-        let mut by_host: HashMap<String, HostRoutes> = HashMap::new();
+    pub fn new(apps: impl IntoIterator<Item = T>) -> Routes<T> {
+        let mut by_host: HashMap<String, HostRoutes<T>> = HashMap::new();
         for app in apps {
-            let app = Arc::new(app.clone());
-            for h in &app.hosts {
-                let host = by_host.entry(h.clone()).or_default();
-                host.strict |= app.enforcement.is_some();
+            for h in app.hosts() {
+                let host = by_host.entry(h.clone()).or_insert_with(|| HostRoutes {
+                    apps: Vec::new(),
+                    strict: false,
+                });
+                host.strict |= app.enforced();
                 host.apps.push(app.clone());
             }
         }
         for host in by_host.values_mut() {
             host.apps
-                .sort_by_key(|app| std::cmp::Reverse(app.path_prefix.len()));
+                .sort_by_key(|app| std::cmp::Reverse(app.path_prefix().len()));
         }
         Routes { by_host }
     }
+}
 
+impl<T: Routable> Routes<T> {
     /// The app for a request, from its host (any case, port allowed) and
     /// path. On a host with an enforced app the path must be canonical
     /// first, so that the app is chosen on the same bytes that the ACS,
     /// login and public matching and the upstream see; and a path that
     /// would reach another app on a server that ignores case (IIS) is
     /// refused too.
-    pub fn find(&self, host: &str, path: &str) -> Result<&Arc<App>, RouteError> {
+    pub fn find(&self, host: &str, path: &str) -> Result<&T, RouteError> {
         let host = strip_port(host);
         let routes = if host.bytes().any(|b| b.is_ascii_uppercase()) {
             self.by_host.get(&host.to_ascii_lowercase())
@@ -69,14 +98,14 @@ impl Routes {
             return routes
                 .apps
                 .iter()
-                .find(|app| prefix_matches(&app.path_prefix, path))
+                .find(|app| prefix_matches(app.path_prefix(), path))
                 .ok_or(RouteError::UnknownHost);
         }
         let path = canonical_path(path)?;
         // The gateway's own pages (`/.trustgate/apps`) answer on every host
         // it protects, whichever app owns `/` there.
         if path.starts_with("/.trustgate/") {
-            if let Some(app) = routes.apps.iter().find(|a| a.enforcement.is_some()) {
+            if let Some(app) = routes.apps.iter().find(|a| a.enforced()) {
                 return Ok(app);
             }
         }
@@ -86,9 +115,9 @@ impl Routes {
         let app = routes
             .apps
             .iter()
-            .find(|app| prefix_matches_ignore_case(&app.path_prefix, path))
+            .find(|app| prefix_matches_ignore_case(app.path_prefix(), path))
             .ok_or(RouteError::UnknownHost)?;
-        if !prefix_matches(&app.path_prefix, path) {
+        if !prefix_matches(app.path_prefix(), path) {
             return Err(RouteError::BadPath(PathError::CaseSensitiveRoute));
         }
         // `/admin:x/y` is the stream `x` of `admin` on IIS: a `:` is
@@ -102,8 +131,8 @@ impl Routes {
             let same = routes
                 .apps
                 .iter()
-                .find(|a| prefix_matches_ignore_case(&a.path_prefix, &cut))
-                .is_some_and(|a| Arc::ptr_eq(a, app));
+                .find(|a| prefix_matches_ignore_case(a.path_prefix(), &cut))
+                .is_some_and(|a| std::ptr::eq(a, app));
             if !same {
                 return Err(RouteError::BadPath(PathError::WindowsName));
             }

@@ -1,13 +1,18 @@
-//! The request pipeline. Each phase is a named step with its contract:
-//! route (host and path to an app); for enforced apps the enforcement phases
-//! in `service/enforce.rs` (classify, evidence, decide, remember); forward
-//! (answer from the upstream); observe (metrics and one span per request).
+//! The request pipeline, in the order of the README's table: route (host
+//! and path to an app, `route.rs`); for an enforced app the enforcement
+//! phases (`service/enforce.rs`: classify, evidence, decide, remember; the
+//! ACS POST in `service/sign_in.rs`); forward (`answer/forward.rs`); observe
+//! (metrics, the access log and one span per request, in
+//! [`Gateway::handle`]).
 
 pub mod enforce;
 
+pub mod sign_in;
+
+pub mod state;
+
 pub mod uem;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,98 +20,20 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::accept::tls::CertStore;
-use crate::answer::forward::{Downstream, Forwarder, X_REQUEST_ID};
-use crate::answer::{Body, GatewayError};
-use crate::config::Config;
+use crate::answer::forward::{Downstream, X_REQUEST_ID};
+use crate::answer::{trust, Body, GatewayError};
+use crate::config::{Config, MAX_ENROLLMENT_WINDOW, MAX_SESSION_LIFETIME};
 use crate::evidence::assertion::replay::ReplayCache;
-use crate::evidence::assertion::Verifier;
-use crate::observe::{method_class, status_class, AppMetrics, Metrics};
+use crate::observe::{method_class, status_class, Metrics};
 use crate::remember::detour::Detours;
-use crate::remember::seal::Sealer;
 use crate::remember::sessions::Sessions;
-use crate::remember::token::TokenKeys;
-use crate::route::{request_host, RouteError, Routes};
-use enforce::Outcome;
-
-/// The longest enrollment window and session the caches are sized for;
-/// config refuses longer ones.
-pub const MAX_ENROLLMENT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
-/// See [`MAX_ENROLLMENT_WINDOW`].
-pub const MAX_SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-/// What one config means at run time. A reload builds a new one and swaps it
-/// in whole; requests in flight keep the one they started with.
-pub struct State {
-    /// The config this state was built from.
-    pub config: Arc<Config>,
-    /// The routing table.
-    pub routes: Routes,
-    /// The upstream client pool.
-    pub forwarder: Forwarder,
-    /// Session keys: the configured ones, or a random one when no app
-    /// enforces (nothing then verifies a session anyway).
-    pub keys: TokenKeys,
-    /// Seals the detour and lock cookies with the same keys.
-    pub sealer: Sealer,
-    /// One verifier per enforced app, sharing one replay cache.
-    pub verifiers: HashMap<Arc<str>, Arc<Verifier>>,
-    /// Per-app metric handles, by `App::index`.
-    pub app_metrics: Vec<AppMetrics>,
-}
-
-impl State {
-    /// Builds the run-time state for a config.
-    pub(crate) fn new(config: Arc<Config>, replay: &ReplayCache, metrics: &Metrics) -> State {
-        let keys = if config.session_keys.is_empty() {
-            let mut k = [0u8; 32];
-            aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut k)
-                .expect("system randomness");
-            vec![k.to_vec()]
-        } else {
-            config.session_keys.iter().map(|k| k.0.clone()).collect()
-        };
-        let verifiers = config
-            .apps
-            .iter()
-            .filter_map(|a| {
-                let e = a.enforcement.as_ref()?;
-                Some((
-                    a.name.clone(),
-                    Arc::new(Verifier::with_replay(e.verifier.clone(), replay.clone())),
-                ))
-            })
-            .collect();
-        State {
-            app_metrics: config
-                .apps
-                .iter()
-                .map(|a| {
-                    let m = metrics.for_app(&a.name);
-                    // The GET series of every status class exist from the
-                    // start, so that error ratios have a denominator.
-                    for status in [200, 302, 404, 502] {
-                        m.request(
-                            &http::Method::GET,
-                            http::StatusCode::from_u16(status).expect("a status"),
-                        );
-                    }
-                    m
-                })
-                .collect(),
-            routes: Routes::new(&config.apps),
-            forwarder: Forwarder::new(&config.upstream),
-            keys: TokenKeys::new(&keys).expect("config checked the key lengths"),
-            sealer: Sealer::new(&keys),
-            verifiers,
-            config,
-        }
-    }
-}
+use crate::route::{request_host, RouteError};
+use enforce::{Outcome, Pass};
+pub use state::{Enforced, RunningApp, State};
 
 /// Facts about the client connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -315,10 +242,10 @@ impl Gateway {
             }
             let status = resp.status();
             let elapsed = start.elapsed().as_secs_f64();
-            match app.and_then(|i| state.app_metrics.get(i)) {
-                Some(m) => {
-                    m.request(&method, status).inc();
-                    m.request_duration.observe(elapsed);
+            match app {
+                Some(run) => {
+                    run.metrics.request(&method, status).inc();
+                    run.metrics.request_duration.observe(elapsed);
                 }
                 None => {
                     self.metrics
@@ -351,16 +278,17 @@ impl Gateway {
         .await
     }
 
-    /// Route, then forward. Gives the app's index, `None` when no app
-    /// matched.
-    async fn route_and_forward(
+    /// The phases in order: route, enforce (for an enforced app), forward.
+    /// Gives the app the request was for, `None` when no app matched.
+    async fn route_and_forward<'s>(
         &self,
-        state: &State,
+        state: &'s State,
         req: Request<Incoming>,
         conn: ConnInfo,
         request_id: &HeaderValue,
-    ) -> Result<(Option<usize>, Response<Body>), (Option<usize>, GatewayError)> {
-        let (parts, body) = req.into_parts();
+    ) -> Result<(Option<&'s RunningApp>, Response<Body>), (Option<&'s RunningApp>, GatewayError)>
+    {
+        let (mut parts, body) = req.into_parts();
         if parts.method == http::Method::CONNECT {
             return Err((None, GatewayError::MethodNotAllowed(parts.method)));
         }
@@ -371,49 +299,43 @@ impl Gateway {
                 return Ok((None, self.uem_event(cfg, parts, body, timeout).await));
             }
         }
+
+        // Route: host and path to an app.
         let host =
             request_host(&parts.uri, &parts.headers).ok_or((None, GatewayError::MissingHost))?;
-        let app = match state.routes.find(host, parts.uri.path()) {
-            Ok(app) => app.clone(),
+        let run: &RunningApp = match state.routes.find(host, parts.uri.path()) {
+            Ok(run) => run,
             Err(RouteError::UnknownHost) => return Err((None, GatewayError::UnknownHost)),
             Err(RouteError::BadPath(e)) => return Err((None, GatewayError::BadPath(e))),
         };
-        let index = Some(app.index);
-        tracing::Span::current().record("app", &*app.name);
+        let app = Some(run);
+        tracing::Span::current().record("app", run.name());
         let host = host.to_string();
-        let mut parts = parts;
-        enforce::strip_trust_headers(&mut parts.headers);
+        trust::strip(&mut parts.headers);
         // Room for what enforcement and forwarding add, so that the map
         // grows once instead of at every doubling.
         parts
             .headers
-            .reserve(enforce::TRUST_HEADERS + crate::answer::forward::FORWARDING_HEADERS);
-        let rid = request_id.to_str().unwrap_or("");
-        let (req, cookies, tunnel) = match &app.enforcement {
-            None => (
-                Request::from_parts(parts, body.map_err(Into::into).boxed()),
-                Vec::new(),
-                true,
-            ),
-            Some(enf) => match self
-                .enforce(
-                    state,
-                    &app,
-                    enf,
-                    Request::from_parts(parts, body),
-                    enforce::Origin {
-                        conn,
-                        host: &host,
-                        request_id: rid,
-                    },
-                )
-                .await
-            {
-                Ok(Outcome::Forward(req, cookies, tunnel)) => (req, cookies, tunnel),
-                Ok(Outcome::Answer(resp)) => return Ok((index, resp)),
-                Err(e) => return Err((index, e)),
-            },
+            .reserve(trust::COUNT + crate::answer::forward::FORWARDING_HEADERS);
+
+        // Enforce: classify, evidence, decide, remember.
+        let pass = match &run.enforced {
+            None => Pass::unchecked(parts, body, true),
+            Some(enf) => {
+                let origin = enforce::Origin {
+                    conn,
+                    host: &host,
+                    request_id: request_id.to_str().unwrap_or(""),
+                };
+                match enforce::enforce(self, state, run, enf, parts, body, origin).await {
+                    Ok(Outcome::Forward(pass)) => pass,
+                    Ok(Outcome::Answer(resp)) => return Ok((app, resp)),
+                    Err(e) => return Err((app, e)),
+                }
+            }
         };
+
+        // Forward: to the upstream, and its answer back.
         let down = Downstream {
             client_ip: conn.peer.ip(),
             proto: conn.proto,
@@ -421,33 +343,42 @@ impl Gateway {
             trusted_forwarded: conn.proto == "http" && state.config.server.trusted_proxy_hops > 0,
             request_id,
         };
-        match state.forwarder.forward(&app, req, &down, tunnel).await {
+        match state
+            .forwarder
+            .forward(&run.app, pass.request, &down, pass.tunnel)
+            .await
+        {
             Ok(mut f) => {
-                if let Some(m) = state.app_metrics.get(app.index) {
-                    m.upstream_duration.observe(f.upstream_time.as_secs_f64());
-                }
-                for c in cookies {
+                run.metrics
+                    .upstream_duration
+                    .observe(f.upstream_time.as_secs_f64());
+                for c in pass.cookies {
                     if let Ok(v) = HeaderValue::from_str(&c) {
                         f.response.headers_mut().append(http::header::SET_COOKIE, v);
                     }
                 }
-                Ok((index, f.response))
+                Ok((app, f.response))
             }
             Err(e) => {
-                let kind = match &e {
-                    GatewayError::UpstreamConnect(_) => UPSTREAM_ERROR_KINDS[0],
-                    GatewayError::UpstreamTimeout(_) => UPSTREAM_ERROR_KINDS[1],
-                    GatewayError::UpstreamProtocol(_) => UPSTREAM_ERROR_KINDS[3],
-                    _ => UPSTREAM_ERROR_KINDS[2],
-                };
+                let kind = upstream_error_kind(&e);
                 self.metrics
                     .upstream_errors
-                    .with_label_values(&[&app.name, kind])
+                    .with_label_values(&[run.name(), kind])
                     .inc();
-                tracing::warn!(app = &*app.name, kind, error = %e, "upstream failed");
-                Err((index, e))
+                tracing::warn!(app = run.name(), kind, error = %e, "upstream failed");
+                Err((app, e))
             }
         }
+    }
+}
+
+/// The `kind` label of an upstream failure.
+fn upstream_error_kind(e: &GatewayError) -> &'static str {
+    match e {
+        GatewayError::UpstreamConnect(_) => UPSTREAM_ERROR_KINDS[0],
+        GatewayError::UpstreamTimeout(_) => UPSTREAM_ERROR_KINDS[1],
+        GatewayError::UpstreamProtocol(_) => UPSTREAM_ERROR_KINDS[3],
+        _ => UPSTREAM_ERROR_KINDS[2],
     }
 }
 
@@ -476,13 +407,13 @@ fn publish_certificate_expiry(metrics: &Metrics, config: &Config) {
     }
 }
 
-/// Creates the bounded label sets at zero, so that dashboards and
-/// `increase()` see a series before its first event.
 /// A count as a Prometheus integer gauge.
 fn gauge_value(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Creates the bounded label sets at zero, so that dashboards and
+/// `increase()` see a series before its first event.
 fn prime_metrics(m: &Metrics, config: &Config) {
     if config.redis.is_some() {
         for op in crate::observe::REDIS_OPS {
@@ -539,7 +470,7 @@ fn prime_metrics(m: &Metrics, config: &Config) {
         // start, so that increase() sees its first rise.
         m.assertions.with_label_values(&[
             name,
-            enforce::rejected_protocol(enf),
+            sign_in::rejected_protocol(enf),
             "replay_cache_full",
         ]);
         m.decisions.with_label_values(&[
@@ -573,13 +504,13 @@ fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
         u64::from_le_bytes(b)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // Hex by hand: `format!` took a tenth of the forwarding path's own work.
+    // Into a stack buffer: `format!` took a tenth of the forwarding path's
+    // own work.
+    let mut raw = [0u8; 16];
+    raw[..8].copy_from_slice(&prefix.to_be_bytes());
+    raw[8..].copy_from_slice(&n.to_be_bytes());
     let mut id = [0u8; 32];
-    for (i, digit) in id.iter_mut().enumerate() {
-        let word = if i < 16 { prefix } else { n };
-        let nibble = (word >> (60 - 4 * (i % 16))) & 0xf;
-        *digit = b"0123456789abcdef"[nibble as usize];
-    }
+    hex::encode_to_slice(raw, &mut id).expect("32 digits for 16 bytes");
     HeaderValue::from_bytes(&id).expect("hex is a valid header")
 }
 

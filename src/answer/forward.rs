@@ -391,7 +391,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         // A client must not be able to delete the gateway's own headers by
         // naming them in Connection.
-        .filter(|name| !kept(name) && !crate::service::enforce::is_trust_header(name.as_str()));
+        .filter(|name| !kept(name) && !super::trust::is_trust_header(name.as_str()));
     doomed.extend(named);
     for name in doomed {
         headers.remove(name);

@@ -84,12 +84,7 @@ impl Signer {
     pub fn new_id(&self) -> String {
         let mut b = [0u8; 16];
         self.rng.fill(&mut b).expect("system randomness");
-        let mut s = String::with_capacity(33);
-        s.push('_');
-        for x in b {
-            s.push_str(&format!("{x:02x}"));
-        }
-        s
+        format!("_{}", hex::encode(b))
     }
 
     /// The signed Response, as XML bytes.

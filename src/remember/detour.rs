@@ -82,7 +82,7 @@ impl Detours {
     ) -> Option<(Arc<Detour>, String)> {
         let mut id = [0u8; 16];
         aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut id).ok()?;
-        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let id = hex::encode(id);
         let started = unix(now);
         let detour = Arc::new(Detour {
             id: id.clone(),

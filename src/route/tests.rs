@@ -17,8 +17,8 @@ fn app(name: &str, hosts: &[&str], prefix: &str) -> App {
     }
 }
 
-fn routes() -> Routes {
-    Routes::new(&[
+fn routes() -> Routes<App> {
+    Routes::new([
         app("root", &["apps.example"], "/"),
         app("mail", &["apps.example"], "/mail"),
         app("wiki", &["wiki.example", "127.0.0.1"], "/"),
@@ -162,8 +162,8 @@ fn enforced(mut a: App) -> App {
     a
 }
 
-fn shared_host() -> Routes {
-    Routes::new(&[
+fn shared_host() -> Routes<App> {
+    Routes::new([
         app("site", &["apps.example"], "/"),
         enforced(app("admin", &["apps.example"], "/admin")),
         app("plain", &["plain.example"], "/"),
