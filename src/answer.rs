@@ -23,6 +23,14 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|e| match e {}).boxed()
 }
 
+/// Adds a `Set-Cookie` to a response of the gateway's own; a value that is
+/// not a valid header is left out.
+pub fn set_cookie(resp: &mut Response<Body>, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
 /// An empty body.
 pub fn empty() -> Body {
     Empty::new().map_err(|e| match e {}).boxed()

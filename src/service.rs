@@ -5,6 +5,8 @@
 //! (metrics, the access log and one span per request, in
 //! [`Gateway::handle`]).
 
+pub mod handoff;
+
 pub mod enforce;
 
 pub mod sign_in;
@@ -32,7 +34,7 @@ use crate::observe::{method_class, status_class, Metrics};
 use crate::remember::detour::Detours;
 use crate::remember::sessions::Sessions;
 use crate::route::{request_host, RouteError};
-use enforce::{Outcome, Pass};
+use handoff::{Outcome, Pass};
 pub use state::{Enforced, RunningApp, State};
 
 /// Facts about the client connection a request arrived on.
@@ -322,7 +324,7 @@ impl Gateway {
         let pass = match &run.enforced {
             None => Pass::unchecked(parts, body, true),
             Some(enf) => {
-                let origin = enforce::Origin {
+                let origin = handoff::Origin {
                     conn,
                     host: &host,
                     request_id: request_id.to_str().unwrap_or(""),

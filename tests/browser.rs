@@ -4,7 +4,6 @@
 
 mod utils;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,13 +13,6 @@ use utils::*;
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Kills chromedriver (and with it the browsers) however the test ends.
 struct Driver(Child);
@@ -165,10 +157,10 @@ impl Session {
 async fn browser_walks_the_untrusted_iphone_and_the_desktop_flows() {
     // The shipped demo config, on free ports.
     let (gw, app, portal, admin) = (
-        free_port("127.0.0.1"),
-        free_port("127.0.0.1"),
-        free_port("127.0.0.2"),
-        free_port("127.0.0.1"),
+        free_port_on("127.0.0.1"),
+        free_port_on("127.0.0.1"),
+        free_port_on("127.0.0.2"),
+        free_port_on("127.0.0.1"),
     );
     let text = std::fs::read_to_string(root().join("config.toml"))
         .unwrap()
@@ -184,7 +176,7 @@ async fn browser_walks_the_untrusted_iphone_and_the_desktop_flows() {
         .await
         .unwrap();
 
-    let port = free_port("127.0.0.1");
+    let port = free_port_on("127.0.0.1");
     let driver = Driver(
         Command::new("chromedriver")
             .arg(format!("--port={port}"))

@@ -71,13 +71,6 @@ fn check_names_a_missing_file() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn kill(pid: u32, signal: &str) {
     let ok = Command::new("kill")

@@ -586,13 +586,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One Prometheus HTTP API call: the status and the body.
 async fn api_call(prom: SocketAddr, path: &str, query: &[(&str, &str)]) -> (StatusCode, String) {

@@ -2,125 +2,28 @@
 //! a request meets: the lock-state page, the ACS POST (`sign_in.rs`: read,
 //! verify, decide, remember, answer), a path that needs a session (check
 //! it, or send the client to sign in), or a public path (forwarded as it
-//! is). Each phase takes what it needs and hands the next a plain value.
+//! is). Each phase takes what it needs and hands the next a plain value
+//! (`service/handoff.rs`).
 
-use std::net::IpAddr;
 use std::time::SystemTime;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::sign_in;
-use super::{ConnInfo, Enforced, Gateway, RunningApp, State};
+use super::handoff::{Origin, Outcome, Pass, Seen};
+use super::sign_in::{self, expired_detour};
+use super::{Enforced, Gateway, RunningApp, State};
 use crate::answer::{full, pages, redirect, trust, Body, GatewayError};
-use crate::classify::{classify, Client};
 use crate::config::EnforceMode;
-use crate::decide::client_ip_from_headers;
 use crate::observe::Metrics;
-use crate::remember::detour::{self, Detours, Return};
+use crate::remember::detour::{Detours, Return};
 use crate::remember::locks;
 use crate::remember::seal::{cookie, Sealer};
 use crate::remember::sessions::{Sessions, Valid};
 use crate::remember::token::{self, TokenKeys};
 use crate::route::{canonical_path, prefix_matches, same_path};
-
-/// A request the enforcement let through, for the forward phase.
-pub struct Pass {
-    /// The request to forward.
-    pub request: Request<Body>,
-    /// `Set-Cookie` values to add to the upstream's answer.
-    pub cookies: Vec<String>,
-    /// Whether it may open a tunnel (an allowed Upgrade): only when its
-    /// session was checked, or the app lets public paths upgrade.
-    pub tunnel: bool,
-}
-
-impl Pass {
-    /// A request forwarded as it came, with no cookies to add.
-    pub fn unchecked(parts: Parts, body: Incoming, tunnel: bool) -> Pass {
-        Pass {
-            request: Request::from_parts(parts, body.map_err(Into::into).boxed()),
-            cookies: Vec::new(),
-            tunnel,
-        }
-    }
-}
-
-/// What the enforcement phases produced: a request to forward, or an
-/// answer of the gateway's own.
-pub enum Outcome {
-    /// Forward this request.
-    Forward(Pass),
-    /// Answer with this response.
-    Answer(Response<Body>),
-}
-
-/// Where a request came from and what it is called: the connection, the
-/// host it named and its request id.
-#[derive(Clone, Copy)]
-pub struct Origin<'a> {
-    /// The client connection.
-    pub conn: ConnInfo,
-    /// The host the request named.
-    pub host: &'a str,
-    /// The request id.
-    pub request_id: &'a str,
-}
-
-/// What the gateway saw of the client, for the policy and the audit event.
-pub struct Seen<'a> {
-    /// Platform and client kind, from the headers (see [`classify`]).
-    pub client: Client,
-    /// The client's address, through the trusted proxy hops.
-    pub ip: IpAddr,
-    /// The host the request named.
-    pub host: &'a str,
-    /// The User-Agent, at most [`MAX_AUDIT_USER_AGENT`] bytes.
-    pub user_agent: String,
-    /// The request id.
-    pub request_id: &'a str,
-    /// When, by the gateway's clock.
-    pub now: SystemTime,
-}
-
-/// The longest User-Agent an audit event carries.
-const MAX_AUDIT_USER_AGENT: usize = 256;
-
-impl<'a> Seen<'a> {
-    /// Classify: what the request's headers say of the client.
-    pub fn of(
-        headers: &HeaderMap,
-        origin: Origin<'a>,
-        trusted_proxy_hops: usize,
-        now: SystemTime,
-    ) -> Seen<'a> {
-        Seen {
-            client: classify(headers),
-            ip: client_ip_from_headers(origin.conn.peer.ip(), headers, trusted_proxy_hops),
-            host: origin.host,
-            user_agent: audit_user_agent(headers),
-            request_id: origin.request_id,
-            now,
-        }
-    }
-}
-
-/// The request's User-Agent as audit text: lossy UTF-8, cut at a character
-/// boundary within [`MAX_AUDIT_USER_AGENT`] bytes.
-fn audit_user_agent(headers: &HeaderMap) -> String {
-    let Some(ua) = headers.get(header::USER_AGENT) else {
-        return String::new();
-    };
-    let text = String::from_utf8_lossy(ua.as_bytes());
-    let mut end = text.len().min(MAX_AUDIT_USER_AGENT);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
-}
 
 /// Runs the enforcement phases for one request to an enforced app:
 /// `Forward` with what may reach the app, `Answer` with the gateway's own
@@ -274,23 +177,6 @@ fn no_session(
     }
 }
 
-/// A detour that outlived its window: the page that restarts the sign-in,
-/// and the detour cookie cleared.
-pub(super) fn expired_detour(
-    metrics: &Metrics,
-    run: &RunningApp,
-    enf: &Enforced,
-    request_id: &str,
-) -> Outcome {
-    metrics
-        .detours
-        .with_label_values(&[run.name(), "expired"])
-        .inc();
-    let mut resp = pages::enrollment_expired(run.name(), &enf.rules.login_path, request_id);
-    set_cookie(&mut resp, &detour::clear_cookie(&run.app.cookies.detour));
-    Outcome::Answer(resp)
-}
-
 /// Whose lock state `/.trustgate/apps` shows: the subject of a session that
 /// holds for this app, else of a lock cookie this gateway sealed.
 fn who(
@@ -341,12 +227,5 @@ fn apps_page(
         resp
     } else {
         pages::apps(&list, request_id)
-    }
-}
-
-/// Adds a `Set-Cookie` to a response of the gateway's own.
-pub(super) fn set_cookie(resp: &mut Response<Body>, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
     }
 }

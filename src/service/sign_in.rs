@@ -20,9 +20,9 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::enforce::{expired_detour, set_cookie, Outcome, Pass, Seen};
+use super::handoff::{Outcome, Pass, Seen};
 use super::{Enforced, Gateway, RunningApp, State, Verification};
-use crate::answer::{full, is_local_target, pages, redirect, trust, GatewayError};
+use crate::answer::{full, is_local_target, pages, redirect, set_cookie, trust, GatewayError};
 use crate::config::Enforcement;
 use crate::decide::{Action, Decision, Facts};
 use crate::evidence::assertion::{AssertionError, Delivery, Protocol, ProtocolSelector, Verifier};
@@ -551,6 +551,23 @@ fn enroll(
         &mut resp,
         &detour::set_cookie(&run.app.cookies.detour, &value),
     );
+    Outcome::Answer(resp)
+}
+
+/// A detour that outlived its window: the page that restarts the sign-in,
+/// and the detour cookie cleared.
+pub(super) fn expired_detour(
+    metrics: &Metrics,
+    run: &RunningApp,
+    enf: &Enforced,
+    request_id: &str,
+) -> Outcome {
+    metrics
+        .detours
+        .with_label_values(&[run.name(), "expired"])
+        .inc();
+    let mut resp = pages::enrollment_expired(run.name(), &enf.rules.login_path, request_id);
+    set_cookie(&mut resp, &detour::clear_cookie(&run.app.cookies.detour));
     Outcome::Answer(resp)
 }
 

@@ -21,11 +21,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one on a free loopback port and waits for its PONG.
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let mut r = RedisServer { port, child: None };
         r.resume();
         r

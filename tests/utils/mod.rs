@@ -29,6 +29,23 @@ pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|e| match e {}).boxed()
 }
 
+/// A loopback port free right now; see [`free_port_on`].
+pub fn free_port() -> u16 {
+    free_port_on("127.0.0.1")
+}
+
+/// A port free on `ip` right now, for a program that binds it itself
+/// (redis-server, Prometheus, chromedriver). Another process may take it
+/// before that program binds, so callers that can should bind port 0.
+pub fn free_port_on(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The repository's root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
