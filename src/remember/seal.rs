@@ -1,14 +1,27 @@
-//! Small signed cookies (the enrollment detour and the lock list) under the
-//! session keys: `base64url(payload) "." base64url(HMAC-SHA256(context,
-//! payload))`. The first key signs, any key opens. A different context per
+//! The one sealing primitive every gateway cookie uses (the session token,
+//! the enrollment detour, the lock list), under the session keys:
+//! `base64url(payload) "." base64url(HMAC-SHA256(context || payload))`. The
+//! first key seals, any key opens (rotation). A different context per
 //! cookie kind keeps one kind from being replayed as another.
 
 use aws_lc_rs::hmac;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-/// The largest payload a sealed cookie carries.
+/// The largest payload [`Sealer::open`] returns.
 const MAX_PAYLOAD: usize = 1024;
+/// HMAC-SHA256's tag, and its length in unpadded base64.
+const TAG_LEN: usize = 32;
+const TAG_B64: usize = (TAG_LEN * 4).div_ceil(3);
+
+/// Why a sealed value did not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsealed {
+    /// Not two base64url parts of the expected sizes.
+    Malformed,
+    /// Well formed, but no key made its tag.
+    BadTag,
+}
 
 /// Seals and opens small signed values.
 pub struct Sealer {
@@ -22,7 +35,7 @@ impl std::fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    /// A sealer over the session keys (already checked by config).
+    /// A sealer over the session keys (their lengths are config's concern).
     pub fn new<K: AsRef<[u8]>>(keys: &[K]) -> Sealer {
         Sealer {
             keys: keys
@@ -32,33 +45,73 @@ impl Sealer {
         }
     }
 
-    /// The signed form of `payload` for `context`.
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there is no key (nothing can be sealed or opened).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The sealed form of `payload` for `context`; `None` without a key.
     pub fn seal(&self, context: &[u8], payload: &[u8]) -> Option<String> {
         let key = self.keys.first()?;
         let mut ctx = hmac::Context::with_key(key);
         ctx.update(context);
         ctx.update(payload);
-        let mut out = URL_SAFE_NO_PAD.encode(payload);
+        let mut out = String::with_capacity((payload.len() * 4).div_ceil(3) + 1 + TAG_B64);
+        URL_SAFE_NO_PAD.encode_string(payload, &mut out);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(ctx.sign().as_ref(), &mut out);
         Some(out)
     }
 
-    /// The payload of a sealed value whose tag matches any key.
-    pub fn open(&self, context: &[u8], sealed: &str) -> Option<Vec<u8>> {
-        let (payload, tag) = sealed.split_once('.')?;
-        if payload.len() > MAX_PAYLOAD * 4 / 3 + 4 || tag.len() > 64 {
-            return None;
+    /// The payload of a value sealed for `context` under any key, decoded
+    /// into `buf`, which bounds it: a payload longer than `buf.len() - 3`
+    /// bytes (base64's decoding slack) is refused as malformed, before any
+    /// MAC is computed. Tags are compared in constant time.
+    pub fn open_into<'b>(
+        &self,
+        context: &[u8],
+        sealed: &str,
+        buf: &'b mut [u8],
+    ) -> Result<&'b [u8], Unsealed> {
+        let (payload_b64, tag_b64) = sealed.split_once('.').ok_or(Unsealed::Malformed)?;
+        let max_payload = buf.len().saturating_sub(3);
+        if payload_b64.len() > (max_payload * 4).div_ceil(3) || tag_b64.len() != TAG_B64 {
+            return Err(Unsealed::Malformed);
         }
-        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        let mut msg = Vec::with_capacity(context.len() + payload.len());
-        msg.extend_from_slice(context);
-        msg.extend_from_slice(&payload);
-        self.keys
-            .iter()
-            .any(|k| hmac::verify(k, &msg, &tag).is_ok())
-            .then_some(payload)
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(payload_b64, buf)
+            .map_err(|_| Unsealed::Malformed)?;
+        let payload = &buf[..len];
+        let mut tag = [0u8; TAG_LEN + 3];
+        let tag_len = URL_SAFE_NO_PAD
+            .decode_slice(tag_b64, &mut tag)
+            .map_err(|_| Unsealed::Malformed)?;
+        let tag = &tag[..tag_len];
+        let opens = self.keys.iter().any(|key| {
+            let mut ctx = hmac::Context::with_key(key);
+            ctx.update(context);
+            ctx.update(payload);
+            aws_lc_rs::constant_time::verify_slices_are_equal(ctx.sign().as_ref(), tag).is_ok()
+        });
+        if opens {
+            Ok(payload)
+        } else {
+            Err(Unsealed::BadTag)
+        }
+    }
+
+    /// The payload of a value sealed for `context` under any key, at most
+    /// 1 KiB.
+    pub fn open(&self, context: &[u8], sealed: &str) -> Option<Vec<u8>> {
+        let mut buf = [0u8; MAX_PAYLOAD + 3];
+        self.open_into(context, sealed, &mut buf)
+            .ok()
+            .map(<[u8]>::to_vec)
     }
 }
 

@@ -24,12 +24,10 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::digest;
-use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use http::{HeaderMap, HeaderValue};
 
+use super::seal::{Sealer, Unsealed};
 use crate::classify::{Client, ClientKind, Platform};
 use crate::evidence::DeviceTrust;
 
@@ -49,10 +47,6 @@ const CONTEXT: &[u8] = b"trustgate session token\0";
 const FIXED_LEN: usize = 1 + 8 + 8 + 16 + 16 + 3 + 1;
 const MAX_APP_LEN: usize = 255;
 const MAX_PAYLOAD_LEN: usize = FIXED_LEN + MAX_APP_LEN;
-const TAG_LEN: usize = 32;
-/// base64 without padding of the longest payload and of the tag.
-const MAX_PAYLOAD_B64: usize = (MAX_PAYLOAD_LEN * 4).div_ceil(3);
-const TAG_B64: usize = (TAG_LEN * 4).div_ceil(3);
 
 /// Why a cookie was not honoured, or a token could not be made. Messages
 /// never hold the cookie or the keys.
@@ -291,14 +285,15 @@ impl SessionToken {
     }
 }
 
-/// The session keys: the first signs, any verifies (key rotation).
+/// The session keys: the first signs, any verifies (key rotation). A
+/// session token is a value sealed by [`Sealer`] for its own context.
 pub struct TokenKeys {
-    keys: Vec<hmac::Key>,
+    sealer: Sealer,
 }
 
 impl fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenKeys({} keys)", self.keys.len())
+        write!(f, "TokenKeys({} keys)", self.sealer.len())
     }
 }
 
@@ -319,12 +314,14 @@ impl TokenKeys {
                     len: key.len(),
                 });
             }
-            out.push(hmac::Key::new(hmac::HMAC_SHA256, key));
+            out.push(key.to_vec());
         }
         if out.is_empty() {
             return Err(KeyError::NoKeys);
         }
-        Ok(TokenKeys { keys: out })
+        Ok(TokenKeys {
+            sealer: Sealer::new(&out),
+        })
     }
 
     /// The cookie value for `token`, signed with the first key.
@@ -332,18 +329,18 @@ impl TokenKeys {
         token.well_formed()?;
         let mut payload = [0u8; MAX_PAYLOAD_LEN];
         let len = encode(token, &mut payload);
-        Ok(self.sign_payload(&payload[..len]))
+        Ok(self
+            .sealer
+            .seal(CONTEXT, &payload[..len])
+            .expect("TokenKeys holds at least one key"))
     }
 
+    /// Seals a raw payload, for tests of what `open` makes of odd ones.
+    #[cfg(test)]
     fn sign_payload(&self, payload: &[u8]) -> String {
-        let mut ctx = hmac::Context::with_key(&self.keys[0]);
-        ctx.update(CONTEXT);
-        ctx.update(payload);
-        let tag = ctx.sign();
-        let mut out = URL_SAFE_NO_PAD.encode(payload);
-        out.push('.');
-        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut out);
-        out
+        self.sealer
+            .seal(CONTEXT, payload)
+            .expect("TokenKeys holds at least one key")
     }
 
     /// Verifies a cookie value: its format and tag under any key, then that it
@@ -363,45 +360,18 @@ impl TokenKeys {
     /// The token in a cookie value whose tag matches a key, without checking
     /// validity or binding; `verify` is what requests use.
     pub fn open(&self, cookie_value: &str) -> Result<SessionToken, TokenError> {
-        let (payload_b64, tag_b64) = cookie_value.split_once('.').ok_or(TokenError::Malformed)?;
-        if payload_b64.len() > MAX_PAYLOAD_B64 || tag_b64.len() != TAG_B64 {
-            return Err(TokenError::Malformed);
-        }
-        // Room for base64's conservative length estimate.
-        let mut payload = [0u8; MAX_PAYLOAD_LEN + 3];
-        let len = URL_SAFE_NO_PAD
-            .decode_slice(payload_b64, &mut payload)
-            .map_err(|_| TokenError::Malformed)?;
-        let payload = &payload[..len];
-        let mut tag = [0u8; TAG_LEN + 3];
-        let tag_len = URL_SAFE_NO_PAD
-            .decode_slice(tag_b64, &mut tag)
-            .map_err(|_| TokenError::Malformed)?;
-        let tag = &tag[..tag_len];
-
-        let mut buf = [0; MAC_INPUT_LEN];
-        let signed = mac_input(payload, &mut buf);
-        // aws-lc-rs compares tags in constant time.
-        if !self
-            .keys
-            .iter()
-            .any(|key| hmac::verify(key, signed, tag).is_ok())
-        {
-            return Err(TokenError::BadMac);
-        }
+        // Room for base64's decoding slack; the payload itself is on the
+        // stack, bounded before any MAC is computed.
+        let mut buf = [0u8; MAX_PAYLOAD_LEN + 3];
+        let payload = self
+            .sealer
+            .open_into(CONTEXT, cookie_value, &mut buf)
+            .map_err(|e| match e {
+                Unsealed::Malformed => TokenError::Malformed,
+                Unsealed::BadTag => TokenError::BadMac,
+            })?;
         decode(payload)
     }
-}
-
-const MAC_INPUT_LEN: usize = CONTEXT.len() + MAX_PAYLOAD_LEN + 3;
-
-/// The signed bytes, on the stack: `payload` comes from a buffer of
-/// `MAX_PAYLOAD_LEN + 3` bytes, so it fits.
-fn mac_input<'b>(payload: &[u8], buf: &'b mut [u8; MAC_INPUT_LEN]) -> &'b [u8] {
-    let n = CONTEXT.len() + payload.len();
-    buf[..CONTEXT.len()].copy_from_slice(CONTEXT);
-    buf[CONTEXT.len()..n].copy_from_slice(payload);
-    &buf[..n]
 }
 
 fn unix_secs(t: SystemTime) -> u64 {

@@ -8,6 +8,9 @@ use http::HeaderMap;
 use proptest::prelude::*;
 
 use super::*;
+use aws_lc_rs::hmac;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 
 const KEY_A: [u8; 32] = [0xa1; 32];
 const KEY_B: [u8; 32] = [0xb2; 32];
