@@ -12,13 +12,14 @@
 #   benches/path_instructions.sh [REQUESTS] [OUT_DIR]
 #
 # Needs: a release build (cargo build --release), valgrind, curl, jq.
+# GATEWAY_BIN and BENCH_BIN name other builds (a before/after comparison).
 # Listens on 127.0.0.1 only (the harness's default ports).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-2000}
 OUT=${2:-$ROOT/target/path-instructions}
-B=$ROOT/target/release/trustgate-bench
-G=$ROOT/target/release/trustgate
+B=${BENCH_BIN:-$ROOT/target/release/trustgate-bench}
+G=${GATEWAY_BIN:-$ROOT/target/release/trustgate}
 UPSTREAM=127.0.0.1:18081
 PLAIN=http://127.0.0.1:18080
 ADMIN=http://127.0.0.1:19901

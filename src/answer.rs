@@ -1,6 +1,8 @@
-//! Answers: forwarding to the upstream (`answer/forward.rs`) and the pages
-//! the gateway writes itself. One table maps each gateway error to its status
-//! code, reason and page.
+//! Answers: forwarding to the upstream (`answer/forward.rs`, with the trust
+//! headers of `answer/trust.rs`) and everything the gateway writes itself.
+//! One table ([`Answer::row`]) maps each of those, errors and pages alike,
+//! to its status code, reason label, page and headers; `answer/pages.rs`
+//! writes the pages that carry data.
 
 pub mod forward;
 
@@ -34,17 +36,6 @@ pub fn set_cookie(resp: &mut Response<Body>, value: &str) {
 /// An empty body.
 pub fn empty() -> Body {
     Empty::new().map_err(|e| match e {}).boxed()
-}
-
-/// Where an error came from, for logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The client sent something the gateway will not take.
-    Downstream,
-    /// The upstream app failed.
-    Upstream,
-    /// The gateway itself.
-    Internal,
 }
 
 /// Requests the gateway answers itself because it cannot forward them.
@@ -96,13 +87,253 @@ pub enum GatewayError {
     SharedStateUnavailable(String),
 }
 
-/// One row of the error table.
-struct Row {
+/// Every answer the gateway writes itself, errors and pages alike. Its
+/// [`row`](Answer::row) is the one table of what each one answers with; the
+/// README's error table lists every row.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer<'a> {
+    /// A request the gateway cannot forward.
+    Error(&'a GatewayError),
+    /// The policy refused this device for `app`; the page links to the
+    /// enrollment URL when there is one for the client's platform.
+    Denied {
+        /// The app.
+        app: &'a str,
+        /// The enrollment link, rendered.
+        enrollment: Option<&'a str>,
+    },
+    /// An enrollment detour outlived its window: its sign-in is dead, so
+    /// the page restarts it instead of a bare SSO error.
+    EnrollmentExpired {
+        /// The app.
+        app: &'a str,
+        /// Where sign-in starts again.
+        restart: &'a str,
+    },
+    /// The assertion failed a check; `reason` is the verifier's label.
+    AssertionRejected {
+        /// The app.
+        app: &'a str,
+        /// The verifier's static reason.
+        reason: &'static str,
+        /// Where sign-in starts again.
+        restart: &'a str,
+    },
+    /// A genuine sign-in refused because the replay cache holds its limit
+    /// of live assertion IDs; a retry succeeds once some expire.
+    ReplayCacheFull {
+        /// The app.
+        app: &'a str,
+        /// Where sign-in starts again.
+        restart: &'a str,
+    },
+    /// A request that needs a session has none, and is not a page load that
+    /// could follow a redirect.
+    SessionRequired,
+    /// A page load without a session: to the app's login path.
+    SignIn {
+        /// The login path (from config).
+        location: &'a str,
+    },
+    /// An untrusted mobile device, sent to the enrollment link.
+    Enroll {
+        /// The rendered enrollment link (from config and the detour id).
+        location: &'a str,
+    },
+    /// `/.trustgate/apps`: each enforced app, and whether it is locked.
+    Apps {
+        /// App names and whether each is locked for this user.
+        list: &'a [(String, bool)],
+    },
+}
+
+/// One row of the answer table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    /// The status code.
+    pub status: StatusCode,
+    /// A short static label: the metric label (`trustgate_gateway_errors_total`
+    /// for errors) and the log field.
+    pub reason: &'static str,
+    /// The page's title; empty for a redirect.
+    pub title: &'static str,
+    /// An error page's one sentence; pages that carry data write their own.
+    pub text: &'static str,
+    /// Headers the answer carries besides the page's own.
+    pub headers: &'static [(&'static str, &'static str)],
+}
+
+const fn row(
     status: StatusCode,
     reason: &'static str,
-    source: Source,
     title: &'static str,
     text: &'static str,
+) -> Row {
+    Row {
+        status,
+        reason,
+        title,
+        text,
+        headers: &[],
+    }
+}
+
+impl Answer<'_> {
+    /// The table: each situation's status, reason label, page and headers.
+    pub fn row(&self) -> Row {
+        use GatewayError::*;
+        match self {
+            Answer::Error(e) => match e {
+                MissingHost => row(
+                    StatusCode::BAD_REQUEST,
+                    "missing_host",
+                    "Bad request",
+                    "The request did not say which site it is for.",
+                ),
+                BadPath(_) => row(
+                    StatusCode::BAD_REQUEST,
+                    "bad_path",
+                    "Bad request",
+                    "The address of this request is not in a form this gateway accepts.",
+                ),
+                MethodNotAllowed(_) => Row {
+                    headers: &[("allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")],
+                    ..row(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "method_not_allowed",
+                        "Method not allowed",
+                        "This gateway does not tunnel connections.",
+                    )
+                },
+                BodyTimeout(_) => Row {
+                    headers: &[("connection", "close")],
+                    ..row(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "body_timeout",
+                        "Request timeout",
+                        "The request body did not arrive in time. Please try again.",
+                    )
+                },
+                UnknownHost => row(
+                    StatusCode::NOT_FOUND,
+                    "unknown_host",
+                    "Not found",
+                    "No application is served at this address.",
+                ),
+                BodyTooLarge { .. } => row(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "Request too large",
+                    "The sign-in message was larger than this gateway accepts.",
+                ),
+                ClientBody(_) => row(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request_body",
+                    "Bad request",
+                    "The request body could not be read.",
+                ),
+                Internal(_) => row(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "Something went wrong in the gateway. Please try again.",
+                ),
+                UpstreamConnect(_) => row(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_connect",
+                    "Bad gateway",
+                    "The application could not be reached. Please try again shortly.",
+                ),
+                UpstreamReset(_) => row(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_reset",
+                    "Bad gateway",
+                    "The application closed the connection. Please try again shortly.",
+                ),
+                UpstreamProtocol(_) => row(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_protocol",
+                    "Bad gateway",
+                    "The application sent an invalid response.",
+                ),
+                UpstreamTimeout(_) => row(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    "Gateway timeout",
+                    "The application did not answer in time. Please try again shortly.",
+                ),
+                SharedStateUnavailable(_) => Row {
+                    headers: &[("retry-after", "5")],
+                    ..row(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "shared_state_unavailable",
+                        "Sign-in paused",
+                        "Sign-in is paused for a moment while the gateway reconnects. Your open sessions are not affected. Please try again in a few seconds.",
+                    )
+                },
+            },
+            Answer::Denied { .. } => row(
+                StatusCode::FORBIDDEN,
+                "denied",
+                "Access blocked on this device",
+                "",
+            ),
+            Answer::EnrollmentExpired { .. } => {
+                row(StatusCode::OK, "enrollment_expired", "Sign-in expired", "")
+            }
+            Answer::AssertionRejected { .. } => row(
+                StatusCode::FORBIDDEN,
+                "assertion_rejected",
+                "Sign-in not verified",
+                "",
+            ),
+            Answer::ReplayCacheFull { .. } => Row {
+                headers: &[("retry-after", "60")],
+                ..row(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "replay_cache_full",
+                    "Sign-in paused",
+                    "",
+                )
+            },
+            Answer::SessionRequired => row(
+                StatusCode::UNAUTHORIZED,
+                "session_required",
+                "Sign-in required",
+                "Your session has ended. Reload the page to sign in again.",
+            ),
+            Answer::SignIn { .. } => row(StatusCode::FOUND, "sign_in", "", ""),
+            Answer::Enroll { .. } => row(StatusCode::FOUND, "enroll", "", ""),
+            Answer::Apps { .. } => row(StatusCode::OK, "apps", "Your apps", ""),
+        }
+    }
+
+    /// The response: the row's status and headers, and its page (or
+    /// redirect). A page names no upstream, address or internal detail; the
+    /// request id lets an admin find the log line.
+    pub fn response(&self, request_id: &str) -> Response<Body> {
+        let row = self.row();
+        let mut resp = match self {
+            Answer::Error(GatewayError::BadPath(e)) => {
+                // The client's own mistake, named so that it can be fixed;
+                // the path itself is not echoed.
+                let text = format!("{} ({e}).", row.text.trim_end_matches('.'));
+                page(row.status, row.title, &text, request_id)
+            }
+            Answer::Error(_) => page(row.status, row.title, row.text, request_id),
+            Answer::SignIn { location } | Answer::Enroll { location } => {
+                redirect(row.status, location)
+            }
+            _ => pages::render(row.status, row.title, &pages::paragraphs(self), request_id),
+        };
+        for (name, value) in row.headers {
+            resp.headers_mut().insert(
+                http::HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        resp
+    }
 }
 
 impl GatewayError {
@@ -123,158 +354,19 @@ impl GatewayError {
         "shared_state_unavailable",
     ];
 
-    fn row(&self) -> Row {
-        use GatewayError::*;
-        let (status, reason, source, title, text) = match self {
-            MissingHost => (
-                StatusCode::BAD_REQUEST,
-                "missing_host",
-                Source::Downstream,
-                "Bad request",
-                "The request did not say which site it is for.",
-            ),
-            BadPath(_) => (
-                StatusCode::BAD_REQUEST,
-                "bad_path",
-                Source::Downstream,
-                "Bad request",
-                "The address of this request is not in a form this gateway accepts.",
-            ),
-            MethodNotAllowed(_) => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                Source::Downstream,
-                "Method not allowed",
-                "This gateway does not tunnel connections.",
-            ),
-            BodyTimeout(_) => (
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                Source::Downstream,
-                "Request timeout",
-                "The request body did not arrive in time. Please try again.",
-            ),
-            UnknownHost => (
-                StatusCode::NOT_FOUND,
-                "unknown_host",
-                Source::Downstream,
-                "Not found",
-                "No application is served at this address.",
-            ),
-            BodyTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                Source::Downstream,
-                "Request too large",
-                "The sign-in message was larger than this gateway accepts.",
-            ),
-            ClientBody(_) => (
-                StatusCode::BAD_REQUEST,
-                "bad_request_body",
-                Source::Downstream,
-                "Bad request",
-                "The request body could not be read.",
-            ),
-            Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                Source::Internal,
-                "Internal error",
-                "Something went wrong in the gateway. Please try again.",
-            ),
-            UpstreamConnect(_) => (
-                StatusCode::BAD_GATEWAY,
-                "upstream_connect",
-                Source::Upstream,
-                "Bad gateway",
-                "The application could not be reached. Please try again shortly.",
-            ),
-            UpstreamReset(_) => (
-                StatusCode::BAD_GATEWAY,
-                "upstream_reset",
-                Source::Upstream,
-                "Bad gateway",
-                "The application closed the connection. Please try again shortly.",
-            ),
-            UpstreamProtocol(_) => (
-                StatusCode::BAD_GATEWAY,
-                "upstream_protocol",
-                Source::Upstream,
-                "Bad gateway",
-                "The application sent an invalid response.",
-            ),
-            UpstreamTimeout(_) => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                Source::Upstream,
-                "Gateway timeout",
-                "The application did not answer in time. Please try again shortly.",
-            ),
-            SharedStateUnavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shared_state_unavailable",
-                Source::Internal,
-                "Sign-in paused",
-                "Sign-in is paused for a moment while the gateway reconnects. Your open sessions are not affected. Please try again in a few seconds.",
-            ),
-        };
-        Row {
-            status,
-            reason,
-            source,
-            title,
-            text,
-        }
-    }
-
     /// The status code this error answers with.
     pub fn status(&self) -> StatusCode {
-        self.row().status
+        Answer::Error(self).row().status
     }
 
     /// A short static reason: the metric label and log field.
     pub fn reason(&self) -> &'static str {
-        self.row().reason
+        Answer::Error(self).row().reason
     }
 
-    /// Who caused it.
-    pub fn source(&self) -> Source {
-        self.row().source
-    }
-
-    /// The page for this error. It names no upstream, address or internal
-    /// detail; the request id lets an admin find the log line.
+    /// The page for this error (see [`Answer::response`]).
     pub fn response(&self, request_id: &str) -> Response<Body> {
-        let row = self.row();
-        let mut resp = match self {
-            // The client's own mistake, named so that it can be fixed; the
-            // path itself is not echoed.
-            GatewayError::BadPath(e) => page(
-                row.status,
-                row.title,
-                &format!("{} ({e}).", row.text.trim_end_matches('.')),
-                request_id,
-            ),
-            _ => page(row.status, row.title, row.text, request_id),
-        };
-        match self {
-            GatewayError::MethodNotAllowed(_) => {
-                resp.headers_mut().insert(
-                    header::ALLOW,
-                    HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-                );
-            }
-            GatewayError::BodyTimeout(_) => {
-                resp.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            GatewayError::SharedStateUnavailable(_) => {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
-            _ => {}
-        }
-        resp
+        Answer::Error(self).response(request_id)
     }
 }
 

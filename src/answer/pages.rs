@@ -1,13 +1,15 @@
 //! The pages trustgate shows users after a decision: refused, enrollment
-//! expired, sign-in not verified, and the lock-state list. Plain words, small
-//! enough for a phone's webview, no internals.
+//! expired, sign-in not verified or paused, session required, and the
+//! lock-state list. Their statuses and headers are rows of the answer table
+//! ([`Answer::row`]); this writes their words. Plain words, small enough
+//! for a phone's webview, no internals.
 
 use http::{header, HeaderValue, Response, StatusCode};
 
-use super::{escape_html, full, Body};
+use super::{escape_html, full, Answer, Body};
 
 /// A page with a title, paragraphs (already escaped HTML) and a request id.
-fn render(
+pub(super) fn render(
     status: StatusCode,
     title: &str,
     paragraphs: &[String],
@@ -41,123 +43,83 @@ small{{color:#666}}li{{margin:.3rem 0}}</style></head><body><h1>{title}</h1>{bod
     resp
 }
 
-/// 403: policy refused this device for `app`.
-pub fn denied(app: &str, enrollment: Option<&str>, request_id: &str) -> Response<Body> {
-    let mut p = vec![format!(
-        "Your organization does not allow <b>{}</b> on this device. The app stays locked on \
-         this device for the rest of your session.",
-        escape_html(app)
-    )];
-    if let Some(link) = enrollment {
-        p.push(format!(
-            "To get access, enroll this device with your organization. \
-             <a class=\"button\" href=\"{}\">Enroll this device</a>",
-            escape_html(link)
-        ));
-    } else {
-        p.push("Contact your IT help desk if you think this is wrong.".into());
-    }
-    render(
-        StatusCode::FORBIDDEN,
-        "Access blocked on this device",
-        &p,
-        request_id,
-    )
-}
-
-/// 200: the enrollment detour outlived its window, so the sign-in it would
-/// resume is dead; restart it instead of showing a bare SSO error.
-pub fn enrollment_expired(app: &str, restart: &str, request_id: &str) -> Response<Body> {
-    let app = escape_html(app);
-    let p = vec![
-        format!(
-            "Your sign-in to <b>{app}</b> expired while this device was being enrolled. \
-             Open <b>{app}</b> again."
-        ),
-        format!(
-            "<a class=\"button\" href=\"{}\">Sign in to {app} again</a>",
-            escape_html(restart)
-        ),
-    ];
-    render(StatusCode::OK, "Sign-in expired", &p, request_id)
-}
-
-/// 403: the assertion failed a check; `reason` is the verifier's static label.
-pub fn assertion_rejected(
-    app: &str,
-    reason: &str,
-    restart: &str,
-    request_id: &str,
-) -> Response<Body> {
-    let p = vec![
-        format!(
-            "Your sign-in to <b>{}</b> could not be verified ({}).",
-            escape_html(app),
-            escape_html(&reason.replace('_', " "))
-        ),
-        format!(
-            "<a class=\"button\" href=\"{}\">Try signing in again</a>",
-            escape_html(restart)
-        ),
-    ];
-    render(
-        StatusCode::FORBIDDEN,
-        "Sign-in not verified",
-        &p,
-        request_id,
-    )
-}
-
-/// 503: a genuine sign-in refused because the replay cache holds its limit
-/// of live assertion IDs; a retry succeeds once some expire.
-pub fn replay_cache_full(app: &str, restart: &str, request_id: &str) -> Response<Body> {
-    let p = vec![
-        format!(
-            "The gateway cannot accept a new sign-in to <b>{}</b> right now: it \
-             already remembers as many recent sign-ins as it may. Try again in a \
-             few minutes.",
-            escape_html(app)
-        ),
-        format!(
-            "<a class=\"button\" href=\"{}\">Sign in again</a>",
-            escape_html(restart)
-        ),
-    ];
-    let mut resp = render(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Sign-in paused",
-        &p,
-        request_id,
-    );
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-    resp
-}
-
-/// 401: a request that needs a session has none, and is not a page load
-/// that could follow a redirect.
-pub fn session_required(request_id: &str) -> Response<Body> {
-    render(
-        StatusCode::UNAUTHORIZED,
-        "Sign-in required",
-        &["Your session has ended. Reload the page to sign in again.".into()],
-        request_id,
-    )
-}
-
-/// The lock-state list as HTML: each app, locked or not.
-pub fn apps(list: &[(String, bool)], request_id: &str) -> Response<Body> {
-    let mut items = String::from("<ul>");
-    for (app, locked) in list {
-        items.push_str(&format!(
-            "<li>{} {}</li>",
-            if *locked { "&#128274;" } else { "&#10003;" },
-            escape_html(app)
-        ));
-        if *locked {
-            items.push_str(" <small>(locked on this device)</small>");
+/// The paragraphs (escaped HTML) of a page that carries data: its app,
+/// links and lists. Errors and redirects carry none.
+pub(super) fn paragraphs(answer: &Answer<'_>) -> Vec<String> {
+    match *answer {
+        Answer::Denied { app, enrollment } => {
+            let mut p = vec![format!(
+                "Your organization does not allow <b>{}</b> on this device. The app stays \
+                 locked on this device for the rest of your session.",
+                escape_html(app)
+            )];
+            if let Some(link) = enrollment {
+                p.push(format!(
+                    "To get access, enroll this device with your organization. \
+                     <a class=\"button\" href=\"{}\">Enroll this device</a>",
+                    escape_html(link)
+                ));
+            } else {
+                p.push("Contact your IT help desk if you think this is wrong.".into());
+            }
+            p
         }
+        Answer::EnrollmentExpired { app, restart } => {
+            let app = escape_html(app);
+            vec![
+                format!(
+                    "Your sign-in to <b>{app}</b> expired while this device was being \
+                     enrolled. Open <b>{app}</b> again."
+                ),
+                format!(
+                    "<a class=\"button\" href=\"{}\">Sign in to {app} again</a>",
+                    escape_html(restart)
+                ),
+            ]
+        }
+        Answer::AssertionRejected {
+            app,
+            reason,
+            restart,
+        } => vec![
+            format!(
+                "Your sign-in to <b>{}</b> could not be verified ({}).",
+                escape_html(app),
+                escape_html(&reason.replace('_', " "))
+            ),
+            format!(
+                "<a class=\"button\" href=\"{}\">Try signing in again</a>",
+                escape_html(restart)
+            ),
+        ],
+        Answer::ReplayCacheFull { app, restart } => vec![
+            format!(
+                "The gateway cannot accept a new sign-in to <b>{}</b> right now: it \
+                 already remembers as many recent sign-ins as it may. Try again in a \
+                 few minutes.",
+                escape_html(app)
+            ),
+            format!(
+                "<a class=\"button\" href=\"{}\">Sign in again</a>",
+                escape_html(restart)
+            ),
+        ],
+        Answer::SessionRequired => vec![escape_html(answer.row().text)],
+        Answer::Apps { list } => {
+            let mut items = String::from("<ul>");
+            for (app, locked) in list {
+                items.push_str(&format!(
+                    "<li>{} {}</li>",
+                    if *locked { "&#128274;" } else { "&#10003;" },
+                    escape_html(app)
+                ));
+                if *locked {
+                    items.push_str(" <small>(locked on this device)</small>");
+                }
+            }
+            items.push_str("</ul>");
+            vec![items]
+        }
+        Answer::Error(_) | Answer::SignIn { .. } | Answer::Enroll { .. } => Vec::new(),
     }
-    items.push_str("</ul>");
-    render(StatusCode::OK, "Your apps", &[items], request_id)
 }

@@ -140,3 +140,122 @@ fn local_targets_stay_on_this_origin() {
         assert!(!is_local_target(bad), "{bad:?}");
     }
 }
+
+/// One of every answer the gateway writes itself that is not an error.
+fn pages() -> Vec<Answer<'static>> {
+    static LIST: [(String, bool); 0] = [];
+    vec![
+        Answer::Denied {
+            app: "mail",
+            enrollment: Some("https://enroll.example/?x=1"),
+        },
+        Answer::EnrollmentExpired {
+            app: "mail",
+            restart: "/login",
+        },
+        Answer::AssertionRejected {
+            app: "mail",
+            reason: "bad_signature",
+            restart: "/login",
+        },
+        Answer::ReplayCacheFull {
+            app: "mail",
+            restart: "/login",
+        },
+        Answer::SessionRequired,
+        Answer::SignIn { location: "/login" },
+        Answer::Enroll {
+            location: "https://enroll.example/",
+        },
+        Answer::Apps { list: &LIST },
+    ]
+}
+
+/// The pages' rows: status, reason and headers, and what the response is.
+#[tokio::test]
+async fn page_rows() {
+    let expect = [
+        (403, "denied", None),
+        (200, "enrollment_expired", None),
+        (403, "assertion_rejected", None),
+        (503, "replay_cache_full", Some("60")),
+        (401, "session_required", None),
+        (302, "sign_in", None),
+        (302, "enroll", None),
+        (200, "apps", None),
+    ];
+    for (answer, (status, reason, retry_after)) in pages().iter().zip(expect) {
+        let row = answer.row();
+        assert_eq!((row.status.as_u16(), row.reason), (status, reason));
+        let resp = answer.response("rid-2");
+        assert_eq!(resp.status().as_u16(), status, "{answer:?}");
+        assert_eq!(
+            resp.headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap()),
+            retry_after,
+            "{answer:?}"
+        );
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+        if status == 302 {
+            assert!(resp.headers().contains_key(header::LOCATION));
+        } else {
+            let html = body_text(resp).await;
+            assert!(html.contains("rid-2"), "{html}");
+            assert!(html.contains(&escape_html(row.title)), "{html}");
+        }
+    }
+}
+
+/// The README's table of answers lists every row, with its status, and no
+/// row the code does not have.
+#[test]
+fn the_readme_lists_every_answer() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("| situation | status | reason label |")
+        .expect("the README has the answer table");
+    let table: Vec<(u16, String)> = readme[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let n = cells.len();
+            (
+                cells[n - 3].parse().expect("a status"),
+                cells[n - 2].trim_matches('`').to_string(),
+            )
+        })
+        .collect();
+    let errors = [
+        GatewayError::MissingHost,
+        GatewayError::BadPath(crate::route::PathError::DotSegment),
+        GatewayError::MethodNotAllowed(http::Method::CONNECT),
+        GatewayError::UnknownHost,
+        GatewayError::ClientBody(String::new()),
+        GatewayError::Internal(String::new()),
+        GatewayError::BodyTimeout(Duration::ZERO),
+        GatewayError::BodyTooLarge { limit: 1 },
+        GatewayError::UpstreamConnect(String::new()),
+        GatewayError::UpstreamReset(String::new()),
+        GatewayError::UpstreamProtocol(String::new()),
+        GatewayError::UpstreamTimeout(Duration::ZERO),
+        GatewayError::SharedStateUnavailable(String::new()),
+    ];
+    let mut rows: Vec<(u16, String)> = errors
+        .iter()
+        .map(Answer::Error)
+        .chain(pages())
+        .map(|a| {
+            let r = a.row();
+            (r.status.as_u16(), r.reason.to_string())
+        })
+        .collect();
+    let mut table = table;
+    rows.sort();
+    table.sort();
+    table.dedup();
+    assert_eq!(table, rows, "README answer table vs Answer::row");
+}

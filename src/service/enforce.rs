@@ -9,13 +9,13 @@ use std::time::SystemTime;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use hyper::body::Incoming;
 
 use super::handoff::{Origin, Outcome, Pass, Seen};
 use super::sign_in::{self, expired_detour};
 use super::{Enforced, Gateway, RunningApp, State};
-use crate::answer::{full, pages, redirect, trust, Body, GatewayError};
+use crate::answer::{full, trust, Answer, Body, GatewayError};
 use crate::config::EnforceMode;
 use crate::observe::Metrics;
 use crate::remember::detour::{Detours, Return};
@@ -171,9 +171,14 @@ fn no_session(
         ])
         .inc();
     if parts.method == Method::GET || parts.method == Method::HEAD {
-        Outcome::Answer(redirect(StatusCode::FOUND, &rules.login_path))
+        Outcome::Answer(
+            Answer::SignIn {
+                location: &rules.login_path,
+            }
+            .response(seen.request_id),
+        )
     } else {
-        Outcome::Answer(pages::session_required(seen.request_id))
+        Outcome::Answer(Answer::SessionRequired.response(seen.request_id))
     }
 }
 
@@ -226,6 +231,6 @@ fn apps_page(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp
     } else {
-        pages::apps(&list, request_id)
+        Answer::Apps { list: &list }.response(request_id)
     }
 }

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::{Request, StatusCode};
+use http::Request;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::handoff::{Outcome, Pass, Seen};
 use super::{Enforced, Gateway, RunningApp, State, Verification};
-use crate::answer::{full, is_local_target, pages, redirect, set_cookie, trust, GatewayError};
+use crate::answer::{full, is_local_target, set_cookie, trust, Answer, GatewayError};
 use crate::config::Enforcement;
 use crate::decide::{Action, Decision, Facts};
 use crate::evidence::assertion::{AssertionError, Delivery, Protocol, ProtocolSelector, Verifier};
@@ -308,11 +308,11 @@ impl Refused {
             // Not a policy decision and not the user's fault: no deny is
             // recorded, and the log says so at warn.
             tracing::warn!(app, error = %e, "sign-in paused: replay cache full");
-            return Outcome::Answer(pages::replay_cache_full(
+            let answer = Answer::ReplayCacheFull {
                 app,
-                &rules.login_path,
-                seen.request_id,
-            ));
+                restart: &rules.login_path,
+            };
+            return Outcome::Answer(answer.response(seen.request_id));
         }
         let decision = Decision {
             action: Action::Deny,
@@ -330,12 +330,12 @@ impl Refused {
             None,
         );
         tracing::info!(app, reason = e.reason(), error = %e, "assertion rejected");
-        Outcome::Answer(pages::assertion_rejected(
+        let answer = Answer::AssertionRejected {
             app,
-            e.reason(),
-            &rules.login_path,
-            seen.request_id,
-        ))
+            reason: e.reason(),
+            restart: &rules.login_path,
+        };
+        Outcome::Answer(answer.response(seen.request_id))
     }
 }
 
@@ -501,7 +501,11 @@ fn deny(
         .as_ref()
         .filter(|_| seen.client.platform.is_mobile())
         .map(|e| e.render(app, seen.client.platform.as_str(), ""));
-    let mut resp = pages::denied(app, link.as_deref(), seen.request_id);
+    let mut resp = Answer::Denied {
+        app,
+        enrollment: link.as_deref(),
+    }
+    .response(seen.request_id);
     if let Some(c) = locks::set_cookie(stores.sealer, &subject, rules.session_lifetime) {
         set_cookie(&mut resp, &c);
     }
@@ -546,7 +550,11 @@ fn enroll(
         .detours
         .with_label_values(&[app, "started"])
         .inc();
-    let mut resp = redirect(StatusCode::FOUND, &link.render(app, platform, &d.id));
+    let location = link.render(app, platform, &d.id);
+    let mut resp = Answer::Enroll {
+        location: &location,
+    }
+    .response(seen.request_id);
     set_cookie(
         &mut resp,
         &detour::set_cookie(&run.app.cookies.detour, &value),
@@ -566,7 +574,11 @@ pub(super) fn expired_detour(
         .detours
         .with_label_values(&[run.name(), "expired"])
         .inc();
-    let mut resp = pages::enrollment_expired(run.name(), &enf.rules.login_path, request_id);
+    let mut resp = Answer::EnrollmentExpired {
+        app: run.name(),
+        restart: &enf.rules.login_path,
+    }
+    .response(request_id);
     set_cookie(&mut resp, &detour::clear_cookie(&run.app.cookies.detour));
     Outcome::Answer(resp)
 }
