@@ -13,7 +13,6 @@ use utils::*;
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 
-
 /// Kills chromedriver (and with it the browsers) however the test ends.
 struct Driver(Child);
 

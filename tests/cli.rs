@@ -71,7 +71,6 @@ fn check_names_a_missing_file() {
     );
 }
 
-
 fn kill(pid: u32, signal: &str) {
     let ok = Command::new("kill")
         .args([format!("-{signal}"), pid.to_string()])

@@ -586,7 +586,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-
 /// One Prometheus HTTP API call: the status and the body.
 async fn api_call(prom: SocketAddr, path: &str, query: &[(&str, &str)]) -> (StatusCode, String) {
     let q: String = form_urlencoded::Serializer::new(String::new())

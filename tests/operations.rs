@@ -248,7 +248,6 @@ async fn the_access_log_is_off_by_default_and_one_line_per_request_when_on() {
     assert!(!line.contains("secret"), "{line}");
 }
 
-
 #[tokio::test]
 async fn a_reload_changes_the_log_level_live() {
     let log =

@@ -40,6 +40,53 @@ fn shipped_config_is_valid() {
     assert!(c.demo.is_some());
 }
 
+/// The policy example in `decide/config.rs`'s docs, as written, loaded by
+/// the real loader in place of the shipped config's own policy and zones:
+/// the docs show a shape trustgate accepts.
+#[test]
+fn the_documented_policy_example_loads() {
+    let src = include_str!("../decide/config.rs");
+    let start = src.find("//! ```toml\n").expect("example starts") + "//! ```toml\n".len();
+    let end = start + src[start..].find("//! ```\n").expect("example ends");
+    let example: String = src[start..end]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("//!")
+                .unwrap_or(l)
+                .strip_prefix(' ')
+                .unwrap_or("")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let shipped = std::fs::read_to_string(root().join("config.toml")).unwrap();
+    // The shipped config without its [zones] and the demo app's policy.
+    let mut kept = String::new();
+    let mut keep = true;
+    for line in shipped.lines() {
+        if line.starts_with('[') {
+            let header = line.trim_start_matches('[');
+            keep = !(header.starts_with("zones]") || header.starts_with("apps.demo.policy"));
+        }
+        if keep {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    let text = format!("{kept}\n{}\n", example.replace("apps.mail", "apps.demo"));
+    let config = parse(&text).unwrap_or_else(|e| panic!("the documented example loads: {e}"));
+    let policy = &config.apps[0].enforcement.as_ref().unwrap().policy;
+    let names: Vec<&str> = policy.rules().iter().map(|r| r.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "trusted mobile",
+            "untrusted mobile",
+            "trusted mac",
+            "staff browsers on the corp network"
+        ]
+    );
+}
+
 #[test]
 fn unknown_key_is_named_with_its_path() {
     let e = errors(&format!("{CERT}\nlistne = 1\n"));

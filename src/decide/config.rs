@@ -2,34 +2,35 @@
 //! the typed [`Policy`] and [`Zones`] built with `TryFrom`, where every error
 //! names its key path. Defaults live here, and only here.
 //!
-//! The shape, as a config file holds it (a test builds this very example):
+//! The shape, as a config file holds it (a test loads this very example
+//! with the real loader, in place of the shipped config's policy):
 //!
 //! ```toml
 //! [zones]
 //! corp = ["10.0.0.0/8", "2001:db8::/32"]   # CIDRs or bare addresses
 //!
-//! [apps.mail]
+//! [apps.mail.policy]
 //! default_action = "deny"                 # allow | deny (the default) | enroll
 //!
-//! [[apps.mail.rules]]
+//! [[apps.mail.policy.rules]]
 //! name = "trusted mobile"                 # unique; not "default"
 //! platforms = ["ios", "ipados", "android"]
 //! trust = "trusted"                       # trusted | not_trusted | any (the default)
 //! action = "allow"
 //! max_session_age = "8h"                  # allow rules only
 //!
-//! [[apps.mail.rules]]
+//! [[apps.mail.policy.rules]]
 //! name = "untrusted mobile"
 //! platforms = ["ios", "ipados", "android"]
 //! action = "enroll"
 //!
-//! [[apps.mail.rules]]
+//! [[apps.mail.policy.rules]]
 //! name = "trusted mac"                    # iPadOS desktop mode lands here
 //! platforms = ["macos"]
 //! trust = "trusted"
 //! action = "allow"
 //!
-//! [[apps.mail.rules]]
+//! [[apps.mail.policy.rules]]
 //! name = "staff browsers on the corp network"
 //! client_kinds = ["browser"]              # browser | webview | native
 //! groups = ["staff"]                      # any of
@@ -38,8 +39,8 @@
 //! ```
 //!
 //! Every condition is optional; a rule matches when all it has hold. The
-//! app's other keys belong to the app config, which hands `rules` and
-//! `default_action` over as a [`RawPolicy`].
+//! app's other keys (`hosts`, `upstream`, `[apps.mail.idp]`, ...) belong to
+//! the app config, which hands `[apps.mail.policy]` over as a [`RawPolicy`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
