@@ -4,9 +4,10 @@
 //! that is its direct child; this module checks that the signature has
 //! exactly the SAML shape (one Reference to that element's ID, enveloped +
 //! exc-c14n transforms, whitelisted algorithms), that the digest matches the
-//! element's canonical form, and that a pinned key verifies SignedInfo.
-//! Which elements must be signed, and what the claims mean, is left to
-//! `saml2` and `wsfed`.
+//! element's canonical form, and that a pinned key verifies SignedInfo. What
+//! it proved is a [`Signed`] handle to the covered element, which only this
+//! module can make and through which claims are read. Which elements must be
+//! signed, and what the claims mean, is left to `saml2` and `wsfed`.
 
 use std::borrow::Cow;
 
@@ -117,6 +118,112 @@ fn verify_alg(alg: SigAlg, kind: KeyKind, legacy: bool) -> Option<VerifyAlg> {
     })
 }
 
+/// What a signature check proved: the element whose canonical form, without
+/// its enveloped signature, the checked digest covers, in one parsed
+/// document, and the pinned key that verified SignedInfo. Only [`verify`]
+/// makes one (goxmldsig returns the validated element in the same way).
+///
+/// Claims are read through it: it hands out only [`Covered`] nodes inside
+/// that element, never the enveloped `ds:Signature` or anything in it (the
+/// digest leaves them out), and never a node outside.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Signed<'d> {
+    doc: &'d Document<'d>,
+    element: NodeId,
+    signature: NodeId,
+    key: usize,
+}
+
+/// A node inside the element a [`Signed`] handle covers. Only a `Signed`
+/// hands one out, so a reader holding one reached it through signed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Covered(NodeId);
+
+impl<'d> Signed<'d> {
+    /// The covered element itself.
+    pub(crate) fn element(&self) -> Covered {
+        Covered(self.element)
+    }
+
+    /// The index, in the policy's pinned keys, of the key that verified.
+    pub(crate) fn key(&self) -> usize {
+        self.key
+    }
+
+    /// `n` as a covered node, if it is the covered element or an element
+    /// inside it and not inside the enveloped signature.
+    pub(crate) fn cover(&self, n: NodeId) -> Option<Covered> {
+        let mut cur = n;
+        loop {
+            if cur == self.signature {
+                return None;
+            }
+            if cur == self.element {
+                return Some(Covered(n));
+            }
+            match self.doc.nodes.get(cur)? {
+                Node::Element(e) => cur = e.parent?,
+                _ => return None,
+            }
+        }
+    }
+
+    /// The namespace URI and local name of `n`.
+    pub(crate) fn name(&self, n: Covered) -> (&'d str, &'d str) {
+        let e = self.doc.element(n.0);
+        (self.doc.ns_uri(e.ns), e.local)
+    }
+
+    /// The value of `n`'s attribute without namespace named `local`.
+    pub(crate) fn attr(&self, n: Covered, local: &str) -> Option<&'d str> {
+        self.doc.attr(n.0, local)
+    }
+
+    /// The text content of `n`, without comments (a `#id` digest never
+    /// covers them) and without the enveloped signature's text.
+    pub(crate) fn text(&self, n: Covered) -> Cow<'d, str> {
+        // The signature is a direct child of the covered element: no other
+        // covered node holds it.
+        if n.0 != self.element {
+            return self.doc.text(n.0);
+        }
+        let mut out = String::new();
+        for c in self.doc.children(n.0) {
+            match &self.doc.nodes[c] {
+                Node::Text(t) => out.push_str(t),
+                Node::Element(_) if c != self.signature => out.push_str(&self.doc.text(c)),
+                _ => {}
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// The element children of `n`, in document order, the enveloped
+    /// signature left out.
+    pub(crate) fn child_elements(&self, n: Covered) -> impl Iterator<Item = Covered> + 'd {
+        let signature = self.signature;
+        self.doc
+            .child_elements(n.0)
+            .filter(move |c| *c != signature)
+            .map(Covered)
+    }
+
+    /// The element children of `n` named `{ns}local`.
+    pub(crate) fn children_named<'b>(
+        &self,
+        n: Covered,
+        ns: &'b str,
+        local: &'b str,
+    ) -> impl Iterator<Item = Covered> + 'b
+    where
+        'd: 'b,
+    {
+        let doc = self.doc;
+        self.child_elements(n)
+            .filter(move |c| doc.is(c.0, ns, local))
+    }
+}
+
 /// Options of one verification.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Policy<'k> {
@@ -126,15 +233,21 @@ pub(crate) struct Policy<'k> {
 
 /// Verifies that `sig`, a direct child of `signed`, is a valid enveloped
 /// signature over `signed`, whose ID attribute value is `id`. Returns the
-/// index of the key that verified.
-pub(crate) fn verify(
-    doc: &Document,
+/// handle to `signed` that claims are read through.
+pub(crate) fn verify<'d>(
+    doc: &'d Document<'d>,
     signed: NodeId,
     sig: NodeId,
     id: &str,
     policy: Policy<'_>,
-) -> Result<usize, AssertionError> {
-    debug_assert_eq!(doc.element(sig).parent, Some(signed));
+) -> Result<Signed<'d>, AssertionError> {
+    // An enveloped signature is a child of what it signs; `Signed` relies
+    // on that to leave it out.
+    if doc.element(sig).parent != Some(signed) {
+        return Err(AssertionError::structure(
+            "the signature is not a child of the signed element",
+        ));
+    }
     let parts = SignatureParts::read(doc, sig)?;
     let si = SignedInfoParts::read(doc, parts.signed_info, policy.allow_sha1)?;
 
@@ -219,7 +332,12 @@ pub(crate) fn verify(
         };
         fitting += 1;
         if key.verifies(alg, &signed_info, &sig_value) {
-            return Ok(i);
+            return Ok(Signed {
+                doc,
+                element: signed,
+                signature: sig,
+                key: i,
+            });
         }
     }
     if fitting == 0 {

@@ -121,9 +121,13 @@ fn unescape(v: &[u8]) -> Cow<'_, [u8]> {
             out.push(b' ');
             done = at + 1;
         } else {
-            match (v.get(at + 1).and_then(hex), v.get(at + 2).and_then(hex)) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
+            let mut byte = [0u8; 1];
+            match v
+                .get(at + 1..at + 3)
+                .map(|h| hex::decode_to_slice(h, &mut byte))
+            {
+                Some(Ok(())) => {
+                    out.push(byte[0]);
                     done = at + 3;
                 }
                 _ => {
@@ -139,10 +143,6 @@ fn unescape(v: &[u8]) -> Cow<'_, [u8]> {
     }
     out.extend_from_slice(&v[done..]);
     Cow::Owned(out)
-}
-
-fn hex(b: &u8) -> Option<u8> {
-    (*b as char).to_digit(16).map(|d| d as u8)
 }
 
 /// Decodes padded standard base64, ignoring whitespace: most IdPs send one

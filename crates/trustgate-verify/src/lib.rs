@@ -2,9 +2,11 @@
 //! [`VerifiedAssertion`] out, or an [`AssertionError`] with a static reason.
 //!
 //! The pipeline is decode (`form`) -> parse once (`xml`) -> signature
-//! (`dsig` over `c14n`, keys from `keys`) -> protocol checks (`saml2`,
-//! `wsfed`) -> replay (`replay`). It is pure: bytes and `now` in, a value out,
-//! no I/O. What device trust or groups mean for access is left to `decide`.
+//! (`dsig` over `c14n`, keys from `keys`; it returns a `Signed` handle to
+//! the covered element) -> protocol checks (`saml2`, `wsfed`, which read
+//! claims only through that handle) -> replay (`replay`). It is pure: bytes
+//! and `now` in, a value out, no I/O. What device trust or groups mean for
+//! access is left to `decide`.
 
 mod c14n;
 mod dsig;
@@ -46,6 +48,7 @@ impl DeviceTrust {
     }
 }
 
+use dsig::{Covered, Signed};
 use xml::Document;
 
 /// The protocol an assertion arrived with.
@@ -239,7 +242,8 @@ pub fn subject_key(name_id: &str, email: bool) -> std::borrow::Cow<'_, str> {
 }
 
 /// Facts from a verified assertion. Only the verifier can construct one, and
-/// only from elements that a checked signature covered.
+/// only from elements that a checked signature covered (read through the
+/// signature check's handle to the covered element, nothing else).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedAssertion {
     protocol: Protocol,
@@ -253,6 +257,7 @@ pub struct VerifiedAssertion {
     device_trust: DeviceTrust,
     /// Which of `attributes` is the configured groups attribute.
     groups: Option<usize>,
+    key: usize,
 }
 
 impl VerifiedAssertion {
@@ -317,11 +322,19 @@ impl VerifiedAssertion {
             .and_then(|i| self.attributes.get(i))
             .map_or(&[], |(_, v)| v.as_slice())
     }
+    /// Which pinned key (an index into [`VerifierConfig::keys`]) verified
+    /// the signature that the claims were read through; during a rollover,
+    /// whether the IdP has moved to the new key.
+    pub fn key_index(&self) -> usize {
+        self.key
+    }
 }
 
-/// Claims read from a verified assertion, before mapping.
+/// Claims read from a verified assertion, before mapping, and the pinned key
+/// whose signature covered them.
 #[derive(Debug, Default)]
 pub(crate) struct Claims {
+    pub(crate) key: usize,
     pub(crate) issuer: String,
     pub(crate) name_id: String,
     pub(crate) name_id_format: Option<String>,
@@ -336,18 +349,18 @@ impl Claims {
     /// it with `Name`, SAML 1.1 with `AttributeName`).
     pub(crate) fn read_attributes(
         &mut self,
-        doc: &Document,
-        statement: xml::NodeId,
+        signed: &Signed<'_>,
+        statement: Covered,
         ns: &str,
         name_attr: &str,
     ) -> Result<(), AssertionError> {
-        for attr in doc.children_named(statement, ns, "Attribute") {
-            let name = doc
+        for attr in signed.children_named(statement, ns, "Attribute") {
+            let name = signed
                 .attr(attr, name_attr)
                 .ok_or_else(|| AssertionError::structure("an attribute has no name"))?;
-            let values = doc
+            let values = signed
                 .children_named(attr, ns, "AttributeValue")
-                .map(|v| doc.text(v).into_owned())
+                .map(|v| signed.text(v).into_owned())
                 .collect();
             self.push_attribute(name.to_string(), values);
         }
@@ -480,6 +493,7 @@ impl Verifier {
             attributes: claims.attributes,
             device_trust,
             groups,
+            key: claims.key,
         })
     }
 
@@ -542,14 +556,14 @@ fn detect(doc: &Document) -> Result<Protocol, AssertionError> {
     ))))
 }
 
-/// The checks SAML 2.0 and SAML 1.1 share: the Conditions window, an
-/// IssueInstant not in the future, and every audience restriction (named
-/// `restriction`, in namespace `ns`) naming the configured audience. Returns
-/// the Conditions' NotOnOrAfter.
+/// The checks SAML 2.0 and SAML 1.1 share, on a covered `assertion` and its
+/// `conditions`: the Conditions window, an IssueInstant not in the future,
+/// and every audience restriction (named `restriction`, in namespace `ns`)
+/// naming the configured audience. Returns the Conditions' NotOnOrAfter.
 pub(crate) fn check_conditions(
-    doc: &Document,
-    assertion: xml::NodeId,
-    conditions: Option<xml::NodeId>,
+    signed: &Signed<'_>,
+    assertion: Covered,
+    conditions: Option<Covered>,
     cfg: &VerifierConfig,
     now: SystemTime,
     ns: &str,
@@ -558,7 +572,7 @@ pub(crate) fn check_conditions(
     let skew = cfg.skew;
     let mut end = None;
     if let Some(c) = conditions {
-        if let Some(nb) = doc.attr(c, "NotBefore") {
+        if let Some(nb) = signed.attr(c, "NotBefore") {
             if later(now, skew) < parse_instant(nb)? {
                 return Err(AssertionError::NotYetValid {
                     what: "conditions",
@@ -566,7 +580,7 @@ pub(crate) fn check_conditions(
                 });
             }
         }
-        if let Some(na) = doc.attr(c, "NotOnOrAfter") {
+        if let Some(na) = signed.attr(c, "NotOnOrAfter") {
             let t = parse_instant(na)?;
             if earlier(now, skew) >= t {
                 return Err(AssertionError::Expired {
@@ -577,7 +591,7 @@ pub(crate) fn check_conditions(
             end = Some(t);
         }
     }
-    let issue_instant = doc
+    let issue_instant = signed
         .attr(assertion, "IssueInstant")
         .ok_or_else(|| AssertionError::structure("the assertion has no issueinstant"))?;
     if later(now, skew) < parse_instant(issue_instant)? {
@@ -587,13 +601,14 @@ pub(crate) fn check_conditions(
         });
     }
     if let Some(aud) = &cfg.audience {
-        let restrictions: Vec<xml::NodeId> = conditions
-            .map(|c| doc.children_named(c, ns, restriction).collect())
+        let restrictions: Vec<Covered> = conditions
+            .map(|c| signed.children_named(c, ns, restriction).collect())
             .unwrap_or_default();
         let ok = !restrictions.is_empty()
             && restrictions.iter().all(|r| {
-                doc.children_named(*r, ns, "Audience")
-                    .any(|x| doc.text(x).trim() == aud)
+                signed
+                    .children_named(*r, ns, "Audience")
+                    .any(|x| signed.text(x).trim() == aud)
             });
         if !ok {
             return Err(AssertionError::WrongAudience {

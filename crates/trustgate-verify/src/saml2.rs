@@ -1,14 +1,17 @@
 //! SAML 2.0 checks: the Response envelope of the POST binding, and the
 //! Assertion itself (shared with SAML 2.0 tokens inside WS-Fed).
 //!
-//! Claims are read only from the one Assertion that a verified signature
-//! covers, along fixed child paths; Advice and anything else is never read.
+//! Claims are read only through the [`Signed`] handle of a verified
+//! signature that covers the one Assertion, along fixed child paths; Advice
+//! and anything else is never read. The Response envelope (Version, Issuer,
+//! Status, Destination) may be unsigned when only the Assertion is: it is
+//! checked, and can refuse a message, but nothing is taken from it.
 //! Signature mechanics are left to `dsig`.
 
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use super::dsig::{self, Policy, DSIG_NS};
+use super::dsig::{self, Covered, Policy, Signed, DSIG_NS};
 use super::error::{short, AssertionError};
 use super::xml::{Document, NodeId};
 use super::{parse_instant, Claims, VerifierConfig};
@@ -69,24 +72,35 @@ pub(crate) fn verify_response(
         keys: &cfg.keys,
         allow_sha1: cfg.allow_sha1,
     };
-    let mut covered = false;
-    if let Some(sig) = one_child(doc, root, DSIG_NS, "Signature")? {
-        let id = doc
-            .attr(root, "ID")
-            .ok_or_else(|| AssertionError::structure("the response has no id"))?;
-        dsig::verify(doc, root, sig, id, policy)?;
-        covered = true;
-    }
-    if let Some(sig) = one_child(doc, assertion, DSIG_NS, "Signature")? {
-        let id = doc
-            .attr(assertion, "ID")
-            .ok_or_else(|| AssertionError::structure("the assertion has no id"))?;
-        dsig::verify(doc, assertion, sig, id, policy)?;
-        covered = true;
-    }
-    if !covered {
-        return Err(AssertionError::Unsigned);
-    }
+    let response_signed = match one_child(doc, root, DSIG_NS, "Signature")? {
+        Some(sig) => {
+            let id = doc
+                .attr(root, "ID")
+                .ok_or_else(|| AssertionError::structure("the response has no id"))?;
+            Some(dsig::verify(doc, root, sig, id, policy)?)
+        }
+        None => None,
+    };
+    let assertion_signed = match one_child(doc, assertion, DSIG_NS, "Signature")? {
+        Some(sig) => {
+            let id = doc
+                .attr(assertion, "ID")
+                .ok_or_else(|| AssertionError::structure("the assertion has no id"))?;
+            Some(dsig::verify(doc, assertion, sig, id, policy)?)
+        }
+        None => None,
+    };
+    // Claims are read through the narrowest signature over the assertion.
+    let (signed, covered) = match (assertion_signed, response_signed) {
+        (Some(s), _) => (s, s.element()),
+        (None, Some(s)) => {
+            let a = s.cover(assertion).ok_or_else(|| {
+                AssertionError::structure("the response signature does not cover the assertion")
+            })?;
+            (s, a)
+        }
+        (None, None) => return Err(AssertionError::Unsigned),
+    };
 
     if doc.attr(root, "Version") != Some("2.0") {
         return Err(AssertionError::structure("the response is not version 2.0"));
@@ -108,70 +122,79 @@ pub(crate) fn verify_response(
             return Err(AssertionError::WrongDestination { found: short(dest) });
         }
     }
-    assertion_claims(doc, assertion, cfg, now, Binding::Post)
+    assertion_claims(&signed, covered, cfg, now, Binding::Post)
 }
 
-/// Checks a SAML 2.0 `Assertion` whose signature coverage the caller has
-/// established, and reads its claims.
+/// Checks a SAML 2.0 `Assertion`, `a`, inside the element `signed` covers
+/// (the assertion itself, or the Response around it), and reads its claims
+/// through `signed`.
 pub(crate) fn assertion_claims(
-    doc: &Document,
-    a: NodeId,
+    signed: &Signed<'_>,
+    a: Covered,
     cfg: &VerifierConfig,
     now: SystemTime,
     binding: Binding,
 ) -> Result<Claims, AssertionError> {
-    if doc.attr(a, "Version") != Some("2.0") {
+    if signed.attr(a, "Version") != Some("2.0") {
         return Err(AssertionError::structure(
             "the assertion is not version 2.0",
         ));
     }
     let mut claims = Claims {
-        id: doc.attr(a, "ID").unwrap_or_default().to_string(),
+        id: signed.attr(a, "ID").unwrap_or_default().to_string(),
+        key: signed.key(),
         ..Claims::default()
     };
-    let issuer = one_child(doc, a, SAML_NS, "Issuer")?
+    let issuer = one_signed_child(signed, a, SAML_NS, "Issuer")?
         .ok_or_else(|| AssertionError::structure("the assertion has no issuer"))?;
-    claims.issuer = doc.text(issuer).into_owned();
+    claims.issuer = signed.text(issuer).into_owned();
     check_issuer(cfg, &claims.issuer)?;
 
     // Time bounds: Conditions, then IssueInstant; then the audience.
-    let conditions = one_child(doc, a, SAML_NS, "Conditions")?;
-    let mut end =
-        super::check_conditions(doc, a, conditions, cfg, now, SAML_NS, "AudienceRestriction")?;
+    let conditions = one_signed_child(signed, a, SAML_NS, "Conditions")?;
+    let mut end = super::check_conditions(
+        signed,
+        a,
+        conditions,
+        cfg,
+        now,
+        SAML_NS,
+        "AudienceRestriction",
+    )?;
 
     // Subject: NameID and a bearer confirmation that holds.
-    let subject = one_child(doc, a, SAML_NS, "Subject")?
+    let subject = one_signed_child(signed, a, SAML_NS, "Subject")?
         .ok_or_else(|| AssertionError::structure("the assertion has no subject"))?;
-    if doc
+    if signed
         .children_named(subject, SAML_NS, "EncryptedID")
         .next()
         .is_some()
     {
         return Err(AssertionError::EncryptedUnsupported);
     }
-    let name_id = one_child(doc, subject, SAML_NS, "NameID")?
+    let name_id = one_signed_child(signed, subject, SAML_NS, "NameID")?
         .ok_or_else(|| AssertionError::structure("the subject has no nameid"))?;
-    claims.name_id = doc.text(name_id).into_owned();
-    claims.name_id_format = doc.attr(name_id, "Format").map(str::to_string);
-    let scd_end = bearer_confirmation(doc, subject, cfg, now, binding)?;
+    claims.name_id = signed.text(name_id).into_owned();
+    claims.name_id_format = signed.attr(name_id, "Format").map(str::to_string);
+    let scd_end = bearer_confirmation(signed, subject, cfg, now, binding)?;
     end = match (end, scd_end) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
     claims.not_on_or_after = end;
 
-    if let Some(authn) = doc.children_named(a, SAML_NS, "AuthnStatement").next() {
-        claims.session_index = doc.attr(authn, "SessionIndex").map(str::to_string);
+    if let Some(authn) = signed.children_named(a, SAML_NS, "AuthnStatement").next() {
+        claims.session_index = signed.attr(authn, "SessionIndex").map(str::to_string);
     }
-    for st in doc.children_named(a, SAML_NS, "AttributeStatement") {
-        if doc
+    for st in signed.children_named(a, SAML_NS, "AttributeStatement") {
+        if signed
             .children_named(st, SAML_NS, "EncryptedAttribute")
             .next()
             .is_some()
         {
             return Err(AssertionError::EncryptedUnsupported);
         }
-        claims.read_attributes(doc, st, SAML_NS, "Name")?;
+        claims.read_attributes(signed, st, SAML_NS, "Name")?;
     }
     Ok(claims)
 }
@@ -179,18 +202,18 @@ pub(crate) fn assertion_claims(
 /// Finds a bearer SubjectConfirmation whose data holds; returns its
 /// NotOnOrAfter. The first failure is reported when none holds.
 fn bearer_confirmation(
-    doc: &Document,
-    subject: NodeId,
+    signed: &Signed<'_>,
+    subject: Covered,
     cfg: &VerifierConfig,
     now: SystemTime,
     binding: Binding,
 ) -> Result<Option<SystemTime>, AssertionError> {
     let mut first_err = None;
-    for sc in doc.children_named(subject, SAML_NS, "SubjectConfirmation") {
-        if doc.attr(sc, "Method") != Some(BEARER) {
+    for sc in signed.children_named(subject, SAML_NS, "SubjectConfirmation") {
+        if signed.attr(sc, "Method") != Some(BEARER) {
             continue;
         }
-        match check_bearer(doc, sc, cfg, now, binding) {
+        match check_bearer(signed, sc, cfg, now, binding) {
             Ok(end) => return Ok(end),
             Err(e) => {
                 first_err.get_or_insert(e);
@@ -202,14 +225,14 @@ fn bearer_confirmation(
 }
 
 fn check_bearer(
-    doc: &Document,
-    sc: NodeId,
+    signed: &Signed<'_>,
+    sc: Covered,
     cfg: &VerifierConfig,
     now: SystemTime,
     binding: Binding,
 ) -> Result<Option<SystemTime>, AssertionError> {
-    let data = one_child(doc, sc, SAML_NS, "SubjectConfirmationData")?;
-    let recipient = data.and_then(|d| doc.attr(d, "Recipient"));
+    let data = one_signed_child(signed, sc, SAML_NS, "SubjectConfirmationData")?;
+    let recipient = data.and_then(|d| signed.attr(d, "Recipient"));
     if let Some(acs) = &cfg.acs_url {
         match (recipient, binding) {
             (Some(r), _) if r != acs => {
@@ -235,7 +258,7 @@ fn check_bearer(
     // real IdPs (Secureworks, in the public fixtures) send one equal to
     // IssueInstant. It may only narrow validity, so it is honoured as a
     // bound rather than refused.
-    if let Some(nb) = doc.attr(data, "NotBefore") {
+    if let Some(nb) = signed.attr(data, "NotBefore") {
         if super::later(now, cfg.skew) < parse_instant(nb)? {
             return Err(AssertionError::NotYetValid {
                 what: "subject confirmation",
@@ -243,7 +266,7 @@ fn check_bearer(
             });
         }
     }
-    match doc.attr(data, "NotOnOrAfter") {
+    match signed.attr(data, "NotOnOrAfter") {
         Some(na) => {
             let t = parse_instant(na)?;
             if super::earlier(now, cfg.skew) >= t {
@@ -278,7 +301,20 @@ pub(crate) fn one_child(
     ns: &str,
     local: &'static str,
 ) -> Result<Option<NodeId>, AssertionError> {
-    let mut it = doc.children_named(parent, ns, local);
+    only(doc.children_named(parent, ns, local), local)
+}
+
+/// The only covered child `{ns}local` of `parent`, refusing a second one.
+pub(crate) fn one_signed_child(
+    signed: &Signed<'_>,
+    parent: Covered,
+    ns: &str,
+    local: &'static str,
+) -> Result<Option<Covered>, AssertionError> {
+    only(signed.children_named(parent, ns, local), local)
+}
+
+fn only<T>(mut it: impl Iterator<Item = T>, local: &str) -> Result<Option<T>, AssertionError> {
     let first = it.next();
     if it.next().is_some() {
         return Err(AssertionError::UnexpectedStructure(Cow::Owned(format!(

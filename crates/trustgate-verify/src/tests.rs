@@ -1,15 +1,15 @@
 //! Unit tests for the assertion verifier, one per check, named after the
-//! attack or condition. Documents are the independent fixtures, edited; where
-//! an edit must stay signed, the test re-signs with the fixture's TEST-ONLY
-//! key (the independent fixtures already prove interop with other signers).
+//! attack or condition. Documents are the independent fixtures; an edit that
+//! needs no valid signature (outside the signed element, or one that must
+//! break it) is made here on their bytes, and one that must stay signed comes
+//! signed by xmlsec1 from `tests/fixtures/signed-edits`. Nothing here signs
+//! with the verifier's own c14n.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 
-use super::c14n::{self, Options};
-use super::xml::Document;
 use super::*;
 
 mod props;
@@ -68,64 +68,10 @@ fn replace_once(s: &str, from: &str, to: &str) -> String {
     s.replacen(from, to, 1)
 }
 
-/// Re-signs the assertion signature of an a01-shaped document (RSA-SHA256,
-/// SHA-256 digest) with the TEST-ONLY Okta key, after an edit.
-fn resign(xml: &str) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let doc = Document::parse(xml.as_bytes()).unwrap();
-    let assertion = doc
-        .elements()
-        .find(|n| doc.is(*n, saml2::SAML_NS, "Assertion"))
-        .unwrap();
-    let sig = doc
-        .children_named(assertion, dsig::DSIG_NS, "Signature")
-        .next()
-        .unwrap();
-    let mut ctx = c14n::DigestSink::new(&aws_lc_rs::digest::SHA256);
-    let prefixes = ["xs".to_string()];
-    c14n::canonicalize(
-        &doc,
-        assertion,
-        Options {
-            with_comments: false,
-            inclusive: &prefixes,
-            exclude: Some(sig),
-        },
-        &mut ctx,
-    );
-    let digest = b64.encode(ctx.finish());
-    let start = xml.find("<ds:DigestValue>").unwrap() + "<ds:DigestValue>".len();
-    let end = xml[start..].find('<').unwrap() + start;
-    let xml = format!("{}{}{}", &xml[..start], digest, &xml[end..]);
-
-    let doc = Document::parse(xml.as_bytes()).unwrap();
-    let si = doc
-        .elements()
-        .find(|n| doc.is(*n, dsig::DSIG_NS, "SignedInfo"))
-        .unwrap();
-    let mut signed_info = Vec::new();
-    c14n::canonicalize(&doc, si, Options::default(), &mut signed_info);
-    let pem =
-        std::fs::read_to_string(fixtures().join("independent/keys/okta_rsa2048.TEST-ONLY.key.pem"))
-            .unwrap();
-    let body: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&b64.decode(body).unwrap()).unwrap();
-    let mut sig_bytes = vec![0; key.public_modulus_len()];
-    key.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        &signed_info,
-        &mut sig_bytes,
-    )
-    .unwrap();
-    let start = xml.find("<ds:SignatureValue>").unwrap() + "<ds:SignatureValue>".len();
-    let end = xml[start..].find('<').unwrap() + start;
-    format!("{}{}{}", &xml[..start], b64.encode(sig_bytes), &xml[end..])
+/// A case of `tests/fixtures/signed-edits`: a01 edited inside its signed
+/// assertion and signed again by xmlsec1 with a01's TEST-ONLY key.
+fn signed_edit(name: &str) -> String {
+    std::fs::read_to_string(fixtures().join("signed-edits").join(name)).expect("fixture")
 }
 
 // --- baseline -------------------------------------------------------------
@@ -155,9 +101,13 @@ fn okta_assertion_signed_is_accepted_with_its_claims() {
     assert_eq!(names, ["email", "DeviceTrustSignal", "groups"]);
 }
 
+/// The control of the signed edits: a01 signed again by xmlsec1, with no
+/// edit, verifies with a01's claims, so a refusal of an edited case comes
+/// from its edit.
 #[test]
-fn resigning_helper_round_trips() {
-    verify(&resign(&a01())).unwrap();
+fn xmlsec1_resigning_round_trips() {
+    let a = verify(&signed_edit("s00_a01_resigned_unedited.xml")).unwrap();
+    assert_eq!(a, verify(&a01()).unwrap());
 }
 
 // --- decoding and parsing ---------------------------------------------------
@@ -477,9 +427,12 @@ fn key_rollover_accepts_either_pinned_key() {
         keys: ks,
         ..config()
     };
-    Verifier::new(cfg)
+    let a = Verifier::new(cfg)
         .verify_document(a01().as_bytes(), now())
         .unwrap();
+    // The claims name the key whose signature they were read through.
+    assert_eq!(a.key_index(), 2);
+    assert_eq!(verify(&a01()).unwrap().key_index(), 0);
 }
 
 #[test]
@@ -536,11 +489,8 @@ fn encrypted_assertion_is_encrypted_unsupported() {
 
 #[test]
 fn encrypted_nameid_is_encrypted_unsupported() {
-    let xml = resign(&replace_once(
-        &a01(),
-        "<saml2:Subject>",
-        "<saml2:Subject><saml2:EncryptedID/>",
-    ));
+    let xml = signed_edit("s01_encrypted_nameid.xml");
+    assert!(xml.contains("<saml2:Subject><saml2:EncryptedID/>"));
     assert_eq!(reason(&xml), "encrypted_unsupported");
 }
 
@@ -668,31 +618,22 @@ fn wrong_destination_is_rejected() {
 
 #[test]
 fn wrong_recipient_is_rejected() {
-    let xml = resign(&replace_once(
-        &a01(),
-        "Recipient=\"https://gateway.corp.example/saml/acs\"",
-        "Recipient=\"https://evil.example/acs\"",
-    ));
+    let xml = signed_edit("s02_wrong_recipient.xml");
+    assert!(xml.contains("Recipient=\"https://evil.example/acs\""));
     assert_eq!(reason(&xml), "wrong_recipient");
 }
 
 #[test]
 fn missing_recipient_is_wrong_recipient() {
-    let xml = resign(&replace_once(
-        &a01(),
-        " Recipient=\"https://gateway.corp.example/saml/acs\"",
-        "",
-    ));
+    let xml = signed_edit("s03_missing_recipient.xml");
+    assert!(!xml.contains("Recipient="));
     assert_eq!(reason(&xml), "wrong_recipient");
 }
 
 #[test]
 fn no_bearer_confirmation_is_refused() {
-    let xml = resign(&replace_once(
-        &a01(),
-        "urn:oasis:names:tc:SAML:2.0:cm:bearer",
-        "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key",
-    ));
+    let xml = signed_edit("s04_holder_of_key_only.xml");
+    assert!(!xml.contains("cm:bearer") && xml.contains("cm:holder-of-key"));
     assert_eq!(reason(&xml), "unexpected_structure");
 }
 
@@ -710,22 +651,51 @@ fn wrong_audience_is_rejected() {
 
 #[test]
 fn missing_audience_restriction_is_wrong_audience() {
-    let xml = a01();
-    let start = xml.find("<saml2:AudienceRestriction>").unwrap();
-    let end =
-        xml.find("</saml2:AudienceRestriction>").unwrap() + "</saml2:AudienceRestriction>".len();
-    let xml = resign(&format!("{}{}", &xml[..start], &xml[end..]));
+    let xml = signed_edit("s05_no_audience_restriction.xml");
+    assert!(xml.contains("<saml2:Conditions ") && !xml.contains("AudienceRestriction"));
     assert_eq!(reason(&xml), "wrong_audience");
 }
 
 #[test]
 fn advice_is_never_read() {
-    let xml = resign(&replace_once(
-        &a01(),
-        "<saml2:AuthnStatement",
-        "<saml2:Advice><saml2:AssertionIDRef>x</saml2:AssertionIDRef><a:AttributeStatement xmlns:a=\"urn:oasis:names:tc:SAML:2.0:assertion\"><a:Attribute Name=\"role\"><a:AttributeValue>admin</a:AttributeValue></a:Attribute></a:AttributeStatement></saml2:Advice><saml2:AuthnStatement",
-    ));
+    let xml = signed_edit("s06_attributes_in_advice.xml");
+    assert!(xml.contains("<a:Attribute Name=\"role\"><a:AttributeValue>admin"));
     let a = verify(&xml).unwrap();
+    assert_eq!(a.attribute("role"), None);
+}
+
+/// Only the Assertion of a01 is signed: an AttributeStatement and a Subject
+/// added to the unsigned Response around it verify (the digest does not see
+/// them) and are never read.
+#[test]
+fn claims_outside_the_signed_assertion_are_not_read() {
+    let outside = "<saml2p:Extensions><saml2:AttributeStatement xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\"><saml2:Attribute Name=\"role\"><saml2:AttributeValue>admin</saml2:AttributeValue></saml2:Attribute><saml2:Attribute Name=\"groups\"><saml2:AttributeValue>Admins</saml2:AttributeValue></saml2:Attribute></saml2:AttributeStatement><saml2:Subject xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\"><saml2:NameID>mallory@corp.example</saml2:NameID></saml2:Subject></saml2p:Extensions>";
+    let xml = replace_once(
+        &a01(),
+        "<saml2p:Status>",
+        &format!("{outside}<saml2p:Status>"),
+    );
+    let a = verify(&xml).unwrap();
+    assert_eq!(a, verify(&a01()).unwrap());
+    assert_eq!(a.attribute("role"), None);
+    assert_eq!(a.groups(), ["Everyone", "Engineering"]);
+    assert_eq!(a.name_id(), "alice@corp.example");
+}
+
+/// The same for WS-Fed: a SAML 1.1 AttributeStatement beside the token in
+/// the unsigned RSTR is not read.
+#[test]
+fn claims_outside_the_signed_token_are_not_read() {
+    let xml = independent("b01_wsfed_wst2005_rstr_saml11.xml");
+    let outside = "<saml:AttributeStatement xmlns:saml=\"urn:oasis:names:tc:SAML:1.0:assertion\"><saml:Attribute AttributeName=\"role\" AttributeNamespace=\"urn:x\"><saml:AttributeValue>admin</saml:AttributeValue></saml:Attribute></saml:AttributeStatement>";
+    let edited = replace_once(
+        &xml,
+        "</t:RequestSecurityTokenResponse>",
+        &format!("{outside}</t:RequestSecurityTokenResponse>"),
+    );
+    let v = Verifier::new(wsfed_config("urn:federation:MicrosoftOnline"));
+    let a = v.verify_document(edited.as_bytes(), now()).unwrap();
+    assert_eq!(a, v.verify_document(xml.as_bytes(), now()).unwrap());
     assert_eq!(a.attribute("role"), None);
 }
 
@@ -780,11 +750,8 @@ fn skew_tolerates_a_fast_clock() {
 
 #[test]
 fn bearer_not_before_in_the_future_is_not_yet_valid() {
-    let xml = resign(&replace_once(
-        &a01(),
-        "<saml2:SubjectConfirmationData ",
-        "<saml2:SubjectConfirmationData NotBefore=\"2026-01-01T00:03:00Z\" ",
-    ));
+    let xml = signed_edit("s07_bearer_not_before_in_future.xml");
+    assert!(xml.contains("<saml2:SubjectConfirmationData NotBefore=\"2026-01-01T00:03:00Z\" "));
     assert_eq!(reason(&xml), "not_yet_valid");
 }
 
@@ -801,11 +768,9 @@ fn replayed_assertion_is_rejected() {
     let e = v.verify_document(a01().as_bytes(), now()).unwrap_err();
     assert_eq!(e.reason(), "replay");
     // A different assertion still passes.
-    let other = resign(&a01().replace(
-        "id65adcb66e87870ae9e2c8d11af36d9dd",
-        "id11111111111111111111111111111111",
-    ));
-    v.verify_document(other.as_bytes(), now()).unwrap();
+    let other = signed_edit("s08_other_assertion_id.xml");
+    let a = v.verify_document(other.as_bytes(), now()).unwrap();
+    assert_eq!(a.id(), "id11111111111111111111111111111111");
 }
 
 #[test]
@@ -815,10 +780,11 @@ fn full_replay_cache_refuses_new_assertions_and_still_catches_replays() {
         ..config()
     });
     v.verify_document(a01().as_bytes(), now()).unwrap();
-    let other = resign(&a01().replace(
-        "id65adcb66e87870ae9e2c8d11af36d9dd",
-        "id11111111111111111111111111111111",
-    ));
+    let other = signed_edit("s08_other_assertion_id.xml");
+    // Valid on its own, to a verifier with room.
+    Verifier::new(config())
+        .verify_document(other.as_bytes(), now())
+        .unwrap();
     let e = v.verify_document(other.as_bytes(), now()).unwrap_err();
     assert_eq!(e.reason(), "replay_cache_full");
     assert_eq!(
@@ -1161,6 +1127,87 @@ attack!(
     "bad_digest"
 );
 
+// --- signed edits: every case of the manifest ---------------------------------
+
+fn toml_str<'v>(case: &'v toml::Value, key: &str) -> Option<&'v str> {
+    case.get(key).and_then(toml::Value::as_str)
+}
+
+/// Every `.xml` of `tests/fixtures/signed-edits` is a case of its manifest,
+/// and the verifier gives each case its verdict: the reason of a refusal,
+/// the claims of an acceptance, under the case's own parameters.
+#[test]
+fn signed_edits_manifest_holds() {
+    use std::collections::BTreeMap;
+    let dir = fixtures().join("signed-edits");
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("manifest.toml")).unwrap()).unwrap();
+    let cases = manifest["case"].as_array().unwrap();
+    let mut listed: Vec<&str> = cases.iter().map(|c| toml_str(c, "file").unwrap()).collect();
+    listed.sort_unstable();
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".xml"))
+        .collect();
+    on_disk.sort_unstable();
+    assert_eq!(listed, on_disk);
+    assert_eq!(cases.len(), 10);
+
+    for case in cases {
+        let file = toml_str(case, "file").unwrap();
+        let pem = std::fs::read(dir.join(toml_str(case, "idp_cert").unwrap())).unwrap();
+        let cfg = VerifierConfig {
+            keys: PinnedKey::from_pem(&pem).unwrap(),
+            idp_entity_id: Some(OKTA.to_string()),
+            audience: toml_str(case, "audience").map(str::to_string),
+            acs_url: toml_str(case, "acs_url").map(str::to_string),
+            skew: Duration::ZERO,
+            replay_capacity: 0,
+            ..VerifierConfig::default()
+        };
+        let at = parse_instant(&case["now"].as_datetime().unwrap().to_string()).unwrap();
+        let xml = std::fs::read(dir.join(file)).unwrap();
+        let got = Verifier::new(cfg).verify_document(&xml, at);
+        match toml_str(case, "expect").unwrap() {
+            "accept" => {
+                let a = got.unwrap_or_else(|e| panic!("{file}: {e}"));
+                assert_eq!(Some(a.name_id()), toml_str(case, "name_id"), "{file}");
+                assert_eq!(Some(a.id()), toml_str(case, "assertion_id"), "{file}");
+                assert_eq!(
+                    a.attribute("DeviceTrustSignal").map(|v| v[0].as_str()),
+                    toml_str(case, "device_trust"),
+                    "{file}"
+                );
+                let want: BTreeMap<&str, Vec<&str>> = case["attributes"]
+                    .as_table()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| {
+                        let vals = v.as_array().unwrap().iter().map(|x| x.as_str().unwrap());
+                        (k.as_str(), vals.collect())
+                    })
+                    .collect();
+                let have: BTreeMap<&str, Vec<&str>> = a
+                    .attributes()
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect()))
+                    .collect();
+                assert_eq!(have, want, "{file}");
+            }
+            "reject" => {
+                let e = got.err().unwrap_or_else(|| panic!("{file} was accepted"));
+                assert_eq!(
+                    Some(e.reason()),
+                    toml_str(case, "verifier_reason"),
+                    "{file}: {e}"
+                );
+            }
+            other => panic!("{file}: expect {other:?}"),
+        }
+    }
+}
+
 // --- resource bounds ----------------------------------------------------------
 
 #[test]
@@ -1277,7 +1324,7 @@ fn thousands_of_namespace_declarations_are_malformed() {
 /// is validly signed, it is refused.
 #[test]
 fn assertion_without_an_end_is_refused() {
-    let xml = a01().replace(" NotOnOrAfter=\"2026-01-01T00:05:00.364Z\"", "");
+    let xml = signed_edit("s09_no_not_on_or_after.xml");
     assert!(!xml.contains("NotOnOrAfter"));
-    assert_eq!(reason(&resign(&xml)), "unexpected_structure");
+    assert_eq!(reason(&xml), "unexpected_structure");
 }

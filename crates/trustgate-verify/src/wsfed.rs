@@ -2,13 +2,14 @@
 //! 1.1 or SAML 2.0 token inside it.
 //!
 //! The RSTR's Lifetime and AppliesTo are unsigned hints and are never read;
-//! only the signed token counts. SAML 2.0 tokens reuse `saml2`'s checks.
+//! claims are read only through the [`Signed`] handle of the token's own
+//! signature. SAML 2.0 tokens reuse `saml2`'s checks.
 
 use std::time::SystemTime;
 
-use super::dsig::{self, Policy, DSIG_NS};
+use super::dsig::{self, Covered, Policy, Signed, DSIG_NS};
 use super::error::AssertionError;
-use super::saml2::{self, check_issuer, one_child, unique_ids, Binding, SAML_NS};
+use super::saml2::{self, check_issuer, one_child, one_signed_child, unique_ids, Binding, SAML_NS};
 use super::xml::{Document, NodeId};
 use super::{Claims, VerifierConfig};
 
@@ -88,38 +89,43 @@ pub(crate) fn verify_rstr(
         keys: &cfg.keys,
         allow_sha1: cfg.allow_sha1,
     };
-    dsig::verify(doc, token, sig, id, policy)?;
+    let signed = dsig::verify(doc, token, sig, id, policy)?;
 
     if saml1 {
-        saml11_claims(doc, token, cfg, now)
+        saml11_claims(&signed, cfg, now)
     } else {
-        saml2::assertion_claims(doc, token, cfg, now, Binding::WsFed)
+        saml2::assertion_claims(&signed, signed.element(), cfg, now, Binding::WsFed)
     }
 }
 
-/// Checks a signed SAML 1.1 assertion and reads its claims.
+/// Checks a signed SAML 1.1 assertion, the element `signed` covers, and
+/// reads its claims through it.
 fn saml11_claims(
-    doc: &Document,
-    a: NodeId,
+    signed: &Signed<'_>,
     cfg: &VerifierConfig,
     now: SystemTime,
 ) -> Result<Claims, AssertionError> {
-    if doc.attr(a, "MajorVersion") != Some("1") {
+    let a: Covered = signed.element();
+    if signed.attr(a, "MajorVersion") != Some("1") {
         return Err(AssertionError::structure("the assertion is not saml 1.x"));
     }
     let mut claims = Claims {
-        id: doc.attr(a, "AssertionID").unwrap_or_default().to_string(),
-        issuer: doc
+        id: signed
+            .attr(a, "AssertionID")
+            .unwrap_or_default()
+            .to_string(),
+        issuer: signed
             .attr(a, "Issuer")
             .ok_or_else(|| AssertionError::structure("the assertion has no issuer"))?
             .to_string(),
+        key: signed.key(),
         ..Claims::default()
     };
     check_issuer(cfg, &claims.issuer)?;
 
-    let conditions = one_child(doc, a, SAML1_NS, "Conditions")?;
+    let conditions = one_signed_child(signed, a, SAML1_NS, "Conditions")?;
     claims.not_on_or_after = super::check_conditions(
-        doc,
+        signed,
         a,
         conditions,
         cfg,
@@ -130,20 +136,20 @@ fn saml11_claims(
 
     // Every statement's subject must name the same NameIdentifier.
     let mut subject: Option<(String, Option<String>)> = None;
-    for st in doc.child_elements(a) {
-        let e = doc.element(st);
-        if !e.local.ends_with("Statement") || doc.ns_uri(e.ns) != SAML1_NS {
+    for st in signed.child_elements(a) {
+        let (ns, local) = signed.name(st);
+        if !local.ends_with("Statement") || ns != SAML1_NS {
             continue;
         }
-        let Some(subj) = one_child(doc, st, SAML1_NS, "Subject")? else {
+        let Some(subj) = one_signed_child(signed, st, SAML1_NS, "Subject")? else {
             continue;
         };
-        let Some(ni) = one_child(doc, subj, SAML1_NS, "NameIdentifier")? else {
+        let Some(ni) = one_signed_child(signed, subj, SAML1_NS, "NameIdentifier")? else {
             continue;
         };
         let this = (
-            doc.text(ni).into_owned(),
-            doc.attr(ni, "Format").map(str::to_string),
+            signed.text(ni).into_owned(),
+            signed.attr(ni, "Format").map(str::to_string),
         );
         match &subject {
             Some(s) if s.0 != this.0 => {
@@ -160,8 +166,8 @@ fn saml11_claims(
     claims.name_id = name_id;
     claims.name_id_format = format;
 
-    for st in doc.children_named(a, SAML1_NS, "AttributeStatement") {
-        claims.read_attributes(doc, st, SAML1_NS, "AttributeName")?;
+    for st in signed.children_named(a, SAML1_NS, "AttributeStatement") {
+        claims.read_attributes(signed, st, SAML1_NS, "AttributeName")?;
     }
     Ok(claims)
 }

@@ -371,6 +371,9 @@ impl<'a> Builder<'a> {
                     if !was_first {
                         return Err(XmlError::Malformed("misplaced xml declaration"));
                     }
+                    if !decl_well_formed(&d) {
+                        return Err(XmlError::Malformed("bad xml declaration"));
+                    }
                     if d.version().ok().as_deref() != Some(b"1.0".as_slice()) {
                         return Err(XmlError::Malformed("only xml 1.0 is accepted"));
                     }
@@ -745,6 +748,60 @@ impl<'a> Iterator for Attributes<'a> {
 /// XML white space (production S).
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Whether the content of an XML declaration (`xml` and what follows, up
+/// to `?>`) follows XML 1.0's `XMLDecl`: `version`, then optionally
+/// `encoding`, then optionally `standalone`, each as `S name Eq 'value'`,
+/// in that order, with well-formed values. quick-xml looks the three up by
+/// name and lets anything else through.
+fn decl_well_formed(content: &[u8]) -> bool {
+    fn skip_space(b: &[u8]) -> &[u8] {
+        let n = b.iter().take_while(|c| is_space(**c)).count();
+        &b[n..]
+    }
+    /// `S name Eq quoted-value` at the start of `rest`, consumed only
+    /// when it is there.
+    fn pseudo<'b>(rest: &mut &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+        let after_space = skip_space(rest);
+        if after_space.len() == rest.len() {
+            return None;
+        }
+        let r = after_space.strip_prefix(name)?;
+        let r = skip_space(skip_space(r).strip_prefix(b"=")?);
+        let (&quote, r) = r.split_first()?;
+        if quote != b'"' && quote != b'\'' {
+            return None;
+        }
+        let end = r.iter().position(|c| *c == quote)?;
+        *rest = &r[end + 1..];
+        Some(&r[..end])
+    }
+    let Some(mut rest) = content.strip_prefix(b"xml") else {
+        return false;
+    };
+    let version_ok = pseudo(&mut rest, b"version").is_some_and(|v| {
+        v.strip_prefix(b"1.")
+            .is_some_and(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit))
+    });
+    if !version_ok {
+        return false;
+    }
+    if let Some(enc) = pseudo(&mut rest, b"encoding") {
+        let name_ok = enc.first().is_some_and(u8::is_ascii_alphabetic)
+            && enc
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+        if !name_ok {
+            return false;
+        }
+    }
+    if let Some(sd) = pseudo(&mut rest, b"standalone") {
+        if sd != b"yes" && sd != b"no" {
+            return false;
+        }
+    }
+    skip_space(rest).is_empty()
 }
 
 /// Splits a QName into prefix and local part, checking both are NCNames.

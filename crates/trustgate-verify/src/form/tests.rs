@@ -10,6 +10,9 @@ fn unescape_matches_form_urlencoded() {
         b"plain",
         b"bad%zzpercent%",
         b"%e2%9c%93+%",
+        b"%4",
+        b"%4g1%g41",
+        b"%C3%a9%2B%2b",
         b"",
     ] {
         let ours = unescape(raw).into_owned();
@@ -21,6 +24,16 @@ fn unescape_matches_form_urlencoded() {
             assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(raw));
         }
     }
+}
+
+/// Bytes that are not UTF-8 come through as bytes, as the form carries
+/// them (the comparison above skips them).
+#[test]
+fn unescape_keeps_raw_bytes() {
+    assert_eq!(
+        unescape(b"%ff%FE%4").as_ref(),
+        [0xff, 0xfe, b'%', b'4'].as_slice()
+    );
 }
 
 #[test]

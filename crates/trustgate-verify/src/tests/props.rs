@@ -1,13 +1,17 @@
 //! Property tests: byte-level and structural mutations of valid fixtures never
 //! panic, and a mutated document is accepted only when what the signature
-//! covers is untouched (same canonical signed element, same claims).
+//! covers is untouched (same signed content, same claims).
+//!
+//! "What the signature covers" is judged by an oracle that shares no code
+//! with the verifier: roxmltree (another parser) reads the signed elements
+//! into the node set that their `#id` References digest, and the test
+//! compares those, never the verifier's own c14n.
 
 use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use super::super::c14n::{self, Options};
 use super::super::xml::{Document, Node, NodeId};
 use super::super::*;
 use super::{fixtures, now};
@@ -16,6 +20,10 @@ struct Fixture {
     xml: String,
     cfg: VerifierConfig,
     accepted: VerifiedAssertion,
+    /// The signed elements of `xml`: their IDs and Reference PrefixLists.
+    signed: Vec<SignedElement>,
+    /// The oracle's reading of them in `xml`.
+    content: Vec<Vec<Event>>,
 }
 
 fn fixture(file: &str, cert: &str, audience: &str, acs: Option<&str>) -> Fixture {
@@ -32,7 +40,16 @@ fn fixture(file: &str, cert: &str, audience: &str, acs: Option<&str>) -> Fixture
     let accepted = Verifier::new(cfg.clone())
         .verify_document(xml.as_bytes(), now())
         .expect("fixture is valid");
-    Fixture { xml, cfg, accepted }
+    let signed = signed_elements(&xml);
+    assert!(!signed.is_empty(), "{file} has a signed element");
+    let content = signed_content(&xml, &signed).expect("roxmltree reads the fixture");
+    Fixture {
+        xml,
+        cfg,
+        accepted,
+        signed,
+        content,
+    }
 }
 
 fn all_fixtures() -> &'static [Fixture] {
@@ -75,46 +92,148 @@ fn all_fixtures() -> &'static [Fixture] {
     })
 }
 
-/// IDs of the elements that carry a signature in `xml`.
-fn signed_ids(xml: &str) -> Vec<String> {
-    let doc = Document::parse(xml.as_bytes()).unwrap();
-    doc.elements()
-        .filter(|n| {
-            doc.children_named(*n, dsig::DSIG_NS, "Signature")
-                .next()
-                .is_some()
+const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+
+/// An element that carries an enveloped signature.
+#[derive(Debug)]
+struct SignedElement {
+    id: String,
+    /// The InclusiveNamespaces PrefixList of its Reference (`#default` as
+    /// written).
+    prefixes: Vec<String>,
+}
+
+/// One node of what a `#id` Reference with enveloped-signature and
+/// exclusive c14n (without comments) digests: the element's subtree without
+/// its `ds:Signature` child, comments dropped and the text around them
+/// joined. Names carry their prefix (c14n writes it) and namespace URI;
+/// attributes are in c14n order; `inclusive` is the in-scope URI of each
+/// PrefixList prefix, which exclusive c14n renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Start {
+        qname: String,
+        ns: Option<String>,
+        attrs: Vec<(Option<String>, String, String, String)>,
+        inclusive: Vec<Option<String>>,
+    },
+    Text(String),
+    Pi(String, Option<String>),
+    End,
+}
+
+fn parse_other(xml: &str) -> Option<roxmltree::Document<'_>> {
+    roxmltree::Document::parse(xml).ok()
+}
+
+fn id_of<'a>(n: &roxmltree::Node<'a, '_>) -> Option<&'a str> {
+    n.attribute("ID").or_else(|| n.attribute("AssertionID"))
+}
+
+/// The elements of `xml` that carry a signature, read by roxmltree.
+fn signed_elements(xml: &str) -> Vec<SignedElement> {
+    let doc = parse_other(xml).expect("roxmltree reads the fixture");
+    doc.descendants()
+        .filter(|n| n.is_element())
+        .filter_map(|n| {
+            let sig = n.children().find(|c| c.has_tag_name((DSIG, "Signature")))?;
+            let prefixes = sig
+                .descendants()
+                .find(|c| c.has_tag_name((EXC_C14N, "InclusiveNamespaces")))
+                .and_then(|c| c.attribute("PrefixList"))
+                .map(|l| l.split_ascii_whitespace().map(str::to_string).collect())
+                .unwrap_or_default();
+            Some(SignedElement {
+                id: id_of(&n)?.to_string(),
+                prefixes,
+            })
         })
-        .filter_map(|n| doc.attr(n, "ID").or_else(|| doc.attr(n, "AssertionID")))
-        .map(str::to_string)
         .collect()
 }
 
-/// The canonical bytes of the elements with these IDs, each without its
-/// own signature child: what the original signatures cover.
-fn signed_canon(xml: &str, ids: &[String]) -> Option<Vec<Vec<u8>>> {
-    let doc = Document::parse(xml.as_bytes()).ok()?;
+/// The oracle's reading of each signed element in `xml`; `None` when
+/// roxmltree refuses `xml` or an element is missing.
+fn signed_content(xml: &str, signed: &[SignedElement]) -> Option<Vec<Vec<Event>>> {
+    let doc = parse_other(xml)?;
     let mut out = Vec::new();
-    for id in ids {
-        let n = doc.elements().find(|n| {
-            doc.attr(*n, "ID") == Some(id.as_str())
-                || doc.attr(*n, "AssertionID") == Some(id.as_str())
-        })?;
-        let sig = doc.children_named(n, dsig::DSIG_NS, "Signature").next();
-        let mut buf = Vec::new();
-        let prefixes = ["xs".to_string()];
-        c14n::canonicalize(
-            &doc,
-            n,
-            Options {
-                with_comments: false,
-                inclusive: &prefixes,
-                exclude: sig,
-            },
-            &mut buf,
-        );
-        out.push(buf);
+    for s in signed {
+        let n = doc
+            .descendants()
+            .find(|n| n.is_element() && id_of(n) == Some(s.id.as_str()))?;
+        let sig = n
+            .children()
+            .find(|c| c.has_tag_name((DSIG, "Signature")))
+            .map(|c| c.id());
+        let mut events = Vec::new();
+        read(xml, n, sig, &s.prefixes, &mut events);
+        out.push(events);
     }
     Some(out)
+}
+
+fn read(
+    input: &str,
+    n: roxmltree::Node<'_, '_>,
+    skip: Option<roxmltree::NodeId>,
+    prefixes: &[String],
+    out: &mut Vec<Event>,
+) {
+    // roxmltree resolves names but keeps no prefix: read the written
+    // qualified name back from the input.
+    let tag = &input[n.range().start + 1..];
+    let end = tag
+        .find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')
+        .unwrap_or(tag.len());
+    let mut attrs: Vec<_> = n
+        .attributes()
+        .map(|a| {
+            (
+                a.namespace().map(str::to_string),
+                a.name().to_string(),
+                input[a.range_qname()].to_string(),
+                a.value().to_string(),
+            )
+        })
+        .collect();
+    attrs.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let inclusive = prefixes
+        .iter()
+        .map(|p| {
+            let p = (p != "#default").then_some(p.as_str());
+            n.lookup_namespace_uri(p).map(str::to_string)
+        })
+        .collect();
+    out.push(Event::Start {
+        qname: tag[..end].to_string(),
+        ns: n.tag_name().namespace().map(str::to_string),
+        attrs,
+        inclusive,
+    });
+    for c in n.children() {
+        if Some(c.id()) == skip {
+            continue;
+        }
+        match c.node_type() {
+            roxmltree::NodeType::Element => read(input, c, None, prefixes, out),
+            roxmltree::NodeType::Text => {
+                let t = c.text().unwrap_or_default();
+                match out.last_mut() {
+                    Some(Event::Text(prev)) => prev.push_str(t),
+                    _ => out.push(Event::Text(t.to_string())),
+                }
+            }
+            roxmltree::NodeType::PI => {
+                let pi = c.pi().unwrap();
+                out.push(Event::Pi(
+                    pi.target.to_string(),
+                    pi.value.map(str::to_string),
+                ));
+            }
+            roxmltree::NodeType::Comment | roxmltree::NodeType::Root => {}
+        }
+    }
+    out.push(Event::End);
 }
 
 fn element_spans(xml: &str) -> Vec<std::ops::Range<usize>> {
@@ -148,10 +267,10 @@ fn check(f: &Fixture, mutated: &[u8]) -> Result<(), TestCaseError> {
         );
         prop_assert_eq!(a_claims, f_claims, "accepted with different claims");
         let text = std::str::from_utf8(mutated).expect("accepted documents are utf-8");
-        let ids = signed_ids(&f.xml);
+        let content = signed_content(text, &f.signed);
         prop_assert_eq!(
-            signed_canon(text, &ids),
-            signed_canon(&f.xml, &ids),
+            content.as_ref(),
+            Some(&f.content),
             "accepted with different signed content"
         );
     }
@@ -295,6 +414,78 @@ fn apply_tree(xml: &str, op: &TreeOp) -> String {
                 _ => xml.to_string(),
             }
         }
+    }
+}
+
+/// The oracle sees what the digest sees, and no more: an edit that changes
+/// the canonical form of the signed assertion changes its reading (and the
+/// verifier refuses it); one that exclusive c14n cannot see leaves the
+/// reading alone (and the verifier accepts it).
+#[test]
+fn the_oracle_sees_what_the_digest_covers() {
+    let f = &all_fixtures()[0];
+    let reading = |xml: &str| signed_content(xml, &f.signed).expect("roxmltree reads it");
+    let accepted = |xml: &str| {
+        Verifier::new(f.cfg.clone())
+            .verify_document(xml.as_bytes(), now())
+            .is_ok()
+    };
+    let edit = |from: &str, to: &str| super::replace_once(&f.xml, from, to);
+    let changed = [
+        // Attribute value and text, inside the assertion.
+        edit(
+            "xsi:type=\"xs:string\">TRUSTED",
+            "xsi:type=\"xs:string\">NOT_TRUSTED",
+        ),
+        edit("Name=\"groups\"", "Name=\"Groups\""),
+        // The same element under another prefix bound to the same URI.
+        edit(
+            "<saml2:NameID Format",
+            "<s:NameID xmlns:s=\"urn:oasis:names:tc:SAML:2.0:assertion\" Format",
+        )
+        .replacen("</saml2:NameID>", "</s:NameID>", 1),
+        // Whitespace between signed elements is signed text.
+        edit(
+            "</saml2:Subject><saml2:Conditions",
+            "</saml2:Subject>\n<saml2:Conditions",
+        ),
+        // The PrefixList's xs bound elsewhere.
+        edit(
+            "xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"",
+            "xmlns:xs=\"urn:not-xml-schema\"",
+        ),
+    ];
+    for xml in &changed {
+        assert_ne!(reading(xml), f.content, "{xml}");
+        assert!(!accepted(xml), "{xml}");
+    }
+    let unchanged = [
+        // Outside the signed assertion.
+        edit("<saml2p:StatusCode ", "<saml2p:StatusCode Extra=\"1\" "),
+        // A comment inside the NameID: the `#id` reference drops comments.
+        edit(
+            "alice@corp.example</saml2:NameID>",
+            "alice@<!-- x -->corp.example</saml2:NameID>",
+        ),
+        // Quote style, whitespace inside a tag, an unused declaration, a
+        // character reference for a plain character.
+        edit(
+            "Format=\"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress\"",
+            "Format='urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress'",
+        ),
+        edit("<saml2:Subject>", "<saml2:Subject\n  >"),
+        edit(
+            "<saml2:Subject>",
+            "<saml2:Subject xmlns:unused=\"urn:unused\">",
+        ),
+        edit(
+            ">alice@corp.example</saml2:NameID>",
+            ">&#97;lice@corp.example</saml2:NameID>",
+        ),
+    ];
+    for xml in &unchanged {
+        assert_eq!(reading(xml), f.content, "{xml}");
+        assert!(accepted(xml), "{xml}");
     }
 }
 

@@ -117,6 +117,49 @@ fn split_qname_splits_once() {
     }
 }
 
+/// The XML declaration is held to XML 1.0's grammar; quick-xml alone lets
+/// a stray token such as `!encoding` through (found by the property tests'
+/// independent parser).
+#[test]
+fn xml_declaration_follows_the_grammar() {
+    for good in [
+        "<?xml version=\"1.0\"?><r/>",
+        "<?xml version='1.0' encoding='UTF-8'?><r/>",
+        "<?xml version=\"1.0\" encoding=\"utf-8\" standalone=\"yes\" ?><r/>",
+        "<?xml\tversion = \"1.0\"\r\n standalone='no'?><r/>",
+    ] {
+        parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for bad in [
+        "<?xml version=\"1.0\" !encoding=\"UTF-8\"?><r/>",
+        "<?xml version=\"1.0\"encoding=\"UTF-8\"?><r/>",
+        "<?xml encoding=\"UTF-8\" version=\"1.0\"?><r/>",
+        "<?xml version=\"1.0\" standalone=\"yes\" encoding=\"UTF-8\"?><r/>",
+        "<?xml version=\"1.0\" standalone=\"maybe\"?><r/>",
+        "<?xml version=\"1.0\" encoding=\"8bit\"?><r/>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" encoding=\"UTF-8\"?><r/>",
+        "<?xml version=\"1.0\" foo=\"bar\"?><r/>",
+        "<?xml version=\"1.0'?><r/>",
+        "<?xml version=\"1.\"?><r/>",
+        "<?xml?><r/>",
+    ] {
+        assert_eq!(
+            parse(bad).unwrap_err(),
+            XmlError::Malformed("bad xml declaration"),
+            "{bad}"
+        );
+    }
+    // Well-formed, but not what the verifier takes.
+    assert_eq!(
+        parse("<?xml version=\"1.1\"?><r/>").unwrap_err(),
+        XmlError::Malformed("only xml 1.0 is accepted")
+    );
+    assert_eq!(
+        parse("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r/>").unwrap_err(),
+        XmlError::NotUtf8
+    );
+}
+
 #[test]
 fn namespace_errors() {
     let cases = [
