@@ -415,141 +415,17 @@ impl Config {
         Config::from_raw(raw, source)
     }
 
+    /// Raw to typed, section by section (each section's function below
+    /// names its keys in its errors), then the checks across sections.
+    /// Every problem is collected, so that `check` reports them at once.
     fn from_raw(raw: RawConfig, source: &Path) -> Result<Config, ConfigErrors> {
         let base = source.parent().unwrap_or(Path::new("."));
         let mut errors = Errors::default();
 
-        let server = ServerConfig {
-            listen: raw
-                .server
-                .listen
-                .as_deref()
-                .and_then(|a| errors.addr("server.listen", a)),
-            plain_listen: raw
-                .server
-                .plain_listen
-                .as_deref()
-                .and_then(|a| errors.addr("server.plain_listen", a)),
-            max_connections: raw.server.max_connections,
-            max_header_bytes: raw.server.max_header_bytes,
-            max_assertion_bytes: raw.server.max_assertion_bytes,
-            header_read_timeout: raw.server.header_read_timeout,
-            tls_handshake_timeout: raw.server.tls_handshake_timeout,
-            idle_timeout: raw.server.idle_timeout,
-            grace_period: raw.server.grace_period,
-            body_read_timeout: raw.server.body_read_timeout,
-            hsts: raw.server.hsts.as_deref().and_then(|v| {
-                let lower = v.to_ascii_lowercase();
-                let max_age = lower
-                    .split(';')
-                    .filter_map(|d| d.trim().strip_prefix("max-age="))
-                    .next()
-                    .and_then(|a| a.trim_matches('"').parse::<u64>().ok());
-                match (max_age, http::HeaderValue::from_str(v)) {
-                    (Some(_), Ok(h)) => Some(h),
-                    _ => {
-                        errors.push(
-                            "server.hsts",
-                            "must be a Strict-Transport-Security value with max-age, \
-                             as in \"max-age=31536000; includeSubDomains\"",
-                        );
-                        None
-                    }
-                }
-            }),
-            trusted_proxy_hops: raw.server.trusted_proxy_hops,
-            worker_threads: raw.server.worker_threads,
-            decision_cache_entries: raw.server.decision_cache_entries,
-            replay_cache_entries: raw.server.replay_cache_entries,
-        };
-        if raw.server.listen.is_none() && raw.server.plain_listen.is_none() {
-            errors.push("server", "set listen, plain_listen or both");
-        }
-        if server.max_connections == 0 {
-            errors.push("server.max_connections", "must be at least 1");
-        }
-        if server.worker_threads == Some(0) {
-            errors.push("server.worker_threads", "must be at least 1");
-        }
-        for (key, entries) in [
-            (
-                "server.decision_cache_entries",
-                server.decision_cache_entries,
-            ),
-            ("server.replay_cache_entries", server.replay_cache_entries),
-        ] {
-            if entries < 1000 {
-                errors.push(key, "must be at least 1000");
-            }
-        }
-        if server.max_header_bytes < 8192 {
-            errors.push("server.max_header_bytes", "must be at least 8192");
-        }
-        for (key, d) in [
-            ("server.header_read_timeout", server.header_read_timeout),
-            ("server.tls_handshake_timeout", server.tls_handshake_timeout),
-            ("server.idle_timeout", server.idle_timeout),
-            ("server.body_read_timeout", server.body_read_timeout),
-        ] {
-            if d.is_zero() {
-                errors.push(key, "must be longer than 0s");
-            }
-        }
-
-        let mut certificates = Vec::new();
-        for (i, c) in raw.tls.certificates.iter().enumerate() {
-            let key_path = format!("tls.certificates[{i}]");
-            if let Some(cert) = load_certificate(
-                &key_path,
-                &resolve(base, &c.cert),
-                &resolve(base, &c.key),
-                c.server_names.as_deref(),
-                &mut errors,
-            ) {
-                certificates.push(cert);
-            }
-        }
-        if server.listen.is_some() && raw.tls.certificates.is_empty() {
-            errors.push(
-                "tls.certificates",
-                "server.listen is a TLS listener and needs at least one certificate",
-            );
-        }
-
-        let mut extra_roots = Vec::new();
-        if let Some(ca) = &raw.upstream.ca_file {
-            match read_certs(&resolve(base, ca)) {
-                Ok(certs) => extra_roots = certs,
-                Err(e) => errors.push("upstream.ca_file", e),
-            }
-        }
-        let upstream = UpstreamConfig {
-            connect_timeout: raw.upstream.connect_timeout,
-            response_timeout: raw.upstream.response_timeout,
-            pool_idle_timeout: raw.upstream.pool_idle_timeout,
-            pool_max_idle_per_host: raw.upstream.pool_max_idle_per_host,
-            extra_roots,
-        };
-
-        let admin_listen = errors
-            .addr("admin.listen", &raw.admin.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9901)));
-
-        let admin_token = match &raw.admin.token {
-            None => None,
-            Some(t) => match read_secret(base, t) {
-                Ok(t) if t.len() < 16 => {
-                    errors.push("admin.token", "an admin token needs at least 16 bytes");
-                    None
-                }
-                Ok(t) => Some(Secret(t)),
-                Err(e) => {
-                    errors.push("admin.token", e);
-                    None
-                }
-            },
-        };
-
+        let server = server_section(&raw.server, &mut errors);
+        let certificates = tls_section(&raw.tls, server.listen.is_some(), base, &mut errors);
+        let upstream = upstream_section(&raw.upstream, base, &mut errors);
+        let (admin_listen, admin_token) = admin_section(&raw.admin, base, &mut errors);
         if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
             errors.push(
                 "log.level",
@@ -557,141 +433,10 @@ impl Config {
             );
         }
 
-        let redis = raw.redis.as_ref().and_then(|r| {
-            let url = match read_secret(base, &r.url) {
-                Ok(u) => String::from_utf8(u).unwrap_or_default(),
-                Err(e) => {
-                    errors.push("redis.url", e);
-                    return None;
-                }
-            };
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                errors.push("redis.url", "must start with redis:// or rediss:// (TLS)");
-                return None;
-            }
-            if r.timeout.is_zero() {
-                errors.push("redis.timeout", "must be longer than 0s");
-            }
-            if r.key_prefix.is_empty()
-                || r.key_prefix.contains(['*', '?', '[', ']', '\\', ' '])
-                || !r.key_prefix.is_ascii()
-            {
-                errors.push(
-                    "redis.key_prefix",
-                    "must be non-empty ASCII without *, ?, [, ], \\ or spaces (it is a SCAN pattern's prefix)",
-                );
-            }
-            match redis::Client::open(url.as_str()) {
-                // The error text can carry the URL, and so a password.
-                Err(_) => {
-                    errors.push(
-                        "redis.url",
-                        "not a Redis URL (redis://[user:password@]host:port[/db])",
-                    );
-                    None
-                }
-                Ok(client) => Some(RedisConfig {
-                    client,
-                    url_digest: hex::encode(aws_lc_rs::digest::digest(
-                        &aws_lc_rs::digest::SHA256,
-                        url.as_bytes(),
-                    )),
-                    key_prefix: r.key_prefix.clone(),
-                    timeout: r.timeout,
-                }),
-            }
-        });
-        let uem = raw.uem.as_ref().and_then(|u| {
-            let username = match read_secret(base, &u.username) {
-                Ok(v) if !v.is_empty() && !v.contains(&b':') => Some(Secret(v)),
-                Ok(_) => {
-                    errors.push(
-                        "uem.username",
-                        "must be non-empty and hold no ':' (Basic auth)",
-                    );
-                    None
-                }
-                Err(e) => {
-                    errors.push("uem.username", e);
-                    None
-                }
-            };
-            let password = match read_secret(base, &u.password) {
-                Ok(v) if v.len() >= 12 => Some(Secret(v)),
-                Ok(_) => {
-                    errors.push("uem.password", "needs at least 12 bytes");
-                    None
-                }
-                Err(e) => {
-                    errors.push("uem.password", e);
-                    None
-                }
-            };
-            let template = match crate::uem::SubjectTemplate::parse(&u.subject_template) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    errors.push("uem.subject_template", e);
-                    None
-                }
-            };
-            Some(UemConfig {
-                username: username?,
-                password: password?,
-                subject_template: template?,
-            })
-        });
-
-        let mut session_keys = Vec::new();
-        for (i, s) in raw.session.keys.iter().enumerate() {
-            let path = format!("session.keys[{i}]");
-            match read_secret(base, s) {
-                Ok(k) if k.len() < 32 => {
-                    errors.push(&path, "a session key needs at least 32 bytes")
-                }
-                Ok(k) => session_keys.push(Secret(k)),
-                Err(e) => errors.push(&path, e),
-            }
-        }
-
-        let demo = if raw.demo.enabled {
-            let d = &raw.demo;
-            let read = |key: &str, p: &Path, errors: &mut Errors| {
-                let p = resolve(base, p);
-                std::fs::read(&p)
-                    .map_err(|e| errors.push(key, format!("cannot read {}: {e}", p.display())))
-                    .ok()
-            };
-            let app_listen = errors.addr("demo.app_listen", &d.app_listen);
-            let portal_listen = errors.addr("demo.portal_listen", &d.portal_listen);
-            let idp_key = read("demo.idp_key", &d.idp_key, &mut errors);
-            let idp_cert = read("demo.idp_cert", &d.idp_cert, &mut errors);
-            let gateway_ca = read("demo.gateway_ca", &d.gateway_ca, &mut errors);
-            match (app_listen, portal_listen, idp_key, idp_cert, gateway_ca) {
-                (
-                    Some(app_listen),
-                    Some(portal_listen),
-                    Some(idp_key),
-                    Some(idp_cert),
-                    Some(gateway_ca),
-                ) => Some(DemoConfig {
-                    gateway_ca,
-                    uem: uem
-                        .as_ref()
-                        .map(|u| (u.username.clone(), u.password.clone())),
-                    app_listen,
-                    portal_listen,
-                    idp_key,
-                    idp_cert,
-                    idp_entity_id: d.idp_entity_id.clone(),
-                    sp_entity_id: d.sp_entity_id.clone(),
-                    acs_url: d.acs_url.clone(),
-                    app_url: d.app_url.clone(),
-                }),
-                _ => None,
-            }
-        } else {
-            None
-        };
+        let redis = redis_section(raw.redis.as_ref(), base, &mut errors);
+        let uem = uem_section(raw.uem.as_ref(), base, &mut errors);
+        let session_keys = session_section(&raw.session, base, &mut errors);
+        let demo = demo_section(&raw.demo, uem.as_ref(), base, &mut errors);
 
         let zones = match Zones::try_from(&raw.zones) {
             Ok(z) => z,
@@ -780,6 +525,314 @@ impl Config {
             zones,
             warnings,
         })
+    }
+}
+
+/// `[server]`: the listeners, limits and timeouts.
+fn server_section(raw: &raw::RawServer, errors: &mut Errors) -> ServerConfig {
+    let server = ServerConfig {
+        listen: raw
+            .listen
+            .as_deref()
+            .and_then(|a| errors.addr("server.listen", a)),
+        plain_listen: raw
+            .plain_listen
+            .as_deref()
+            .and_then(|a| errors.addr("server.plain_listen", a)),
+        max_connections: raw.max_connections,
+        max_header_bytes: raw.max_header_bytes,
+        max_assertion_bytes: raw.max_assertion_bytes,
+        header_read_timeout: raw.header_read_timeout,
+        tls_handshake_timeout: raw.tls_handshake_timeout,
+        idle_timeout: raw.idle_timeout,
+        grace_period: raw.grace_period,
+        body_read_timeout: raw.body_read_timeout,
+        hsts: raw.hsts.as_deref().and_then(|v| {
+            let lower = v.to_ascii_lowercase();
+            let max_age = lower
+                .split(';')
+                .filter_map(|d| d.trim().strip_prefix("max-age="))
+                .next()
+                .and_then(|a| a.trim_matches('"').parse::<u64>().ok());
+            match (max_age, http::HeaderValue::from_str(v)) {
+                (Some(_), Ok(h)) => Some(h),
+                _ => {
+                    errors.push(
+                        "server.hsts",
+                        "must be a Strict-Transport-Security value with max-age, \
+                         as in \"max-age=31536000; includeSubDomains\"",
+                    );
+                    None
+                }
+            }
+        }),
+        trusted_proxy_hops: raw.trusted_proxy_hops,
+        worker_threads: raw.worker_threads,
+        decision_cache_entries: raw.decision_cache_entries,
+        replay_cache_entries: raw.replay_cache_entries,
+    };
+    if raw.listen.is_none() && raw.plain_listen.is_none() {
+        errors.push("server", "set listen, plain_listen or both");
+    }
+    if server.max_connections == 0 {
+        errors.push("server.max_connections", "must be at least 1");
+    }
+    if server.worker_threads == Some(0) {
+        errors.push("server.worker_threads", "must be at least 1");
+    }
+    for (key, entries) in [
+        (
+            "server.decision_cache_entries",
+            server.decision_cache_entries,
+        ),
+        ("server.replay_cache_entries", server.replay_cache_entries),
+    ] {
+        if entries < 1000 {
+            errors.push(key, "must be at least 1000");
+        }
+    }
+    if server.max_header_bytes < 8192 {
+        errors.push("server.max_header_bytes", "must be at least 8192");
+    }
+    for (key, d) in [
+        ("server.header_read_timeout", server.header_read_timeout),
+        ("server.tls_handshake_timeout", server.tls_handshake_timeout),
+        ("server.idle_timeout", server.idle_timeout),
+        ("server.body_read_timeout", server.body_read_timeout),
+    ] {
+        if d.is_zero() {
+            errors.push(key, "must be longer than 0s");
+        }
+    }
+    server
+}
+
+/// `[[tls.certificates]]`, which a TLS listener needs one of.
+fn tls_section(
+    raw: &raw::RawTls,
+    tls_listener: bool,
+    base: &Path,
+    errors: &mut Errors,
+) -> Vec<TlsCertificate> {
+    let mut certificates = Vec::new();
+    for (i, c) in raw.certificates.iter().enumerate() {
+        let key_path = format!("tls.certificates[{i}]");
+        if let Some(cert) = load_certificate(
+            &key_path,
+            &resolve(base, &c.cert),
+            &resolve(base, &c.key),
+            c.server_names.as_deref(),
+            errors,
+        ) {
+            certificates.push(cert);
+        }
+    }
+    if tls_listener && raw.certificates.is_empty() {
+        errors.push(
+            "tls.certificates",
+            "server.listen is a TLS listener and needs at least one certificate",
+        );
+    }
+    certificates
+}
+
+/// `[upstream]`: the client to the apps.
+fn upstream_section(raw: &raw::RawUpstream, base: &Path, errors: &mut Errors) -> UpstreamConfig {
+    let mut extra_roots = Vec::new();
+    if let Some(ca) = &raw.ca_file {
+        match read_certs(&resolve(base, ca)) {
+            Ok(certs) => extra_roots = certs,
+            Err(e) => errors.push("upstream.ca_file", e),
+        }
+    }
+    UpstreamConfig {
+        connect_timeout: raw.connect_timeout,
+        response_timeout: raw.response_timeout,
+        pool_idle_timeout: raw.pool_idle_timeout,
+        pool_max_idle_per_host: raw.pool_max_idle_per_host,
+        extra_roots,
+    }
+}
+
+/// `[admin]`: the admin listener and its token.
+fn admin_section(
+    raw: &raw::RawAdmin,
+    base: &Path,
+    errors: &mut Errors,
+) -> (SocketAddr, Option<Secret>) {
+    let admin_listen = errors
+        .addr("admin.listen", &raw.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9901)));
+
+    let admin_token = match &raw.token {
+        None => None,
+        Some(t) => match read_secret(base, t) {
+            Ok(t) if t.len() < 16 => {
+                errors.push("admin.token", "an admin token needs at least 16 bytes");
+                None
+            }
+            Ok(t) => Some(Secret(t)),
+            Err(e) => {
+                errors.push("admin.token", e);
+                None
+            }
+        },
+    };
+    (admin_listen, admin_token)
+}
+
+/// `[redis]`: the fleet's shared state, when there is one.
+fn redis_section(
+    raw: Option<&raw::RawRedis>,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<RedisConfig> {
+    raw.and_then(|r| {
+        let url = match read_secret(base, &r.url) {
+            Ok(u) => String::from_utf8(u).unwrap_or_default(),
+            Err(e) => {
+                errors.push("redis.url", e);
+                return None;
+            }
+        };
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            errors.push("redis.url", "must start with redis:// or rediss:// (TLS)");
+            return None;
+        }
+        if r.timeout.is_zero() {
+            errors.push("redis.timeout", "must be longer than 0s");
+        }
+        if r.key_prefix.is_empty()
+            || r.key_prefix.contains(['*', '?', '[', ']', '\\', ' '])
+            || !r.key_prefix.is_ascii()
+        {
+            errors.push(
+                "redis.key_prefix",
+                "must be non-empty ASCII without *, ?, [, ], \\ or spaces (it is a SCAN pattern's prefix)",
+            );
+        }
+        match redis::Client::open(url.as_str()) {
+            // The error text can carry the URL, and so a password.
+            Err(_) => {
+                errors.push(
+                    "redis.url",
+                    "not a Redis URL (redis://[user:password@]host:port[/db])",
+                );
+                None
+            }
+            Ok(client) => Some(RedisConfig {
+                client,
+                url_digest: hex::encode(aws_lc_rs::digest::digest(
+                    &aws_lc_rs::digest::SHA256,
+                    url.as_bytes(),
+                )),
+                key_prefix: r.key_prefix.clone(),
+                timeout: r.timeout,
+            }),
+        }
+    })
+}
+
+/// `[uem]`: the Workspace ONE event notifications endpoint.
+fn uem_section(raw: Option<&raw::RawUem>, base: &Path, errors: &mut Errors) -> Option<UemConfig> {
+    raw.and_then(|u| {
+        let username = match read_secret(base, &u.username) {
+            Ok(v) if !v.is_empty() && !v.contains(&b':') => Some(Secret(v)),
+            Ok(_) => {
+                errors.push(
+                    "uem.username",
+                    "must be non-empty and hold no ':' (Basic auth)",
+                );
+                None
+            }
+            Err(e) => {
+                errors.push("uem.username", e);
+                None
+            }
+        };
+        let password = match read_secret(base, &u.password) {
+            Ok(v) if v.len() >= 12 => Some(Secret(v)),
+            Ok(_) => {
+                errors.push("uem.password", "needs at least 12 bytes");
+                None
+            }
+            Err(e) => {
+                errors.push("uem.password", e);
+                None
+            }
+        };
+        let template = match crate::uem::SubjectTemplate::parse(&u.subject_template) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.push("uem.subject_template", e);
+                None
+            }
+        };
+        Some(UemConfig {
+            username: username?,
+            password: password?,
+            subject_template: template?,
+        })
+    })
+}
+
+/// `[session]`: the keys that seal every cookie, the first signing.
+fn session_section(raw: &raw::RawSession, base: &Path, errors: &mut Errors) -> Vec<Secret> {
+    let mut session_keys = Vec::new();
+    for (i, s) in raw.keys.iter().enumerate() {
+        let path = format!("session.keys[{i}]");
+        match read_secret(base, s) {
+            Ok(k) if k.len() < 32 => errors.push(&path, "a session key needs at least 32 bytes"),
+            Ok(k) => session_keys.push(Secret(k)),
+            Err(e) => errors.push(&path, e),
+        }
+    }
+    session_keys
+}
+
+/// `[demo]`: the local IdP, app and portal of the shipped demo.
+fn demo_section(
+    raw: &raw::RawDemo,
+    uem: Option<&UemConfig>,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<DemoConfig> {
+    if raw.enabled {
+        let d = raw;
+        let read = |key: &str, p: &Path, errors: &mut Errors| {
+            let p = resolve(base, p);
+            std::fs::read(&p)
+                .map_err(|e| errors.push(key, format!("cannot read {}: {e}", p.display())))
+                .ok()
+        };
+        let app_listen = errors.addr("demo.app_listen", &d.app_listen);
+        let portal_listen = errors.addr("demo.portal_listen", &d.portal_listen);
+        let idp_key = read("demo.idp_key", &d.idp_key, errors);
+        let idp_cert = read("demo.idp_cert", &d.idp_cert, errors);
+        let gateway_ca = read("demo.gateway_ca", &d.gateway_ca, errors);
+        match (app_listen, portal_listen, idp_key, idp_cert, gateway_ca) {
+            (
+                Some(app_listen),
+                Some(portal_listen),
+                Some(idp_key),
+                Some(idp_cert),
+                Some(gateway_ca),
+            ) => Some(DemoConfig {
+                gateway_ca,
+                uem: uem.map(|u| (u.username.clone(), u.password.clone())),
+                app_listen,
+                portal_listen,
+                idp_key,
+                idp_cert,
+                idp_entity_id: d.idp_entity_id.clone(),
+                sp_entity_id: d.sp_entity_id.clone(),
+                acs_url: d.acs_url.clone(),
+                app_url: d.app_url.clone(),
+            }),
+            _ => None,
+        }
+    } else {
+        None
     }
 }
 

@@ -132,6 +132,9 @@ impl<T: Routable> Routes<T> {
                 .apps
                 .iter()
                 .find(|a| prefix_matches_ignore_case(a.path_prefix(), &cut))
+                // The same entry of this host's list: an app listed twice
+                // (a host repeated) has equal entries, and both lookups
+                // find the first, the sort being stable.
                 .is_some_and(|a| std::ptr::eq(a, app));
             if !same {
                 return Err(RouteError::BadPath(PathError::WindowsName));

@@ -113,11 +113,20 @@ async fn run_until_ready(path: &std::path::Path, admin: u16) -> (tokio::process:
 /// the request in flight has completed.
 #[tokio::test]
 async fn run_reloads_on_sighup_and_drains_on_sigterm() {
-    let up = Upstream::start(|req: Request<hyper::body::Incoming>| async move {
-        if req.uri().path() == "/slow" {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+    // `/slow` says when it arrived and answers when the test lets it, so
+    // that SIGTERM lands while it is in flight, by signal, not by sleep.
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::channel::<()>(1);
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let upstream_release = release.clone();
+    let up = Upstream::start(move |req: Request<hyper::body::Incoming>| {
+        let (arrived_tx, release) = (arrived_tx.clone(), upstream_release.clone());
+        async move {
+            if req.uri().path() == "/slow" {
+                let _ = arrived_tx.send(()).await;
+                release.notified().await;
+            }
+            Response::new(full("done"))
         }
-        Response::new(full("done"))
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -161,8 +170,27 @@ async fn run_reloads_on_sighup_and_drains_on_sigterm() {
             .unwrap();
         plain_client().request(req).await.map(|r| r.status())
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(10), arrived.recv())
+        .await
+        .expect("/slow reaches the upstream");
     kill(pid, "TERM");
+    // Draining: the listener closes while the request is still in flight.
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", plain))
+        .await
+        .is_ok()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still accepting after SIGTERM"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !in_flight.is_finished(),
+        "the request waits for its upstream"
+    );
+    release.notify_one();
     assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::OK);
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await

@@ -760,8 +760,6 @@ async fn prometheus_scrapes_every_metric_that_alerts_and_dashboard_use() {
             break;
         }
     }
-    // One more scrape round after the first, so every series is in.
-    tokio::time::sleep(Duration::from_secs(3)).await;
 
     let t = api(prom, "/api/v1/targets", &[("state", "active")]).await;
     for target in t["data"]["activeTargets"].as_array().unwrap() {
@@ -769,25 +767,36 @@ async fn prometheus_scrapes_every_metric_that_alerts_and_dashboard_use() {
         assert_eq!(target["labels"]["job"], "trustgate");
     }
 
-    let names = api(prom, "/api/v1/label/__name__/values", &[]).await;
-    let scraped: BTreeSet<String> = names["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap().to_string())
-        .collect();
+    // Every name deploy/ uses, once a scrape has brought it in: polled until
+    // none is missing or 15 s have passed (a few scrape rounds), then judged.
     let code = code_metrics();
-    let mut missing = Vec::new();
-    for (name, files) in referenced_metrics() {
-        // A histogram named without a suffix is there when its _count is.
-        let probe = match registered_base(&name, &code) {
-            Some(base) if base == name && !scraped.contains(&name) => format!("{name}_count"),
-            _ => name.clone(),
-        };
-        if !scraped.contains(&probe) {
-            missing.push(format!("{name} (in {files:?})"));
+    let start = std::time::Instant::now();
+    let missing = loop {
+        let names = api(prom, "/api/v1/label/__name__/values", &[]).await;
+        let scraped: BTreeSet<String> = names["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        let mut missing = Vec::new();
+        for (name, files) in referenced_metrics() {
+            // A histogram named without a suffix is there when its _count is.
+            let probe = match registered_base(&name, &code) {
+                Some(base) if base == name && !scraped.contains(&name) => {
+                    format!("{name}_count")
+                }
+                _ => name.clone(),
+            };
+            if !scraped.contains(&probe) {
+                missing.push(format!("{name} (in {files:?})"));
+            }
         }
-    }
+        if missing.is_empty() || start.elapsed() > Duration::from_secs(15) {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
 
     // Every alert and dashboard expression parses and runs in Prometheus.
     let mut exprs: Vec<String> = rules(&deploy("prometheus/alerts.yml"))

@@ -166,7 +166,16 @@ async fn a_uem_event_at_b_ends_the_session_at_a_and_b_once() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("duplicate"), "{body}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Nothing to wait for but an absence: a revocation published after the
+    // duplicate (carol's, at A) has reached B once B refuses carol, and the
+    // channel keeps order, so any revocation of bob's would be there first.
+    let carol = sign_in(&f.a, &signer, "carol@corp.example").await;
+    admin_revoke(&f.a, "{\"subject\": \"carol@corp.example\"}").await;
+    wait_for(
+        || async { session_status(&f.b, &carol).await == StatusCode::FOUND },
+        "carol revoked at B",
+    )
+    .await;
     assert_eq!(session_status(&f.b, &bob2).await, StatusCode::OK);
     // Wrong credentials and a malformed body, at a fleet replica too.
     let (status, _, _) = post_event(

@@ -573,9 +573,18 @@ async fn reload_applies_good_config_and_keeps_old_on_bad() {
 /// connections are refused.
 #[tokio::test]
 async fn graceful_drain_finishes_in_flight_requests() {
-    let up = Upstream::start(|_req| async {
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        Response::new(full("finished"))
+    // The upstream says when the request reached it, and answers only when
+    // the test lets it: the order of events is signalled, never slept on.
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::channel::<()>(1);
+    let release = Arc::new(tokio::sync::Notify::new());
+    let upstream_release = release.clone();
+    let up = Upstream::start(move |_req| {
+        let (arrived_tx, release) = (arrived_tx.clone(), upstream_release.clone());
+        async move {
+            let _ = arrived_tx.send(()).await;
+            release.notified().await;
+            Response::new(full("finished"))
+        }
     })
     .await;
     let mut gw = TestGateway::start("grace_period = \"10s\"", &app(&up.url())).await;
@@ -584,23 +593,30 @@ async fn graceful_drain_finishes_in_flight_requests() {
     let client = https_client(false);
     let url = gw.https("/slow");
     let in_flight = tokio::spawn(async move { client.request(get(&url)).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(10), arrived.recv())
+        .await
+        .expect("the request reaches the upstream");
 
     let gateway = gw.running().gateway.clone();
     let running = gw.running.take().unwrap();
     let drain = tokio::spawn(running.shutdown());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!gateway.is_ready());
+    // Readiness turns off and the listener closes as the drain starts.
+    let start = std::time::Instant::now();
+    while gateway.is_ready() || TcpStream::connect(tls_addr).await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still ready, or still accepting, while draining"
+        );
+        tokio::task::yield_now().await;
+    }
     let ready = plain_client()
         .request(get(&format!("http://{admin}/readyz")))
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        TcpStream::connect(tls_addr).await.is_err(),
-        "new connection accepted while draining"
-    );
+    assert!(!drain.is_finished(), "the drain waits for the request");
 
+    release.notify_one();
     let resp = in_flight.await.unwrap().unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(body_string(resp).await, "finished");

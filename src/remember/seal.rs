@@ -57,6 +57,8 @@ impl Sealer {
 
     /// The sealed form of `payload` for `context`; `None` without a key.
     pub fn seal(&self, context: &[u8], payload: &[u8]) -> Option<String> {
+        // What `open` would refuse is a bug in the caller.
+        debug_assert!(payload.len() <= MAX_PAYLOAD, "sealed payload over 1 KiB");
         let key = self.keys.first()?;
         let mut ctx = hmac::Context::with_key(key);
         ctx.update(context);
