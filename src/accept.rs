@@ -140,7 +140,17 @@ async fn serve_connection(
                 peer,
                 proto: "http",
             };
-            serve_http(io, conn, gateway, activity, &server, shutdown).await;
+            // h2c with prior knowledge, or HTTP/1.1: sniffed.
+            serve_http(
+                io,
+                Speaks::Sniff,
+                conn,
+                gateway,
+                activity,
+                &server,
+                shutdown,
+            )
+            .await;
         }
         Some(acceptor) => {
             // Boxed, as the HTTP connection below: the task then holds
@@ -153,7 +163,16 @@ async fn serve_connection(
                         peer,
                         proto: "https",
                     };
-                    serve_http(tls_stream, conn, gateway, activity, &server, shutdown).await;
+                    // ALPN chose (the certificate store offers h2 and
+                    // http/1.1); no ALPN is HTTP/1.1 (RFC 9113 3.2).
+                    let speaks = match tls_stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => Speaks::Http2,
+                        _ => Speaks::Http1,
+                    };
+                    serve_http(
+                        tls_stream, speaks, conn, gateway, activity, &server, shutdown,
+                    )
+                    .await;
                     return;
                 }
                 Ok(Err(e)) => {
@@ -171,11 +190,38 @@ async fn serve_connection(
     }
 }
 
-/// Serves HTTP/1.1 or h2 (sniffed from the first bytes, as ALPN chose) until
-/// the client leaves, the connection idles out, or the gateway drains. On
-/// drain, requests in flight finish; h2 gets a GOAWAY, HTTP/1.1 a close.
+/// The protocol a connection speaks, when it is known before its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Speaks {
+    /// HTTP/1.1 (TLS with ALPN `http/1.1`, or no ALPN).
+    Http1,
+    /// HTTP/2 (TLS with ALPN `h2`).
+    Http2,
+    /// Unknown: the plain listener, where a client may send h2 with prior
+    /// knowledge. Sniffed from the first bytes.
+    Sniff,
+}
+
+/// One served connection, of whichever kind [`Speaks`] chose. Each kind is
+/// boxed: the task holds a pointer, not room for the largest.
+enum Serving<H1, H2, A> {
+    Http1(Pin<Box<H1>>),
+    Http2(Pin<Box<H2>>),
+    Sniffed(Pin<Box<A>>),
+}
+
+/// Serves HTTP/1.1 or h2 (as ALPN chose, or sniffed from the first bytes on
+/// the plain listener) until the client leaves, the connection idles out, or
+/// the gateway drains. On drain, requests in flight finish; h2 gets a
+/// GOAWAY, HTTP/1.1 a close.
+///
+/// A known protocol is served without hyper-util's sniffing: that hands
+/// hyper its first 24 bytes as a prefix, after which hyper's first read
+/// reservation doubles the connection's read buffer to 16 KiB, kept for the
+/// connection's life (benches/README.md, idle memory).
 async fn serve_http<IO>(
     io: IO,
+    speaks: Speaks,
     conn: ConnInfo,
     gateway: Arc<Gateway>,
     activity: Activity,
@@ -184,16 +230,9 @@ async fn serve_http<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(server.header_read_timeout)
-        .max_buf_size(server.max_header_bytes)
-        .keep_alive(true)
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
+    let max_header_list = u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX);
+    // Only a sniffed connection needs hyper-util's builder (it borrows it).
+    let mut sniffing;
     // hyper keeps a slot for the request future on every connection, idle
     // or not: boxing it per request keeps that slot a pointer wide instead
     // of the whole request state machine (kilobytes per idle connection).
@@ -203,27 +242,69 @@ async fn serve_http<IO>(
             Box::pin(async move { Ok::<_, Infallible>(gateway.handle(req, conn).await) });
         handled
     });
-    let mut connection =
-        Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+    let io = TokioIo::new(io);
+    let mut connection = match speaks {
+        Speaks::Http1 => {
+            let mut h1 = hyper::server::conn::http1::Builder::new();
+            h1.timer(TokioTimer::new())
+                .header_read_timeout(server.header_read_timeout)
+                .max_buf_size(server.max_header_bytes)
+                .keep_alive(true);
+            Serving::Http1(Box::pin(h1.serve_connection(io, service).with_upgrades()))
+        }
+        Speaks::Http2 => {
+            let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            h2.timer(TokioTimer::new())
+                .max_header_list_size(max_header_list);
+            Serving::Http2(Box::pin(h2.serve_connection(io, service)))
+        }
+        Speaks::Sniff => {
+            sniffing = auto::Builder::new(TokioExecutor::new());
+            sniffing
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(server.header_read_timeout)
+                .max_buf_size(server.max_header_bytes)
+                .keep_alive(true)
+                .http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(max_header_list);
+            Serving::Sniffed(Box::pin(
+                sniffing.serve_connection_with_upgrades(io, service),
+            ))
+        }
+    };
+    // The same code for each kind of connection.
+    macro_rules! each {
+        ($conn:expr, $c:ident => $e:expr) => {
+            match $conn {
+                Serving::Http1($c) => $e,
+                Serving::Http2($c) => $e,
+                Serving::Sniffed($c) => $e,
+            }
+        };
+    }
     let mut closing = false;
     loop {
         let idle_left = server.idle_timeout.saturating_sub(activity.quiet_for());
         tokio::select! {
-            done = connection.as_mut() => {
-                if let Err(e) = done {
+            result = std::future::poll_fn(|cx| each!(&mut connection, c => {
+                c.as_mut().poll(cx).map_err(|e| e.to_string())
+            })) => {
+                if let Err(e) = result {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
                 break;
             }
             _ = shutdown.wait_for(|stop| *stop), if !closing => {
                 closing = true;
-                connection.as_mut().graceful_shutdown();
+                each!(&mut connection, c => c.as_mut().graceful_shutdown());
             }
             _ = tokio::time::sleep(idle_left), if !closing => {
                 if activity.quiet_for() >= server.idle_timeout {
                     tracing::debug!("closing idle connection");
                     closing = true;
-                    connection.as_mut().graceful_shutdown();
+                    each!(&mut connection, c => c.as_mut().graceful_shutdown());
                 }
             }
         }

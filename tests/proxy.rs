@@ -685,3 +685,56 @@ async fn https_upstream_with_configured_roots() {
         assert_eq!(body_string(resp).await, "HTTP/2.0");
     }
 }
+
+/// The TLS listener serves what ALPN chose: HTTP/1.1 without ALPN (RFC 9113
+/// 3.2: h2 over TLS needs ALPN), and an h2 preface sent over a connection
+/// that chose HTTP/1.1 is not taken for h2.
+#[tokio::test]
+async fn tls_serves_the_protocol_alpn_chose() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    for (alpn, request, expect) in [
+        (
+            &[][..],
+            &b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"[..],
+            "HTTP/1.1 200",
+        ),
+        (
+            &[&b"http/1.1"[..]][..],
+            &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
+            // hyper closes an HTTP/1.1 connection that sends the h2
+            // preface; an h2 server would have answered with SETTINGS.
+            "",
+        ),
+    ] {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(alpn)));
+        let tcp = TcpStream::connect(gw.tls_addr()).await.unwrap();
+        let mut tls = connector
+            .connect(
+                rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), alpn.first().copied());
+        tls.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        if expect.is_empty() {
+            assert!(
+                answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+                "ALPN {alpn:?}: {answer:?}"
+            );
+        } else {
+            assert!(answer.starts_with(expect), "ALPN {alpn:?}: {answer}");
+        }
+    }
+    // h2 where ALPN chose it.
+    let resp = https_client(true)
+        .request(get(&gw.https("/")))
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), StatusCode::OK);
+}
