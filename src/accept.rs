@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -126,33 +125,36 @@ async fn serve_connection(
     tls: Option<TlsAcceptor>,
     gateway: Arc<Gateway>,
     _permit: OwnedSemaphorePermit,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let label = if tls.is_some() { "tls" } else { "plain" };
     let gauge = gateway.metrics.open_connections.with_label_values(&[label]);
     gauge.inc();
     let _open = OpenGuard(gauge);
     let server = gateway.state().config.server.clone();
-    let (io, activity) = Tracked::new(stream);
     match tls {
         None => {
+            // h2c with prior knowledge, or HTTP/1.1: told apart by peeking
+            // at the first bytes, which stay in the socket for hyper.
+            let sniffed = tokio::select! {
+                sniffed = tokio::time::timeout(server.header_read_timeout, sniff_h2c(&stream)) => sniffed,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            let speaks = match sniffed {
+                Ok(Ok(true)) => Speaks::Http2,
+                Ok(Ok(false)) => Speaks::Http1,
+                // Gone, or silent past the header timeout.
+                Ok(Err(_)) | Err(_) => return,
+            };
+            let (io, activity) = Tracked::new(stream);
             let conn = ConnInfo {
                 peer,
                 proto: "http",
             };
-            // h2c with prior knowledge, or HTTP/1.1: sniffed.
-            serve_http(
-                io,
-                Speaks::Sniff,
-                conn,
-                gateway,
-                activity,
-                &server,
-                shutdown,
-            )
-            .await;
+            serve_http(io, speaks, conn, gateway, activity, &server, shutdown).await;
         }
         Some(acceptor) => {
+            let (io, activity) = Tracked::new(stream);
             // Boxed, as the HTTP connection below: the task then holds
             // whichever of the two is alive, not room for both.
             let handshake =
@@ -190,34 +192,59 @@ async fn serve_connection(
     }
 }
 
-/// The protocol a connection speaks, when it is known before its first byte.
+/// The HTTP/2 connection preface (RFC 9113 3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether a plain connection opens with the h2 preface, by peeking: the
+/// bytes stay in the socket. Decided at the first byte that differs (an
+/// HTTP/1.1 request line never starts `PRI * HTTP/2.0`); a preface cut
+/// short waits for the rest, a millisecond at a time. `Ok(false)` at EOF.
+async fn sniff_h2c(stream: &TcpStream) -> std::io::Result<bool> {
+    let mut buf = [0u8; 24];
+    let mut seen = 0;
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 || buf[..n] != H2_PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(true);
+        }
+        if n == seen {
+            // The same partial preface again: peek does not wait for more.
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        seen = n;
+    }
+}
+
+/// The protocol a connection speaks, known before hyper reads its first
+/// byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Speaks {
-    /// HTTP/1.1 (TLS with ALPN `http/1.1`, or no ALPN).
+    /// HTTP/1.1: TLS with ALPN `http/1.1` or none; plain, without the h2
+    /// preface.
     Http1,
-    /// HTTP/2 (TLS with ALPN `h2`).
+    /// HTTP/2: TLS with ALPN `h2`; plain, opening with the h2 preface
+    /// (prior knowledge).
     Http2,
-    /// Unknown: the plain listener, where a client may send h2 with prior
-    /// knowledge. Sniffed from the first bytes.
-    Sniff,
 }
 
 /// One served connection, of whichever kind [`Speaks`] chose. Each kind is
-/// boxed: the task holds a pointer, not room for the largest.
-enum Serving<H1, H2, A> {
+/// boxed: the task holds a pointer, not room for the larger.
+enum Serving<H1, H2> {
     Http1(Pin<Box<H1>>),
     Http2(Pin<Box<H2>>),
-    Sniffed(Pin<Box<A>>),
 }
 
-/// Serves HTTP/1.1 or h2 (as ALPN chose, or sniffed from the first bytes on
-/// the plain listener) until the client leaves, the connection idles out, or
-/// the gateway drains. On drain, requests in flight finish; h2 gets a
-/// GOAWAY, HTTP/1.1 a close.
+/// Serves HTTP/1.1 or h2, as [`Speaks`] says, until the client leaves, the
+/// connection idles out, or the gateway drains. On drain, requests in
+/// flight finish; h2 gets a GOAWAY, HTTP/1.1 a close.
 ///
-/// A known protocol is served without hyper-util's sniffing: that hands
+/// The protocol is known before hyper starts (ALPN, or a peek at the plain
+/// connection's first bytes), so hyper-util's sniffing is not used: it hands
 /// hyper its first 24 bytes as a prefix, after which hyper's first read
-/// reservation doubles the connection's read buffer to 16 KiB, kept for the
+/// reservation doubles the connection's read buffer to 16 KiB for the
 /// connection's life (benches/README.md, idle memory).
 async fn serve_http<IO>(
     io: IO,
@@ -231,8 +258,6 @@ async fn serve_http<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let max_header_list = u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX);
-    // Only a sniffed connection needs hyper-util's builder (it borrows it).
-    let mut sniffing;
     // hyper keeps a slot for the request future on every connection, idle
     // or not: boxing it per request keeps that slot a pointer wide instead
     // of the whole request state machine (kilobytes per idle connection).
@@ -258,21 +283,6 @@ async fn serve_http<IO>(
                 .max_header_list_size(max_header_list);
             Serving::Http2(Box::pin(h2.serve_connection(io, service)))
         }
-        Speaks::Sniff => {
-            sniffing = auto::Builder::new(TokioExecutor::new());
-            sniffing
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(server.header_read_timeout)
-                .max_buf_size(server.max_header_bytes)
-                .keep_alive(true)
-                .http2()
-                .timer(TokioTimer::new())
-                .max_header_list_size(max_header_list);
-            Serving::Sniffed(Box::pin(
-                sniffing.serve_connection_with_upgrades(io, service),
-            ))
-        }
     };
     // The same code for each kind of connection.
     macro_rules! each {
@@ -280,7 +290,6 @@ async fn serve_http<IO>(
             match $conn {
                 Serving::Http1($c) => $e,
                 Serving::Http2($c) => $e,
-                Serving::Sniffed($c) => $e,
             }
         };
     }

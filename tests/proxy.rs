@@ -738,3 +738,41 @@ async fn tls_serves_the_protocol_alpn_chose() {
     assert_eq!(resp.version(), http::Version::HTTP_2);
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+/// The plain listener tells h2 with prior knowledge from HTTP/1.1 by the
+/// first bytes, also when the preface arrives a byte at a time.
+#[tokio::test]
+async fn plain_listener_serves_h2_with_prior_knowledge_and_http1() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let url = format!("http://localhost:{}/", gw.plain_addr().port());
+    let mut h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    h2.http2_only(true);
+    let h2 = h2.build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let resp = h2.request(get(&url)).await.unwrap();
+    assert_eq!(
+        (resp.version(), resp.status()),
+        (Version::HTTP_2, StatusCode::OK)
+    );
+    let resp = plain_client().request(get(&url)).await.unwrap();
+    assert_eq!(
+        (resp.version(), resp.status()),
+        (Version::HTTP_11, StatusCode::OK)
+    );
+
+    // The preface a byte at a time, then a SETTINGS frame: the answer is
+    // the server's own SETTINGS (type 4), so it was taken for h2.
+    let mut tcp = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    for b in b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" {
+        tcp.write_all(&[*b]).await.unwrap();
+        tcp.flush().await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut head = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut head))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert_eq!(head[3], 4, "a SETTINGS frame: {head:?}");
+}
