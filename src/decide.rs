@@ -303,4 +303,4 @@ impl<T: Member> Set<T> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

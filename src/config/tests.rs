@@ -45,19 +45,7 @@ fn shipped_config_is_valid() {
 /// the docs show a shape trustgate accepts.
 #[test]
 fn the_documented_policy_example_loads() {
-    let src = include_str!("../decide/config.rs");
-    let start = src.find("//! ```toml\n").expect("example starts") + "//! ```toml\n".len();
-    let end = start + src[start..].find("//! ```\n").expect("example ends");
-    let example: String = src[start..end]
-        .lines()
-        .map(|l| {
-            l.strip_prefix("//!")
-                .unwrap_or(l)
-                .strip_prefix(' ')
-                .unwrap_or("")
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let example = crate::decide::tests::documented_example_as_written();
     let shipped = std::fs::read_to_string(root().join("config.toml")).unwrap();
     // The shipped config without its [zones] and the demo app's policy.
     let mut kept = String::new();

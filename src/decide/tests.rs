@@ -110,7 +110,8 @@ fn documented_example() -> String {
     documented_example_as_written().replace("apps.mail.policy", "apps.mail")
 }
 
-fn documented_example_as_written() -> String {
+/// The example as `config.rs` writes it.
+pub(crate) fn documented_example_as_written() -> String {
     let src = include_str!("config.rs");
     let start = src.find("//! ```toml\n").expect("example starts") + "//! ```toml\n".len();
     let end = start + src[start..].find("//! ```\n").expect("example ends");

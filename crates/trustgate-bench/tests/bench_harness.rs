@@ -6,6 +6,9 @@
 
 use std::process::Command;
 
+mod common;
+use common::gateway_bin;
+
 fn bench(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_trustgate-bench"))
         .args(args)
@@ -111,17 +114,4 @@ fn memory_probes_report_what_they_filled() {
     assert_eq!(replay["live"], 3000, "{replay}");
     let sessions = probe("sessions-memory");
     assert_eq!(sessions["sessions"], 3000, "{sessions}");
-}
-
-/// The gateway binary: `cargo test` at the workspace root builds it beside
-/// this package's `trustgate-bench` (one target folder).
-fn gateway_bin() -> std::path::PathBuf {
-    let bin =
-        std::path::Path::new(env!("CARGO_BIN_EXE_trustgate-bench")).with_file_name("trustgate");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the tests from the workspace root, or `cargo build --bin trustgate` first",
-        bin.display()
-    );
-    bin
 }

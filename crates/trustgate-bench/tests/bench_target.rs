@@ -4,6 +4,9 @@
 
 use std::process::Command;
 
+mod common;
+use common::gateway_bin;
+
 /// Against a gateway the user runs (`--target`), the expected statuses come
 /// from the target: an app that answers its ACS POST with 303, as the
 /// shipped demo does, is no error; `--expect-status` can say so too.
@@ -109,17 +112,4 @@ async fn a_target_sets_the_expected_statuses() {
         .unwrap();
     assert!(!out.status.success());
     let _ = gw.kill().await;
-}
-
-/// The gateway binary: `cargo test` at the workspace root builds it beside
-/// this package's `trustgate-bench` (one target folder).
-fn gateway_bin() -> std::path::PathBuf {
-    let bin =
-        std::path::Path::new(env!("CARGO_BIN_EXE_trustgate-bench")).with_file_name("trustgate");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the tests from the workspace root, or `cargo build --bin trustgate` first",
-        bin.display()
-    );
-    bin
 }
