@@ -276,3 +276,89 @@ fn upgrades_refuse_http2_and_versions() {
     .unwrap();
     assert_eq!(c.apps[0].upgrades, ["websocket", "foo"]);
 }
+
+/// Every default the README's config reference gives (a backticked value in
+/// the default column of `[server]`, `[upstream]`, `[admin]`, `[log]`,
+/// `[session]` and `[apps.NAME]`) is the code's: the shipped config with the
+/// key removed loads to the same config as with the key set to that value.
+#[test]
+fn the_readme_defaults_are_the_code_defaults() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let shipped: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("config.toml")).unwrap()).unwrap();
+    let load = |t: &toml::Table| parse(&toml::to_string(t).unwrap()).map(|c| format!("{c:?}"));
+    assert_eq!(
+        load(&shipped).unwrap(),
+        load(&shipped).unwrap(),
+        "a config's Debug is deterministic"
+    );
+    let mut section: Option<Vec<String>> = None;
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for line in readme.lines() {
+        if let Some(h) = line.strip_prefix("### `[") {
+            let name = h.split("]`").next().unwrap_or("");
+            section = match name {
+                "server" | "upstream" | "admin" | "log" | "session" => Some(vec![name.into()]),
+                "apps.NAME" => Some(vec!["apps".into(), "demo".into()]),
+                _ => None,
+            };
+            continue;
+        }
+        if line.starts_with("## ") {
+            section = None;
+        }
+        let Some(path) = &section else { continue };
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !cells[1].starts_with('`') || !cells[2].starts_with('`') {
+            continue;
+        }
+        let key = cells[1].trim_matches('`');
+        let Ok(value) =
+            toml::from_str::<toml::Table>(&format!("v = {}", cells[2].trim_matches('`')))
+        else {
+            continue;
+        };
+        let value = value["v"].clone();
+        let mut without = shipped.clone();
+        let mut with = shipped.clone();
+        for (t, v) in [(&mut without, None), (&mut with, Some(value.clone()))] {
+            let mut table = t;
+            for p in path {
+                table = table
+                    .entry(p.clone())
+                    .or_insert_with(|| toml::Value::Table(Default::default()))
+                    .as_table_mut()
+                    .unwrap();
+            }
+            match v {
+                None => {
+                    table.remove(key);
+                }
+                Some(v) => {
+                    table.insert(key.to_string(), v);
+                }
+            }
+        }
+        // A key the shipped config cannot do without (session keys for an
+        // enforced app) has no default to compare.
+        let Ok(without) = load(&without) else {
+            continue;
+        };
+        checked += 1;
+        match load(&with) {
+            Ok(with) if with == without => {}
+            Ok(_) => wrong.push(format!(
+                "{}.{key} = {value}: another config",
+                path.join(".")
+            )),
+            Err(e) => wrong.push(format!("{}.{key} = {value}: refused ({e})", path.join("."))),
+        }
+    }
+    assert!(checked >= 20, "found the README's defaults: {checked}");
+    assert!(
+        wrong.is_empty(),
+        "README defaults the code does not have:\n{}",
+        wrong.join("\n")
+    );
+}
