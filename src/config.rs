@@ -1440,29 +1440,13 @@ fn check_shared_hosts(apps: &std::collections::BTreeMap<String, RawApp>, warning
     }
 }
 
-/// An app in the routing table by reference, for checking its paths.
-#[derive(Clone, Copy)]
-struct RouteRef<'a>(&'a App);
-
-impl crate::route::Routable for RouteRef<'_> {
-    fn hosts(&self) -> &[String] {
-        &self.0.hosts
-    }
-    fn path_prefix(&self) -> &str {
-        &self.0.path_prefix
-    }
-    fn enforced(&self) -> bool {
-        self.0.enforcement.is_some()
-    }
-}
-
 /// An enforced app's ACS, login and public paths must reach the app itself
 /// on each of its hosts: one outside its prefix goes to another app, so
 /// the gateway would never verify that ACS (an unenforced neighbour would
 /// get the POST) nor exempt that path. A public path that covers the whole
 /// prefix makes the app public, which is worth a warning.
 fn check_paths_reach_their_app(apps: &[App], errors: &mut Errors, warnings: &mut Vec<Lint>) {
-    let routes = crate::route::Routes::new(apps.iter().map(RouteRef));
+    let routes = crate::route::Routes::new(apps.iter());
     for app in apps {
         let Some(enf) = &app.enforcement else {
             continue;
@@ -1485,8 +1469,8 @@ fn check_paths_reach_their_app(apps: &[App], errors: &mut Errors, warnings: &mut
         for (key, path) in keyed {
             for host in &app.hosts {
                 match routes.find(host, path) {
-                    Ok(RouteRef(found)) if found.index == app.index => {}
-                    Ok(RouteRef(found)) => errors.push(
+                    Ok(found) if found.index == app.index => {}
+                    Ok(found) => errors.push(
                         &key,
                         format!(
                             "{host}{path} is routed to apps.{}, not to this app: keep it under path_prefix {:?}",

@@ -18,6 +18,18 @@ pub trait Routable {
     fn enforced(&self) -> bool;
 }
 
+impl<T: Routable> Routable for &T {
+    fn hosts(&self) -> &[String] {
+        (**self).hosts()
+    }
+    fn path_prefix(&self) -> &str {
+        (**self).path_prefix()
+    }
+    fn enforced(&self) -> bool {
+        (**self).enforced()
+    }
+}
+
 impl<T: Routable> Routable for Arc<T> {
     fn hosts(&self) -> &[String] {
         (**self).hosts()
