@@ -35,6 +35,8 @@ pub struct Metrics {
     pub upstream_duration: HistogramVec,
     /// Upstream failures, by app and kind.
     pub upstream_errors: IntCounterVec,
+    /// Upstream connections opened, by app (a request that found none idle).
+    pub upstream_connections: IntCounterVec,
     /// Requests answered by the gateway itself with an error, by reason.
     pub gateway_errors: IntCounterVec,
     /// Config reloads, by result.
@@ -214,6 +216,11 @@ impl Metrics {
                 "Upstream failures, by app and kind (connect, timeout, reset, protocol).",
                 &["app", "kind"],
             ),
+            upstream_connections: counter(
+                "trustgate_upstream_connections_opened_total",
+                "Upstream connections opened, by app; requests over requests that opened one is the pool's reuse.",
+                &["app"],
+            ),
             gateway_errors: counter(
                 "trustgate_gateway_errors_total",
                 "Requests the gateway answered itself with an error page, by reason.",
@@ -313,6 +320,7 @@ impl Metrics {
                 .collect(),
             request_duration: self.request_duration.with_label_values(&[app]),
             upstream_duration: self.upstream_duration.with_label_values(&[app]),
+            upstream_connections: self.upstream_connections.with_label_values(&[app]),
             cache_hits: self.cache_hits.with_label_values(&[app]),
             cache_misses: self.cache_misses.with_label_values(&[app]),
         }
@@ -384,6 +392,8 @@ pub struct AppMetrics {
     pub request_duration: prometheus::Histogram,
     /// `trustgate_upstream_duration_seconds{app}`.
     pub upstream_duration: prometheus::Histogram,
+    /// `trustgate_upstream_connections_opened_total{app}`.
+    pub upstream_connections: prometheus::IntCounter,
     /// `trustgate_decision_cache_hits_total{app}`.
     pub cache_hits: prometheus::IntCounter,
     /// `trustgate_decision_cache_misses_total{app}`.

@@ -776,3 +776,205 @@ async fn plain_listener_serves_h2_with_prior_knowledge_and_http1() {
         .unwrap();
     assert_eq!(head[3], 4, "a SETTINGS frame: {head:?}");
 }
+
+/// What a [`RawUpstream`] saw, in order.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Accepted(usize),
+    Request(usize),
+    Closed(usize),
+}
+
+/// An HTTP/1.1 upstream written on the socket, so that a test sees every
+/// connection open and close: it answers each request (a GET, no body) with
+/// `200 ok`, after `release` lets it when `hold` is set, and closes its side
+/// after each answer when `close_after` is set.
+struct RawUpstream {
+    addr: std::net::SocketAddr,
+    seen: tokio::sync::mpsc::UnboundedReceiver<Seen>,
+    release: Arc<tokio::sync::Semaphore>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RawUpstream {
+    async fn start(hold: bool, close_after: bool) -> RawUpstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, seen) = tokio::sync::mpsc::unbounded_channel();
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let gate = release.clone();
+        let task = tokio::spawn(async move {
+            for id in 0.. {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let _ = tx.send(Seen::Accepted(id));
+                let (tx, gate) = (tx.clone(), gate.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        let n = s.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            let _ = tx.send(Seen::Closed(id));
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let _ = tx.send(Seen::Request(id));
+                            if hold {
+                                gate.acquire().await.unwrap().forget();
+                            }
+                            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                                .await
+                                .unwrap();
+                            if close_after {
+                                drop(s);
+                                let _ = tx.send(Seen::Closed(id));
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        RawUpstream {
+            addr,
+            seen,
+            release,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next thing seen, within ten seconds.
+    async fn next(&mut self) -> Seen {
+        tokio::time::timeout(Duration::from_secs(10), self.seen.recv())
+            .await
+            .expect("the upstream saw nothing within 10 s")
+            .expect("the upstream stopped")
+    }
+}
+
+impl Drop for RawUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn get_ok(client: &HttpsClient, url: &str) {
+    let resp = client.request(get(url)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(body_string(resp).await, "ok");
+}
+
+#[tokio::test]
+async fn sequential_requests_share_one_upstream_connection() {
+    let mut up = RawUpstream::start(false, false).await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let client = https_client(false);
+    for _ in 0..5 {
+        get_ok(&client, &gw.https("/")).await;
+    }
+    assert_eq!(up.next().await, Seen::Accepted(0));
+    for _ in 0..5 {
+        assert_eq!(up.next().await, Seen::Request(0));
+    }
+    assert!(
+        up.seen.try_recv().is_err(),
+        "a second connection was opened"
+    );
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_upstream_connections_opened_total{app=\"app\"}"
+        ),
+        1.0
+    );
+}
+
+/// An upstream that closes its side after every answer (its keep-alive
+/// timeout, say): the next request goes on a new connection, not to a 502.
+#[tokio::test]
+async fn a_pooled_connection_the_upstream_closed_is_not_reused() {
+    let mut up = RawUpstream::start(false, true).await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let client = https_client(false);
+    for id in 0..3 {
+        get_ok(&client, &gw.https("/")).await;
+        assert_eq!(up.next().await, Seen::Accepted(id));
+        assert_eq!(up.next().await, Seen::Request(id));
+        assert_eq!(up.next().await, Seen::Closed(id));
+    }
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_upstream_errors_total{app=\"app\",kind=\"reset\"}"
+        ),
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn idle_upstream_connections_close_after_the_idle_timeout() {
+    let mut up = RawUpstream::start(false, false).await;
+    let rest = format!(
+        "[upstream]\npool_idle_timeout = \"300ms\"\n{}",
+        app(&up.url())
+    );
+    let gw = TestGateway::start("", &rest).await;
+    get_ok(&https_client(false), &gw.https("/")).await;
+    assert_eq!(up.next().await, Seen::Accepted(0));
+    assert_eq!(up.next().await, Seen::Request(0));
+    // The gateway closes it; nothing else does.
+    assert_eq!(up.next().await, Seen::Closed(0));
+}
+
+/// Three requests at once open three connections; with one idle connection
+/// allowed, the pool closes the two it cannot keep.
+#[tokio::test]
+async fn idle_connections_over_the_cap_are_closed() {
+    let mut up = RawUpstream::start(true, false).await;
+    let rest = format!("[upstream]\npool_max_idle_per_host = 1\n{}", app(&up.url()));
+    let gw = TestGateway::start("", &rest).await;
+    let url = gw.https("/");
+    let client = https_client(false);
+    let requests: Vec<_> = (0..3)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move { get_ok(&client, &url).await })
+        })
+        .collect();
+    let mut held = 0;
+    while held < 3 {
+        if let Seen::Request(_) = up.next().await {
+            held += 1;
+        }
+    }
+    up.release.add_permits(3);
+    for r in requests {
+        r.await.unwrap();
+    }
+    let mut closed = 0;
+    while closed < 2 {
+        if let Seen::Closed(_) = up.next().await {
+            closed += 1;
+        }
+    }
+    // The one kept serves the next request.
+    up.release.add_permits(1);
+    get_ok(&client, &url).await;
+    assert!(matches!(up.next().await, Seen::Request(_)));
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_upstream_connections_opened_total{app=\"app\"}"
+        ),
+        3.0
+    );
+}

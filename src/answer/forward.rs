@@ -1,22 +1,23 @@
 //! Forwarding: rewrites a request for its upstream (hop-by-hop headers out,
-//! X-Forwarded-* and X-Request-Id in), sends it over a pooled keep-alive
-//! client, and streams both bodies. Deciding whether to forward is not done
-//! here.
+//! X-Forwarded-* and X-Request-Id in), sends it on a pooled keep-alive
+//! connection (`pool`), and streams both bodies. Deciding whether to forward
+//! is not done here.
 
+pub mod pool;
+
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{self, PathAndQuery};
+use http::uri::{self, Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
+use self::pool::{Connector, Pool, SendError};
 use super::{Body, GatewayError};
 use crate::config::{App, HostHeader, UpstreamConfig};
 
@@ -48,12 +49,18 @@ pub struct Forwarded {
     pub response: Response<Body>,
     /// Time to the upstream's response head.
     pub upstream_time: Duration,
+    /// A connection was opened for this request (no pooled one was idle).
+    pub connected: bool,
 }
 
-/// A pooled client for every upstream.
+/// The upstream connection pools of one config generation, one per
+/// upstream (apps that share an upstream share its pool).
 pub struct Forwarder {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    connector: Connector,
+    pools: Mutex<HashMap<(Scheme, Authority), Arc<Pool>>>,
     response_timeout: Duration,
+    pool_idle_timeout: Duration,
+    pool_max_idle: usize,
 }
 
 impl Forwarder {
@@ -90,17 +97,32 @@ impl Forwarder {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .set_host(false)
-            .build(https);
         Forwarder {
-            client,
+            connector: https,
+            pools: Mutex::new(HashMap::new()),
             response_timeout: cfg.response_timeout,
+            pool_idle_timeout: cfg.pool_idle_timeout,
+            pool_max_idle: cfg.pool_max_idle_per_host,
         }
+    }
+
+    /// The pool of `app`'s upstream. Called once per app and generation,
+    /// when the generation is built; requests then hold the pool itself.
+    pub fn pool(&self, app: &App) -> Arc<Pool> {
+        let key = (app.upstream_scheme.clone(), app.upstream_authority.clone());
+        let mut pools = self.pools.lock().expect("pools lock");
+        pools
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Pool::new(
+                    app.upstream_scheme.clone(),
+                    app.upstream_authority.clone(),
+                    self.connector.clone(),
+                    self.pool_max_idle,
+                    self.pool_idle_timeout,
+                ))
+            })
+            .clone()
     }
 
     /// Sends `req` to the app's upstream and returns its response head with a
@@ -113,6 +135,7 @@ impl Forwarder {
     pub async fn forward(
         &self,
         app: &App,
+        pool: &Arc<Pool>,
         mut req: Request<Body>,
         down: &Downstream<'_>,
         tunnel: bool,
@@ -126,12 +149,12 @@ impl Forwarder {
         rewrite_request(app, &mut req, down, upgrade.as_ref())?;
 
         let start = Instant::now();
-        let result = tokio::time::timeout(self.response_timeout, self.client.request(req)).await;
+        let result = tokio::time::timeout(self.response_timeout, pool.send(req)).await;
         let upstream_time = start.elapsed();
-        let mut resp = match result {
+        let (mut resp, connected) = match result {
             Err(_) => return Err(GatewayError::UpstreamTimeout(self.response_timeout)),
-            Ok(Err(e)) => return Err(classify_client_error(&e)),
-            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return Err(classify_send_error(&e)),
+            Ok(Ok(sent)) => (sent.response, sent.connected),
         };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -163,8 +186,9 @@ impl Forwarder {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers, true);
             return Ok(Forwarded {
-                response: Response::from_parts(parts, body.map_err(Into::into).boxed()),
+                response: Response::from_parts(parts, body),
                 upstream_time,
+                connected,
             });
         }
 
@@ -172,8 +196,9 @@ impl Forwarder {
         strip_hop_by_hop(&mut parts.headers, false);
         drop_gateway_set_cookies(&mut parts.headers);
         Ok(Forwarded {
-            response: Response::from_parts(parts, body.map_err(Into::into).boxed()),
+            response: Response::from_parts(parts, body),
             upstream_time,
+            connected,
         })
     }
 }
@@ -460,25 +485,20 @@ fn drop_gateway_set_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// Maps a client failure to a gateway error by what went wrong.
-fn classify_client_error(e: &hyper_util::client::legacy::Error) -> GatewayError {
-    let detail = error_chain(e);
-    if e.is_connect() {
-        return GatewayError::UpstreamConnect(detail);
+/// Maps a failed send to a gateway error by what went wrong.
+fn classify_send_error(e: &SendError) -> GatewayError {
+    let h = match e {
+        SendError::Connect(e) => return GatewayError::UpstreamConnect(error_chain(e.as_ref())),
+        SendError::Http(h) => h,
+    };
+    let detail = error_chain(h);
+    if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
+        GatewayError::UpstreamProtocol(detail)
+    } else if h.is_timeout() {
+        GatewayError::UpstreamTimeout(Duration::ZERO)
+    } else {
+        GatewayError::UpstreamReset(detail)
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
-                return GatewayError::UpstreamProtocol(detail);
-            }
-            if h.is_timeout() {
-                return GatewayError::UpstreamTimeout(Duration::ZERO);
-            }
-        }
-        source = s.source();
-    }
-    GatewayError::UpstreamReset(detail)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::answer::forward::pool::Pool;
 use crate::answer::forward::Forwarder;
 use crate::config::{App, Config, Enforcement};
 use crate::evidence::assertion::replay::ReplayCache;
@@ -38,6 +39,8 @@ pub struct RunningApp {
     pub app: App,
     /// Its metric handles.
     pub metrics: AppMetrics,
+    /// Its upstream's connection pool (shared by the apps of one upstream).
+    pub upstream: Arc<Pool>,
     /// Device-trust enforcement; `None` for a plain proxied app.
     pub enforced: Option<Enforced>,
 }
@@ -80,6 +83,7 @@ impl State {
         } else {
             config.session_keys.iter().map(|k| k.0.clone()).collect()
         };
+        let forwarder = Forwarder::new(&config.upstream);
         let apps: Vec<Arc<RunningApp>> = config
             .apps
             .iter()
@@ -96,6 +100,7 @@ impl State {
                 Arc::new(RunningApp {
                     app: a.clone(),
                     metrics: m,
+                    upstream: forwarder.pool(a),
                     enforced: a.enforcement.as_ref().map(|e| Enforced {
                         rules: e.clone(),
                         verifier: Arc::new(Verifier::with_replay(
@@ -109,7 +114,7 @@ impl State {
         State {
             routes: Routes::new(apps.iter().cloned()),
             apps,
-            forwarder: Forwarder::new(&config.upstream),
+            forwarder,
             keys: TokenKeys::new(&keys).expect("config checked the key lengths"),
             sealer: Sealer::new(&keys),
             config,

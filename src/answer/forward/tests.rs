@@ -1,4 +1,5 @@
 use super::*;
+use http_body_util::BodyExt;
 
 #[test]
 fn hop_by_hop_headers_are_removed() {
