@@ -43,7 +43,7 @@ IDLE_PROTOS=${IDLE_PROTOS-$PROTOS}    # may be set empty
 SCALING=${SCALING:-}                  # e.g. "100 1000 5000": passthrough h1 at each connection count
 SCALING_DURATION=${SCALING_DURATION:-20}  # long enough that 5000 TLS handshakes are a small part
 OUT=${OUT:-$ROOT/target/compare/$(date -u +%Y%m%dT%H%M%SZ)}
-BIN=$ROOT/target/release
+BIN=${BIN:-$ROOT/target/release}      # another build to measure (before/after)
 CERTS=$ROOT/certs
 
 UPSTREAM=127.0.0.1:18081

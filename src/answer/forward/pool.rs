@@ -8,11 +8,18 @@
 //! handed to a pool task and back, nothing is hashed per request: each app
 //! holds its upstream's pool, found once per config generation.
 //!
+//! The idle connections are kept per worker thread, as HAProxy keeps them
+//! per thread: a connection's task runs on the worker that opened it, and a
+//! request on that worker wakes it without crossing to another core. A
+//! worker with none idle takes another worker's before it opens one.
+//!
 //! A request goes out at most twice, and the second time only when hyper
 //! hands it back unsent because the reused connection closed first. A request
 //! that may have reached the upstream is never sent again.
 
+use std::cell::Cell;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -53,8 +60,11 @@ pub struct Pool {
     scheme: Scheme,
     authority: Authority,
     connector: Connector,
-    /// Idle HTTP/1 connections, the most recently returned last.
-    idle: Mutex<Vec<Idle>>,
+    /// Idle HTTP/1 connections per worker thread ([`shard`]), the most
+    /// recently returned last in each.
+    idle: Box<[Mutex<Vec<Idle>>]>,
+    /// Idle connections over all shards, held to `max_idle`.
+    idle_count: AtomicUsize,
     /// The HTTP/2 connection, when the upstream chose h2 by ALPN.
     h2: Mutex<Option<http2::SendRequest<Body>>>,
     max_idle: usize,
@@ -107,7 +117,8 @@ impl Pool {
             scheme,
             authority,
             connector,
-            idle: Mutex::new(Vec::new()),
+            idle: (0..shards()).map(|_| Mutex::new(Vec::new())).collect(),
+            idle_count: AtomicUsize::new(0),
             h2: Mutex::new(None),
             max_idle,
             idle_timeout,
@@ -117,7 +128,7 @@ impl Pool {
 
     /// How many idle HTTP/1 connections the pool holds.
     pub fn idle_len(&self) -> usize {
-        self.idle.lock().expect("pool lock").len()
+        self.idle_count.load(Ordering::Relaxed)
     }
 
     /// Sends `req` (its URI in absolute form) and returns the response
@@ -188,8 +199,16 @@ impl Pool {
                 }
             }
         }
+        let home = shard(self.idle.len());
         loop {
-            let Idle { mut sender, since } = self.idle.lock().expect("pool lock").pop()?;
+            // This worker's own first, then the others', newest first.
+            let Idle { mut sender, since } = (0..self.idle.len()).find_map(|i| {
+                self.idle[(home + i) % self.idle.len()]
+                    .lock()
+                    .expect("pool lock")
+                    .pop()
+            })?;
+            self.idle_count.fetch_sub(1, Ordering::Relaxed);
             if sender.is_closed() || since.elapsed() >= self.idle_timeout {
                 continue;
             }
@@ -286,10 +305,15 @@ impl Pool {
         if sender.is_closed() || self.max_idle == 0 {
             return;
         }
-        let mut idle = self.idle.lock().expect("pool lock");
-        if idle.len() >= self.max_idle {
-            // The oldest goes: it is the likeliest to be closed by the
-            // upstream's own idle timeout.
+        let mut idle = self.idle[shard(self.idle.len())].lock().expect("pool lock");
+        if self.idle_count.fetch_add(1, Ordering::Relaxed) >= self.max_idle {
+            self.idle_count.fetch_sub(1, Ordering::Relaxed);
+            if idle.is_empty() {
+                // The others' hold the cap: this one goes.
+                return;
+            }
+            // This worker's oldest goes: it is the likeliest to be closed
+            // by the upstream's own idle timeout.
             idle.remove(0);
         }
         idle.push(Idle {
@@ -312,10 +336,13 @@ impl Pool {
     /// Drops the idle connections that are closed or past the idle timeout.
     fn drain_idle(&self) {
         let timeout = self.idle_timeout;
-        self.idle
-            .lock()
-            .expect("pool lock")
-            .retain(|i| !i.sender.is_closed() && i.since.elapsed() < timeout);
+        for shard in self.idle.iter() {
+            let mut idle = shard.lock().expect("pool lock");
+            let before = idle.len();
+            idle.retain(|i| !i.sender.is_closed() && i.since.elapsed() < timeout);
+            self.idle_count
+                .fetch_sub(before - idle.len(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -326,6 +353,28 @@ impl std::fmt::Debug for Pool {
             .field("authority", &self.authority)
             .finish_non_exhaustive()
     }
+}
+
+/// How many shards of idle connections a pool keeps: one per CPU, which is
+/// one per worker thread by default.
+fn shards() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 64))
+}
+
+/// The shard of the calling thread among `n`: threads are numbered as they
+/// first forward, so the workers of a runtime get one each.
+fn shard(n: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    let mine = MINE.with(|m| {
+        if m.get() == usize::MAX {
+            m.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        m.get()
+    });
+    mine % n
 }
 
 /// Closes expired idle connections of `pool` every half idle timeout, until
