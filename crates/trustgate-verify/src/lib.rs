@@ -528,7 +528,7 @@ impl Verifier {
             .and_then(|end| end.duration_since(now).ok())
             .unwrap_or(Duration::from_secs(3600))
             .saturating_add(self.cfg.skew);
-        match cache.first_use(replay::key(&claims.issuer, &claims.id), ttl) {
+        match cache.first_use(replay::key(&claims.issuer, &claims.id), ttl, now) {
             replay::Use::First => Ok(()),
             replay::Use::Again => Err(AssertionError::Replay {
                 id: error::short(&claims.id),
@@ -661,7 +661,9 @@ pub mod bench_support {
 
         /// Records an assertion as the verifier does; false when refused.
         pub fn first_use(&self, issuer: &str, id: &str, ttl: std::time::Duration) -> bool {
-            self.0.first_use(replay::key(issuer, id), ttl) == replay::Use::First
+            self.0
+                .first_use(replay::key(issuer, id), ttl, std::time::SystemTime::now())
+                == replay::Use::First
         }
 
         /// Live IDs now.

@@ -11,9 +11,17 @@
 //! admission, which may drop a new entry) never runs: near the limit its
 //! entry count is brought up to date before each insert, and concurrent
 //! inserts can overshoot the limit by at most one per thread.
+//!
+//! Whether an ID is still live is judged by the verifier's clock (the `now`
+//! every check is given), not by moka's: moka's own expiry, on the real
+//! clock, only frees the memory. When the cache is full, IDs expired by the
+//! verifier's clock are swept out before a new one is refused.
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use moka::ops::compute::{CompResult, Op};
 use moka::sync::Cache;
 use moka::Expiry;
 
@@ -37,17 +45,41 @@ pub enum Use {
 /// Remembers accepted assertion IDs until their validity ends.
 #[derive(Clone)]
 pub struct ReplayCache {
-    cache: Cache<String, Duration>,
+    cache: Cache<String, Live>,
     capacity: u64,
+    /// When (verifier's clock, Unix seconds) the last sweep of a full cache
+    /// ran.
+    swept: Arc<AtomicU64>,
+}
+
+/// One remembered ID: until when it is live by the verifier's clock, and
+/// how long moka keeps it.
+#[derive(Clone, Copy)]
+struct Live {
+    /// Unix milliseconds.
+    until: u64,
+    ttl: Duration,
 }
 
 struct UntilNotOnOrAfter;
 
-impl Expiry<String, Duration> for UntilNotOnOrAfter {
-    fn expire_after_create(&self, _: &String, ttl: &Duration, _: Instant) -> Option<Duration> {
-        Some(*ttl)
+impl Expiry<String, Live> for UntilNotOnOrAfter {
+    fn expire_after_create(&self, _: &String, live: &Live, _: Instant) -> Option<Duration> {
+        Some(live.ttl)
     }
 }
+
+/// A time as Unix milliseconds (0 before the epoch).
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// How often, by the verifier's clock, a full cache is swept of the IDs
+/// that clock has expired. A sweep walks every entry, so it is rate-bound;
+/// on a machine whose clock the verifier shares, moka's expiry has removed
+/// them already.
+const SWEEP_EVERY_SECS: u64 = 10;
 
 /// The room moka gets beyond `capacity`.
 fn headroom(capacity: u64) -> u64 {
@@ -68,28 +100,64 @@ impl ReplayCache {
                 .expire_after(UntilNotOnOrAfter)
                 .build(),
             capacity,
+            swept: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Records `key` for `ttl` unless it is live already or the cache is
-    /// full.
-    pub fn first_use(&self, key: String, ttl: Duration) -> Use {
-        if self.cache.contains_key(&key) {
+    /// Records `key` as live for `ttl` from `now` unless it is live already
+    /// or the cache is full.
+    pub fn first_use(&self, key: String, ttl: Duration, now: SystemTime) -> Use {
+        let now_ms = unix_ms(now);
+        if self.cache.get(&key).is_some_and(|live| live.until > now_ms) {
             return Use::Again;
         }
         if self.cache.entry_count() >= self.capacity.saturating_sub(TRAIL) {
             // Near the limit: the count trails recent inserts and still
             // holds expired IDs, so bring it up to date before judging.
             self.cache.run_pending_tasks();
-            if self.cache.entry_count() >= self.capacity {
+            if self.cache.entry_count() >= self.capacity && !self.sweep(now_ms) {
                 return Use::Full;
             }
         }
-        if self.cache.entry(key).or_insert(ttl).is_fresh() {
-            Use::First
-        } else {
-            Use::Again
+        let live = Live {
+            until: now_ms.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            ttl,
+        };
+        // One judgement per key at a time (moka locks the key): of two
+        // concurrent first uses, one inserts and the other finds it live.
+        match self.cache.entry(key).and_compute_with(|old| match old {
+            Some(e) if e.value().until > now_ms => Op::Nop,
+            _ => Op::Put(live),
+        }) {
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_) => Use::First,
+            _ => Use::Again,
         }
+    }
+
+    /// Drops the IDs expired by the verifier's clock, at most once per
+    /// [`SWEEP_EVERY_SECS`] of it; whether the cache then has room.
+    fn sweep(&self, now_ms: u64) -> bool {
+        let now_s = now_ms / 1000;
+        let last = self.swept.load(Ordering::Relaxed);
+        if now_s < last.saturating_add(SWEEP_EVERY_SECS)
+            || self
+                .swept
+                .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        let expired: Vec<Arc<String>> = self
+            .cache
+            .iter()
+            .filter(|(_, live)| live.until <= now_ms)
+            .map(|(k, _)| k)
+            .collect();
+        for k in expired {
+            self.cache.invalidate(k.as_str());
+        }
+        self.cache.run_pending_tasks();
+        self.cache.entry_count() < self.capacity
     }
 
     /// Live IDs now: pending inserts counted and expired IDs dropped first,
@@ -117,27 +185,40 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(3600);
 
+    /// The verifier's clock in these tests: a fixed instant, moved by hand.
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
     #[test]
     fn an_id_is_used_once() {
         let c = ReplayCache::new(10);
-        assert_eq!(c.first_use("a".into(), LONG), Use::First);
-        assert_eq!(c.first_use("a".into(), LONG), Use::Again);
-        assert_eq!(c.first_use("b".into(), LONG), Use::First);
+        assert_eq!(c.first_use("a".into(), LONG, at(0)), Use::First);
+        assert_eq!(c.first_use("a".into(), LONG, at(0)), Use::Again);
+        assert_eq!(c.first_use("b".into(), LONG, at(0)), Use::First);
     }
 
     #[test]
     fn a_full_cache_refuses_new_ids_and_still_knows_the_old() {
         let c = ReplayCache::new(100);
         for i in 0..100 {
-            assert_eq!(c.first_use(format!("id{i}"), LONG), Use::First, "id{i}");
+            assert_eq!(
+                c.first_use(format!("id{i}"), LONG, at(0)),
+                Use::First,
+                "id{i}"
+            );
         }
         // Nothing live was evicted to make room...
-        assert_eq!(c.first_use("new".into(), LONG), Use::Full);
+        assert_eq!(c.first_use("new".into(), LONG, at(0)), Use::Full);
         for i in 0..100 {
-            assert_eq!(c.first_use(format!("id{i}"), LONG), Use::Again, "id{i}");
+            assert_eq!(
+                c.first_use(format!("id{i}"), LONG, at(0)),
+                Use::Again,
+                "id{i}"
+            );
         }
         // ...and refusing did not remember the refused ID.
-        assert_eq!(c.first_use("new".into(), LONG), Use::Full);
+        assert_eq!(c.first_use("new".into(), LONG, at(0)), Use::Full);
         assert_eq!(c.live(), 100);
         assert_eq!(c.capacity(), 100);
     }
@@ -146,23 +227,45 @@ mod tests {
     fn expired_ids_make_room() {
         let c = ReplayCache::new(10);
         for i in 0..10 {
-            c.first_use(format!("id{i}"), Duration::from_millis(50));
+            c.first_use(format!("id{i}"), Duration::from_secs(5), at(0));
         }
-        assert_eq!(c.first_use("late".into(), LONG), Use::Full);
-        // moka's timer wheel removes expired entries at about one-second
-        // resolution.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            std::thread::sleep(Duration::from_millis(100));
-            match c.first_use("late".into(), LONG) {
-                Use::First => break,
-                Use::Full if Instant::now() < deadline => {}
-                other => panic!("expired ids never made room: {other:?}"),
-            }
-        }
+        assert_eq!(c.first_use("late".into(), LONG, at(0)), Use::Full);
+        // Still live by the verifier's clock: no room, and no sweep.
+        assert_eq!(c.first_use("late".into(), LONG, at(4)), Use::Full);
+        // Past their end by the verifier's clock (moka's real clock has not
+        // moved), the sweep of the full cache makes room.
+        assert_eq!(c.first_use("late".into(), LONG, at(20)), Use::First);
+        assert_eq!(c.live(), 1);
         // An expired ID may be used again: its assertion has expired too,
         // which the time checks before this one refuse.
-        assert_eq!(c.first_use("id0".into(), LONG), Use::First);
+        assert_eq!(c.first_use("id0".into(), LONG, at(20)), Use::First);
+        assert_eq!(c.first_use("id0".into(), LONG, at(20)), Use::Again);
+    }
+
+    #[test]
+    fn an_id_is_live_until_its_end_by_the_verifiers_clock() {
+        let c = ReplayCache::new(10);
+        let ttl = Duration::from_secs(300);
+        assert_eq!(c.first_use("a".into(), ttl, at(0)), Use::First);
+        assert_eq!(c.first_use("a".into(), ttl, at(299)), Use::Again);
+        assert_eq!(c.first_use("a".into(), ttl, at(300)), Use::First);
+        // Remembered again from its new first use.
+        assert_eq!(c.first_use("a".into(), ttl, at(599)), Use::Again);
+    }
+
+    #[test]
+    fn a_full_cache_sweeps_at_most_once_per_interval() {
+        let c = ReplayCache::new(4);
+        for i in 0..4 {
+            c.first_use(format!("short{i}"), Duration::from_secs(1), at(0));
+        }
+        // Full at 0 s: a sweep runs, finds every ID live, and refuses.
+        assert_eq!(c.first_use("new".into(), LONG, at(0)), Use::Full);
+        // At 5 s every ID has expired, but the next sweep is not due.
+        assert_eq!(c.first_use("new".into(), LONG, at(5)), Use::Full);
+        // At 10 s it is, and makes room.
+        assert_eq!(c.first_use("new".into(), LONG, at(10)), Use::First);
+        assert_eq!(c.live(), 1);
     }
 
     #[test]
@@ -170,7 +273,7 @@ mod tests {
         let c = ReplayCache::new(1000);
         let firsts: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| c.first_use("same".into(), LONG) == Use::First))
+                .map(|_| s.spawn(|| c.first_use("same".into(), LONG, at(0)) == Use::First))
                 .collect();
             handles
                 .into_iter()
