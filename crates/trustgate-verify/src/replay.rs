@@ -108,7 +108,11 @@ impl ReplayCache {
     /// or the cache is full.
     pub fn first_use(&self, key: String, ttl: Duration, now: SystemTime) -> Use {
         let now_ms = unix_ms(now);
-        if self.cache.get(&key).is_some_and(|live| live.until > now_ms) {
+        // `contains_key` first: unlike `get`, it records no read in moka's
+        // access log, and most IDs are new.
+        if self.cache.contains_key(&key)
+            && self.cache.get(&key).is_some_and(|live| live.until > now_ms)
+        {
             return Use::Again;
         }
         if self.cache.entry_count() >= self.capacity.saturating_sub(TRAIL) {
@@ -123,12 +127,24 @@ impl ReplayCache {
             until: now_ms.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
             ttl,
         };
-        // One judgement per key at a time (moka locks the key): of two
-        // concurrent first uses, one inserts and the other finds it live.
-        match self.cache.entry(key).and_compute_with(|old| match old {
-            Some(e) if e.value().until > now_ms => Op::Nop,
-            _ => Op::Put(live),
-        }) {
+        // moka coalesces concurrent inserts of one key: of two first uses
+        // at once, one inserts (fresh) and the other finds it live.
+        let entry = self.cache.entry(key).or_insert(live);
+        if entry.is_fresh() {
+            return Use::First;
+        }
+        if entry.value().until > now_ms {
+            return Use::Again;
+        }
+        // Expired by the verifier's clock but not yet by moka's: replaced,
+        // one judgement at a time (moka locks the key for the compute).
+        match self
+            .cache
+            .entry(entry.key().clone())
+            .and_compute_with(|old| match old {
+                Some(e) if e.value().until > now_ms => Op::Nop,
+                _ => Op::Put(live),
+            }) {
             CompResult::Inserted(_) | CompResult::ReplacedWith(_) => Use::First,
             _ => Use::Again,
         }
