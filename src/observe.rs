@@ -218,7 +218,7 @@ impl Metrics {
             ),
             upstream_connections: counter(
                 "trustgate_upstream_connections_opened_total",
-                "Upstream connections opened, by app; requests over requests that opened one is the pool's reuse.",
+                "Upstream connections opened, by app (for requests that found no pooled connection).",
                 &["app"],
             ),
             gateway_errors: counter(

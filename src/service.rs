@@ -347,16 +347,20 @@ impl Gateway {
         };
         match state
             .forwarder
-            .forward(&run.app, &run.upstream, pass.request, &down, pass.tunnel)
+            .forward(
+                &run.app,
+                &run.upstream,
+                &run.metrics.upstream_connections,
+                pass.request,
+                &down,
+                pass.tunnel,
+            )
             .await
         {
             Ok(mut f) => {
                 run.metrics
                     .upstream_duration
                     .observe(f.upstream_time.as_secs_f64());
-                if f.connected {
-                    run.metrics.upstream_connections.inc();
-                }
                 for c in pass.cookies {
                     if let Ok(v) = HeaderValue::from_str(&c) {
                         f.response.headers_mut().append(http::header::SET_COOKIE, v);

@@ -786,9 +786,11 @@ enum Seen {
 }
 
 /// An HTTP/1.1 upstream written on the socket, so that a test sees every
-/// connection open and close: it answers each request (a GET, no body) with
-/// `200 ok`, after `release` lets it when `hold` is set, and closes its side
-/// after each answer when `close_after` is set.
+/// connection open and close: it answers each request head with `200 ok`
+/// (without reading a body), after `release` lets it when `hold` is set,
+/// and closes its side after each answer when `close_after` is set. With
+/// `silent_from` = n, the n-th request of a connection (from 0) gets no
+/// answer: the upstream reads it and closes.
 struct RawUpstream {
     addr: std::net::SocketAddr,
     seen: tokio::sync::mpsc::UnboundedReceiver<Seen>,
@@ -798,6 +800,10 @@ struct RawUpstream {
 
 impl RawUpstream {
     async fn start(hold: bool, close_after: bool) -> RawUpstream {
+        Self::start_with(hold, close_after, usize::MAX).await
+    }
+
+    async fn start_with(hold: bool, close_after: bool, silent_from: usize) -> RawUpstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, seen) = tokio::sync::mpsc::unbounded_channel();
@@ -810,6 +816,7 @@ impl RawUpstream {
                 let (tx, gate) = (tx.clone(), gate.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
+                    let mut served = 0;
                     loop {
                         let mut chunk = [0u8; 4096];
                         let n = s.read(&mut chunk).await.unwrap_or(0);
@@ -821,6 +828,12 @@ impl RawUpstream {
                         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             buf.drain(..end + 4);
                             let _ = tx.send(Seen::Request(id));
+                            if served == silent_from {
+                                drop(s);
+                                let _ = tx.send(Seen::Closed(id));
+                                return;
+                            }
+                            served += 1;
                             if hold {
                                 gate.acquire().await.unwrap().forget();
                             }
@@ -977,4 +990,75 @@ async fn idle_connections_over_the_cap_are_closed() {
         ),
         3.0
     );
+}
+
+/// A reused connection that takes the request and closes without an
+/// answer: the request may have been acted on, so it is not sent again.
+#[tokio::test]
+async fn a_request_the_upstream_took_is_not_sent_again() {
+    let mut up = RawUpstream::start_with(false, false, 1).await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let client = https_client(false);
+    get_ok(&client, &gw.https("/")).await;
+    let resp = client.request(get(&gw.https("/twice"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(up.next().await, Seen::Accepted(0));
+    assert_eq!(up.next().await, Seen::Request(0));
+    assert_eq!(up.next().await, Seen::Request(0));
+    assert_eq!(up.next().await, Seen::Closed(0));
+    // No second copy: the next thing the upstream sees is the next
+    // request, on a new connection.
+    let resp = client.request(get(&gw.https("/"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(up.next().await, Seen::Accepted(1));
+    assert_eq!(up.next().await, Seen::Request(1));
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_upstream_errors_total{app=\"app\",kind=\"reset\"}"
+        ),
+        1.0
+    );
+}
+
+/// The upstream answers before it has read the request body: the body's
+/// rest, still to be sent, could be read there as a request of its own, so
+/// that connection never serves another client.
+#[tokio::test]
+async fn a_connection_answered_before_its_body_was_sent_is_not_reused() {
+    let mut up = RawUpstream::start(false, false).await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let client = https_client(false);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
+    let req = Request::post(gw.https("/upload"))
+        .body(BodyExt::boxed(StreamBody::new(tokio_stream_from(rx))))
+        .unwrap();
+    tx.send(Ok(Frame::data(Bytes::from_static(b"first part"))))
+        .await
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(body_string(resp).await, "ok");
+    // The rest of the body: a request of its own, to an upstream that
+    // reads it as one.
+    tx.send(Ok(Frame::data(Bytes::from_static(
+        b"GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n",
+    ))))
+    .await
+    .unwrap();
+    drop(tx);
+    assert_eq!(up.next().await, Seen::Accepted(0));
+    assert_eq!(up.next().await, Seen::Request(0));
+    // The next request goes on a new connection.
+    get_ok(&https_client(false), &gw.https("/")).await;
+    let mut fresh = false;
+    while !fresh {
+        match up.next().await {
+            Seen::Accepted(1) => fresh = true,
+            Seen::Request(0) | Seen::Closed(0) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(up.next().await, Seen::Request(1));
 }

@@ -49,8 +49,6 @@ pub struct Forwarded {
     pub response: Response<Body>,
     /// Time to the upstream's response head.
     pub upstream_time: Duration,
-    /// A connection was opened for this request (no pooled one was idle).
-    pub connected: bool,
 }
 
 /// The upstream connection pools of one config generation, one per
@@ -136,6 +134,7 @@ impl Forwarder {
         &self,
         app: &App,
         pool: &Arc<Pool>,
+        opened: &prometheus::IntCounter,
         mut req: Request<Body>,
         down: &Downstream<'_>,
         tunnel: bool,
@@ -149,12 +148,12 @@ impl Forwarder {
         rewrite_request(app, &mut req, down, upgrade.as_ref())?;
 
         let start = Instant::now();
-        let result = tokio::time::timeout(self.response_timeout, pool.send(req)).await;
+        let result = tokio::time::timeout(self.response_timeout, pool.send(req, opened)).await;
         let upstream_time = start.elapsed();
-        let (mut resp, connected) = match result {
+        let mut resp = match result {
             Err(_) => return Err(GatewayError::UpstreamTimeout(self.response_timeout)),
             Ok(Err(e)) => return Err(classify_send_error(&e)),
-            Ok(Ok(sent)) => (sent.response, sent.connected),
+            Ok(Ok(sent)) => sent.response,
         };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -188,7 +187,6 @@ impl Forwarder {
             return Ok(Forwarded {
                 response: Response::from_parts(parts, body),
                 upstream_time,
-                connected,
             });
         }
 
@@ -198,7 +196,6 @@ impl Forwarder {
         Ok(Forwarded {
             response: Response::from_parts(parts, body),
             upstream_time,
-            connected,
         })
     }
 }
@@ -489,6 +486,11 @@ fn drop_gateway_set_cookies(headers: &mut HeaderMap) {
 fn classify_send_error(e: &SendError) -> GatewayError {
     let h = match e {
         SendError::Connect(e) => return GatewayError::UpstreamConnect(error_chain(e.as_ref())),
+        SendError::Closed => {
+            return GatewayError::UpstreamReset(
+                "the connection closed before it took the request".into(),
+            )
+        }
         SendError::Http(h) => h,
     };
     let detail = error_chain(h);

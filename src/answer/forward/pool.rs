@@ -19,7 +19,7 @@
 
 use std::cell::Cell;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -51,6 +51,16 @@ pub enum SendError {
     /// The connection failed while the request was sent or its response
     /// head read.
     Http(hyper::Error),
+    /// A new connection closed before it took the request.
+    Closed,
+}
+
+/// A request one connection did not take.
+enum Unsent {
+    /// Handed back unwritten: it may go on another connection.
+    Back(Box<Request<Body>>),
+    /// It may have reached the upstream: it goes nowhere else.
+    Failed(SendError),
 }
 
 /// The idle connections of one upstream and its shared HTTP/2 connection.
@@ -65,17 +75,31 @@ pub struct Pool {
     idle: Box<[Mutex<Vec<Idle>>]>,
     /// Idle connections over all shards, held to `max_idle`.
     idle_count: AtomicUsize,
-    /// The HTTP/2 connection, when the upstream chose h2 by ALPN.
-    h2: Mutex<Option<http2::SendRequest<Body>>>,
+    /// The HTTP/2 connection, when the upstream chose h2 by ALPN, and when
+    /// a request last took it.
+    h2: Mutex<Option<(http2::SendRequest<Body>, Instant)>>,
+    /// The upstream has chosen h2 before: a request that finds no h2
+    /// connection waits for one being opened instead of opening its own.
+    h2_seen: AtomicBool,
+    h2_connecting: tokio::sync::Mutex<()>,
     max_idle: usize,
     idle_timeout: Duration,
-    /// Whether the task that closes expired idle connections runs.
-    reaper: std::sync::Once,
+    /// The task that closes expired idle connections, once started;
+    /// stopped with the pool.
+    reaper: std::sync::OnceLock<tokio::task::AbortHandle>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(reaper) = self.reaper.get() {
+            reaper.abort();
+        }
+    }
 }
 
 /// How long a pooled connection may take to become ready for its next
 /// request before it is closed instead.
-const READY_GRACE: Duration = Duration::from_millis(50);
+const READY_GRACE: Duration = Duration::from_secs(1);
 
 struct Idle {
     sender: http1::SendRequest<Body>,
@@ -88,13 +112,10 @@ enum Sender {
     H2(http2::SendRequest<Body>),
 }
 
-/// What the upstream answered, and whether a new connection was opened for
-/// it.
+/// What the upstream answered.
 pub struct Sent {
     /// The response, its body giving the connection back at its end.
     pub response: Response<Body>,
-    /// A connection was opened for this request (none idle could be used).
-    pub connected: bool,
 }
 
 impl Pool {
@@ -120,9 +141,11 @@ impl Pool {
             idle: (0..shards()).map(|_| Mutex::new(Vec::new())).collect(),
             idle_count: AtomicUsize::new(0),
             h2: Mutex::new(None),
+            h2_seen: AtomicBool::new(false),
+            h2_connecting: tokio::sync::Mutex::new(()),
             max_idle,
             idle_timeout,
-            reaper: std::sync::Once::new(),
+            reaper: std::sync::OnceLock::new(),
         }
     }
 
@@ -133,95 +156,133 @@ impl Pool {
 
     /// Sends `req` (its URI in absolute form) and returns the response
     /// head. The URI is sent in origin form on HTTP/1 and as `:scheme`,
-    /// `:authority` and `:path` on HTTP/2.
-    pub async fn send(self: &Arc<Self>, mut req: Request<Body>) -> Result<Sent, SendError> {
-        let mut retried = false;
-        loop {
-            let (sender, reused) = match self.take().await {
-                Some(sender) => (sender, true),
-                // Boxed: the connect future is large and rarely run, and
-                // inline it would grow every request's future (and the
-                // copies of it) by its size.
-                None => (Box::pin(self.connect()).await?, false),
-            };
-            let unsent = match sender {
-                Sender::H2(mut h2) => {
-                    // h2 wants the absolute URI, and carries it in its own
-                    // pseudo-headers.
-                    match h2.try_send_request(req).await {
-                        Ok(resp) => {
-                            return Ok(Sent {
-                                response: resp.map(|b| b.map_err(Into::into).boxed()),
-                                connected: !reused,
-                            })
-                        }
-                        Err(mut e) => match e.take_message() {
-                            Some(back) if reused && !retried => {
-                                self.forget_h2(&h2);
-                                back
-                            }
-                            _ => return Err(SendError::Http(e.into_error())),
-                        },
-                    }
+    /// `:authority` and `:path` on HTTP/2. `opened` counts the connections
+    /// opened for it.
+    pub async fn send(
+        self: &Arc<Self>,
+        req: Request<Body>,
+        opened: &prometheus::IntCounter,
+    ) -> Result<Sent, SendError> {
+        let (req, body_done) = track_body(req);
+        let (req, connecting) = match self.take().await {
+            Ok(sender) => match self.send_on(sender, req, body_done.clone()).await {
+                Err(Unsent::Back(req)) => {
+                    // The reused connection closed before a byte of the
+                    // request was written: once more, on a new connection.
+                    tracing::debug!(
+                        "a pooled upstream connection had closed; sending on a new one"
+                    );
+                    self.drain_idle();
+                    (*req, None)
                 }
-                Sender::H1(mut h1) => {
-                    origin_form(&mut req);
-                    match h1.try_send_request(req).await {
-                        Ok(resp) => {
-                            return Ok(Sent {
-                                response: self.lease(h1, resp),
-                                connected: !reused,
-                            })
-                        }
-                        Err(mut e) => match e.take_message() {
-                            Some(back) if reused && !retried => back,
-                            _ => return Err(SendError::Http(e.into_error())),
-                        },
-                    }
-                }
-            };
-            // The reused connection closed before a byte of the request was
-            // written: once more, on a new connection.
-            tracing::debug!("a pooled upstream connection had closed; sending on a new one");
-            req = unsent;
-            retried = true;
-            self.drain_idle();
+                Err(Unsent::Failed(e)) => return Err(e),
+                Ok(sent) => return Ok(sent),
+            },
+            Err(connecting) => (req, connecting),
+        };
+        opened.inc();
+        // Boxed: the connect future is large and rarely run, and inline it
+        // would grow every request's future (and the copies of it) by its
+        // size.
+        let sender = Box::pin(self.connect()).await;
+        drop(connecting);
+        match self.send_on(sender?, req, body_done).await {
+            Ok(sent) => Ok(sent),
+            Err(Unsent::Failed(e)) => Err(e),
+            Err(Unsent::Back(_)) => Err(SendError::Closed),
         }
     }
 
-    /// An idle connection that is still open, or the HTTP/2 one.
-    async fn take(&self) -> Option<Sender> {
-        {
-            let h2 = self.h2.lock().expect("pool lock");
-            if let Some(s) = h2.as_ref() {
-                if !s.is_closed() {
-                    return Some(Sender::H2(s.clone()));
+    /// Sends on one connection; a request hyper hands back unsent comes back
+    /// in absolute form, for another connection of either protocol.
+    async fn send_on(
+        self: &Arc<Self>,
+        sender: Sender,
+        mut req: Request<Body>,
+        body_done: Option<Arc<AtomicBool>>,
+    ) -> Result<Sent, Unsent> {
+        match sender {
+            Sender::H2(mut h2) => match h2.try_send_request(req).await {
+                Ok(resp) => Ok(Sent {
+                    response: resp.map(|b| b.map_err(Into::into).boxed()),
+                }),
+                Err(mut e) => match e.take_message() {
+                    Some(back) => {
+                        self.forget_closed_h2();
+                        Err(Unsent::Back(Box::new(back)))
+                    }
+                    None => Err(Unsent::Failed(SendError::Http(e.into_error()))),
+                },
+            },
+            Sender::H1(mut h1) => {
+                origin_form(&mut req);
+                match h1.try_send_request(req).await {
+                    Ok(resp) => Ok(Sent {
+                        response: self.lease(h1, resp, body_done),
+                    }),
+                    Err(mut e) => match e.take_message() {
+                        Some(mut back) => {
+                            self.absolute_form(&mut back);
+                            Err(Unsent::Back(Box::new(back)))
+                        }
+                        None => Err(Unsent::Failed(SendError::Http(e.into_error()))),
+                    },
                 }
             }
+        }
+    }
+
+    /// Gives an origin-form request its scheme and authority back.
+    fn absolute_form(&self, req: &mut Request<Body>) {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = req.uri().path_and_query().cloned();
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+
+    /// An idle connection that is still open, or the HTTP/2 one; or, for
+    /// a new connection to be opened, the h2 connecting lock when the
+    /// upstream speaks h2 (held until that connection is shared).
+    async fn take(&self) -> Result<Sender, Option<tokio::sync::MutexGuard<'_, ()>>> {
+        if let Some(h2) = self.shared_h2() {
+            return Ok(h2);
+        }
+        if self.h2_seen.load(Ordering::Relaxed) && self.max_idle > 0 {
+            // Wait for an h2 connection another request is opening, rather
+            // than open one each (a burst on a cold pool, after a reload).
+            let connecting = self.h2_connecting.lock().await;
+            if let Some(h2) = self.shared_h2() {
+                return Ok(h2);
+            }
+            return Err(Some(connecting));
         }
         let home = shard(self.idle.len());
         loop {
             // This worker's own first, then the others', newest first.
-            let Idle { mut sender, since } = (0..self.idle.len()).find_map(|i| {
-                self.idle[(home + i) % self.idle.len()]
-                    .lock()
-                    .expect("pool lock")
-                    .pop()
-            })?;
+            let Idle { mut sender, since } = (0..self.idle.len())
+                .find_map(|i| {
+                    self.idle[(home + i) % self.idle.len()]
+                        .lock()
+                        .expect("pool lock")
+                        .pop()
+                })
+                .ok_or(None)?;
             self.idle_count.fetch_sub(1, Ordering::Relaxed);
             if sender.is_closed() || since.elapsed() >= self.idle_timeout {
                 continue;
             }
             if sender.is_ready() {
-                return Some(Sender::H1(sender));
+                return Ok(Sender::H1(sender));
             }
-            // A body read to its end gives its connection back a moment
-            // before hyper marks it ready (the connection task does so on
-            // its next turn). One still busy past that (the upstream
-            // answered before it had read the request body, which is still
-            // being written) is closed, as nginx does.
+            // A connection comes back when its request body was sent and
+            // its response read to their ends, a moment before hyper marks
+            // it ready (the connection task does so on its next turn, on
+            // this worker). One not ready within the grace is closed.
             if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, sender.ready()).await {
-                return Some(Sender::H1(sender));
+                return Ok(Sender::H1(sender));
             }
         }
     }
@@ -229,7 +290,7 @@ impl Pool {
     /// Opens a connection, HTTP/2 when the upstream's ALPN chose it.
     async fn connect(self: &Arc<Self>) -> Result<Sender, SendError> {
         self.reaper
-            .call_once(|| reap(Arc::downgrade(self), self.idle_timeout));
+            .get_or_init(|| reap(Arc::downgrade(self), self.idle_timeout));
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
@@ -249,7 +310,10 @@ impl Pool {
                     tracing::debug!(error = %e, "upstream h2 connection ended");
                 }
             });
-            *self.h2.lock().expect("pool lock") = Some(sender.clone());
+            self.h2_seen.store(true, Ordering::Relaxed);
+            if self.max_idle > 0 {
+                *self.h2.lock().expect("pool lock") = Some((sender.clone(), Instant::now()));
+            }
             Ok(Sender::H2(sender))
         } else {
             let (mut sender, conn) = http1::Builder::new()
@@ -277,6 +341,7 @@ impl Pool {
         self: &Arc<Self>,
         sender: http1::SendRequest<Body>,
         resp: Response<Incoming>,
+        body_done: Option<Arc<AtomicBool>>,
     ) -> Response<Body> {
         if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
             return resp.map(|b| b.map_err(Into::into).boxed());
@@ -284,6 +349,7 @@ impl Pool {
         let lease = Lease {
             pool: Arc::downgrade(self),
             sender,
+            body_done,
         };
         resp.map(|inner| {
             if inner.is_end_stream() {
@@ -322,13 +388,25 @@ impl Pool {
         });
     }
 
-    /// Drops the HTTP/2 connection if it is still `h2`.
-    fn forget_h2(&self, h2: &http2::SendRequest<Body>) {
+    /// The shared HTTP/2 connection, if open and used within the idle
+    /// timeout; marked as used now.
+    fn shared_h2(&self) -> Option<Sender> {
         let mut shared = self.h2.lock().expect("pool lock");
-        if shared
-            .as_ref()
-            .is_some_and(|s| s.is_closed() || h2.is_closed())
-        {
+        let (h2, used) = shared.as_mut()?;
+        if h2.is_closed() || used.elapsed() >= self.idle_timeout {
+            // Dropping the last sender closes it once its streams end.
+            *shared = None;
+            return None;
+        }
+        *used = Instant::now();
+        Some(Sender::H2(h2.clone()))
+    }
+
+    /// Drops the shared HTTP/2 connection if it has closed (not a newer one
+    /// that replaced it).
+    fn forget_closed_h2(&self) {
+        let mut shared = self.h2.lock().expect("pool lock");
+        if shared.as_ref().is_some_and(|(h2, _)| h2.is_closed()) {
             *shared = None;
         }
     }
@@ -342,6 +420,13 @@ impl Pool {
             idle.retain(|i| !i.sender.is_closed() && i.since.elapsed() < timeout);
             self.idle_count
                 .fetch_sub(before - idle.len(), Ordering::Relaxed);
+        }
+        let mut h2 = self.h2.lock().expect("pool lock");
+        if h2
+            .as_ref()
+            .is_some_and(|(s, used)| s.is_closed() || used.elapsed() >= timeout)
+        {
+            *h2 = None;
         }
     }
 }
@@ -378,8 +463,9 @@ fn shard(n: usize) -> usize {
 }
 
 /// Closes expired idle connections of `pool` every half idle timeout, until
-/// the pool is gone (its config generation replaced and its requests done).
-fn reap(pool: Weak<Pool>, idle_timeout: Duration) {
+/// the pool is dropped (its config generation replaced and its requests
+/// done), which aborts it.
+fn reap(pool: Weak<Pool>, idle_timeout: Duration) -> tokio::task::AbortHandle {
     let every = (idle_timeout / 2).max(Duration::from_millis(100));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -390,7 +476,58 @@ fn reap(pool: Weak<Pool>, idle_timeout: Duration) {
             let Some(pool) = pool.upgrade() else { return };
             pool.drain_idle();
         }
-    });
+    })
+    .abort_handle()
+}
+
+/// Marks when a request body has been sent to its end, so that a connection
+/// whose response ended first (the upstream answered without reading the
+/// body, which is still being written) is not pooled: the bytes still to
+/// come could be read by that upstream as a request of its own, and its
+/// answer to them given to the next client. A request without a body needs
+/// no mark.
+fn track_body(req: Request<Body>) -> (Request<Body>, Option<Arc<AtomicBool>>) {
+    if req.body().is_end_stream() {
+        return (req, None);
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let mark = done.clone();
+    let req = req.map(|inner| Tracked { inner, done: mark }.boxed());
+    (req, Some(done))
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that marks its end.
+    struct Tracked {
+        #[pin]
+        inner: Body,
+        done: Arc<AtomicBool>,
+    }
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if frame.is_none() || (matches!(frame, Some(Ok(_))) && this.inner.is_end_stream()) {
+            this.done.store(true, Ordering::Release);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Sends an HTTP/1 request in origin form (`/path?query`), as RFC 9112
@@ -410,10 +547,23 @@ fn origin_form(req: &mut Request<Body>) {
 struct Lease {
     pool: Weak<Pool>,
     sender: http1::SendRequest<Body>,
+    /// Set when the request body has been sent to its end; `None` for a
+    /// request without one.
+    body_done: Option<Arc<AtomicBool>>,
 }
 
 impl Lease {
+    /// Pools the connection, unless its request body is still being sent:
+    /// then it closes when that ends.
     fn give_back(self) {
+        if self
+            .body_done
+            .as_ref()
+            .is_some_and(|done| !done.load(Ordering::Acquire))
+        {
+            tracing::debug!("the upstream answered before reading the request body; its connection is not reused");
+            return;
+        }
         if let Some(pool) = self.pool.upgrade() {
             pool.put(self.sender);
         }
@@ -442,7 +592,8 @@ impl http_body::Body for Leased {
         let mut this = self.project();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
         match &frame {
-            Some(Ok(_)) if !this.inner.is_end_stream() => {}
+            // Trailers end a body, whatever `is_end_stream` says.
+            Some(Ok(f)) if !f.is_trailers() && !this.inner.is_end_stream() => {}
             Some(Err(_)) => drop(this.lease.take()),
             Some(Ok(_)) | None => {
                 if let Some(lease) = this.lease.take() {
@@ -459,5 +610,114 @@ impl http_body::Body for Leased {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An upstream that answers every request head with `200 ok`, without
+    /// reading a body.
+    async fn answers_on_the_head() -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while let Ok(n @ 1..) = s.read(&mut chunk).await {
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if s.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn pool(addr: std::net::SocketAddr) -> Arc<Pool> {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(HttpConnector::new());
+        Arc::new(Pool::new(
+            Scheme::HTTP,
+            addr.to_string().parse().unwrap(),
+            connector,
+            8,
+            Duration::from_secs(90),
+        ))
+    }
+
+    fn request(addr: std::net::SocketAddr, body: Body) -> Request<Body> {
+        Request::post(format!("http://{addr}/"))
+            .header("host", "x")
+            .body(body)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_comes_back_when_request_and_response_have_ended() {
+        let addr = answers_on_the_head().await;
+        let pool = pool(addr);
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        for _ in 0..3 {
+            let sent = pool
+                .send(request(addr, crate::answer::full("done")), &opened)
+                .await
+                .unwrap();
+            let body = sent.response.into_body().collect().await.unwrap();
+            assert_eq!(&body.to_bytes()[..], b"ok");
+            assert_eq!(pool.idle_len(), 1);
+        }
+        assert_eq!(opened.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_answered_before_its_request_body_ended_is_not_pooled() {
+        let addr = answers_on_the_head().await;
+        let pool = pool(addr);
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(2);
+        let stream =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|v| (v, rx)) },
+            );
+        let body = http_body_util::StreamBody::new(stream).boxed();
+        tx.send(Ok(Frame::data(Bytes::from_static(b"first"))))
+            .await
+            .unwrap();
+        let sent = pool.send(request(addr, body), &opened).await.unwrap();
+        let body = sent.response.into_body().collect().await.unwrap();
+        assert_eq!(&body.to_bytes()[..], b"ok");
+        // The response has ended, the request body has not: not pooled,
+        // then or after it ends.
+        assert_eq!(pool.idle_len(), 0);
+        tx.send(Ok(Frame::data(Bytes::from_static(
+            b"GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n",
+        ))))
+        .await
+        .unwrap();
+        drop(tx);
+        assert_eq!(pool.idle_len(), 0);
+        // The next request opens its own connection.
+        let sent = pool
+            .send(request(addr, crate::answer::full("")), &opened)
+            .await
+            .unwrap();
+        sent.response.into_body().collect().await.unwrap();
+        assert_eq!(opened.get(), 2);
     }
 }
