@@ -2,6 +2,7 @@
 //! then checked and turned into typed values. Every problem names its key
 //! path. Using the config is left to the modules that take it.
 
+pub mod defaults;
 pub mod raw;
 
 use std::fmt;
@@ -645,6 +646,17 @@ fn upstream_section(raw: &raw::RawUpstream, base: &Path, errors: &mut Errors) ->
             Err(e) => errors.push("upstream.ca_file", e),
         }
     }
+    for (key, d) in [
+        ("upstream.connect_timeout", raw.connect_timeout),
+        ("upstream.response_timeout", raw.response_timeout),
+        // 0 would expire every pooled connection at once; turn pooling off
+        // with pool_max_idle_per_host = 0 instead.
+        ("upstream.pool_idle_timeout", raw.pool_idle_timeout),
+    ] {
+        if d.is_zero() {
+            errors.push(key, "must be longer than 0s");
+        }
+    }
     UpstreamConfig {
         connect_timeout: raw.connect_timeout,
         response_timeout: raw.response_timeout,
@@ -662,7 +674,7 @@ fn admin_section(
 ) -> (SocketAddr, Option<Secret>) {
     let admin_listen = errors
         .addr("admin.listen", &raw.listen)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9901)));
+        .unwrap_or(defaults::ADMIN_LISTEN);
 
     let admin_token = match &raw.token {
         None => None,
@@ -1018,7 +1030,10 @@ fn check_app(
             hosts.push(lower);
         }
     }
-    let path_prefix = raw.path_prefix.clone().unwrap_or_else(|| "/".into());
+    let path_prefix = raw
+        .path_prefix
+        .clone()
+        .unwrap_or_else(|| defaults::PATH_PREFIX.into());
     if !path_prefix.starts_with('/') {
         errors.push(&at("path_prefix"), "must start with '/'");
     } else if path_prefix.contains(['*', '?', '#'])
@@ -1248,7 +1263,10 @@ fn check_enforcement(
             );
         }
     }
-    let login_path = raw.login_path.clone().unwrap_or_else(|| "/".into());
+    let login_path = raw
+        .login_path
+        .clone()
+        .unwrap_or_else(|| defaults::LOGIN_PATH.into());
     if !login_path.starts_with('/') {
         errors.push(&at("login_path"), "must start with '/'");
     }
@@ -1305,10 +1323,8 @@ fn check_enforcement(
             "the policy can enroll, so it needs the enrollment link",
         );
     }
-    let window = raw.enrollment_window.unwrap_or(Duration::from_secs(600));
-    let lifetime = raw
-        .session_lifetime
-        .unwrap_or(Duration::from_secs(8 * 3600));
+    let window = raw.enrollment_window.unwrap_or(defaults::ENROLLMENT_WINDOW);
+    let lifetime = raw.session_lifetime.unwrap_or(defaults::SESSION_LIFETIME);
     for (key, d, max) in [
         ("enrollment_window", window, MAX_ENROLLMENT_WINDOW),
         ("session_lifetime", lifetime, MAX_SESSION_LIFETIME),
@@ -1334,7 +1350,7 @@ fn check_enforcement(
         enrollment,
         enrollment_window: window,
         session_lifetime: lifetime,
-        trust_headers: raw.trust_headers.unwrap_or(true),
+        trust_headers: raw.trust_headers.unwrap_or(defaults::TRUST_HEADERS),
         google_workspace: raw.google_workspace,
         verifier: VerifierConfig {
             protocol,
@@ -1343,7 +1359,7 @@ fn check_enforcement(
             allow_sha1: idp.allow_sha1,
             audience: Some(sp.entity_id.clone()),
             acs_url: sp.acs_url.clone(),
-            skew: idp.clock_skew.unwrap_or(Duration::from_secs(60)),
+            skew: idp.clock_skew.unwrap_or(defaults::CLOCK_SKEW),
             trust: TrustMapping {
                 attributes: a.device_trust.clone(),
                 values,

@@ -1,6 +1,7 @@
 //! The config file as serde reads it: plain values, unknown keys refused.
 //! Meaning and cross-checks are `config.rs`'s job.
 
+use super::defaults;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -77,19 +78,19 @@ impl Default for RawServer {
         RawServer {
             listen: None,
             plain_listen: None,
-            max_connections: 10_000,
-            max_header_bytes: 64 * 1024,
-            max_assertion_bytes: 512 * 1024,
-            header_read_timeout: Duration::from_secs(10),
-            tls_handshake_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            grace_period: Duration::from_secs(30),
-            body_read_timeout: Duration::from_secs(30),
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_header_bytes: defaults::MAX_HEADER_BYTES,
+            max_assertion_bytes: defaults::MAX_ASSERTION_BYTES,
+            header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+            tls_handshake_timeout: defaults::TLS_HANDSHAKE_TIMEOUT,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            grace_period: defaults::GRACE_PERIOD,
+            body_read_timeout: defaults::BODY_READ_TIMEOUT,
             hsts: None,
             trusted_proxy_hops: 0,
             worker_threads: None,
-            decision_cache_entries: 1_000_000,
-            replay_cache_entries: 1_000_000,
+            decision_cache_entries: defaults::DECISION_CACHE_ENTRIES,
+            replay_cache_entries: defaults::REPLAY_CACHE_ENTRIES,
         }
     }
 }
@@ -130,10 +131,10 @@ pub struct RawUpstream {
 impl Default for RawUpstream {
     fn default() -> Self {
         RawUpstream {
-            connect_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(60),
-            pool_idle_timeout: Duration::from_secs(90),
-            pool_max_idle_per_host: 256,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            response_timeout: defaults::RESPONSE_TIMEOUT,
+            pool_idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+            pool_max_idle_per_host: defaults::POOL_MAX_IDLE_PER_HOST,
             ca_file: None,
         }
     }
@@ -152,7 +153,7 @@ pub struct RawAdmin {
 impl Default for RawAdmin {
     fn default() -> Self {
         RawAdmin {
-            listen: "127.0.0.1:9901".into(),
+            listen: defaults::ADMIN_LISTEN.to_string(),
             token: None,
         }
     }
@@ -172,7 +173,7 @@ impl Default for RawLog {
     fn default() -> Self {
         RawLog {
             format: LogFormat::Text,
-            level: "info".into(),
+            level: defaults::LOG_LEVEL.into(),
             access: false,
         }
     }

@@ -119,6 +119,18 @@ fn worker_threads_defaults_to_the_runtime_and_refuses_zero() {
 }
 
 #[test]
+fn upstream_timeouts_of_zero_are_refused() {
+    for key in ["connect_timeout", "response_timeout", "pool_idle_timeout"] {
+        let e = errors(&format!("{CERT}\n[upstream]\n{key} = \"0s\"\n"));
+        assert_eq!(
+            e,
+            [format!("upstream.{key}: must be longer than 0s")],
+            "{key}"
+        );
+    }
+}
+
+#[test]
 fn wrong_type_names_the_key() {
     let e = errors(&format!("{CERT}\nmax_connections = \"many\"\n"));
     assert!(e[0].starts_with("server.max_connections:"), "{e:?}");

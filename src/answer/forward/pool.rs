@@ -99,7 +99,7 @@ impl Drop for Pool {
 
 /// How long a pooled connection may take to become ready for its next
 /// request before it is closed instead.
-const READY_GRACE: Duration = Duration::from_secs(1);
+const READY_GRACE: Duration = Duration::from_millis(250);
 
 struct Idle {
     sender: http1::SendRequest<Body>,
@@ -185,6 +185,11 @@ impl Pool {
         // would grow every request's future (and the copies of it) by its
         // size.
         let sender = Box::pin(self.connect()).await;
+        if connecting.is_some() && !matches!(sender, Ok(Sender::H2(_))) {
+            // Failed, or the upstream speaks HTTP/1 now: the requests
+            // waiting behind this one connect on their own.
+            self.h2_seen.store(false, Ordering::Relaxed);
+        }
         drop(connecting);
         match self.send_on(sender?, req, body_done).await {
             Ok(sent) => Ok(sent),
@@ -217,9 +222,23 @@ impl Pool {
             Sender::H1(mut h1) => {
                 origin_form(&mut req);
                 match h1.try_send_request(req).await {
-                    Ok(resp) => Ok(Sent {
-                        response: self.lease(h1, resp, body_done),
-                    }),
+                    Ok(resp) => {
+                        // Reusable only if hyper had the whole request body
+                        // before the response head came (nginx's rule): an
+                        // upstream that answered first may read the rest as
+                        // a request of its own, and its answer to it would
+                        // go to the next client.
+                        let whole = body_done
+                            .as_ref()
+                            .map_or(true, |done| done.load(Ordering::Acquire));
+                        let response = if whole {
+                            self.lease(h1, resp)
+                        } else {
+                            tracing::debug!("the upstream answered before it had the request body; its connection is not reused");
+                            resp.map(|b| b.map_err(Into::into).boxed())
+                        };
+                        Ok(Sent { response })
+                    }
                     Err(mut e) => match e.take_message() {
                         Some(mut back) => {
                             self.absolute_form(&mut back);
@@ -257,7 +276,12 @@ impl Pool {
             if let Some(h2) = self.shared_h2() {
                 return Ok(h2);
             }
-            return Err(Some(connecting));
+            // Still h2 and none shared: this request opens it, the lock
+            // held. Otherwise the one before failed or found HTTP/1: on to
+            // the idle HTTP/1 connections, and a connect of its own.
+            if self.h2_seen.load(Ordering::Relaxed) {
+                return Err(Some(connecting));
+            }
         }
         let home = shard(self.idle.len());
         loop {
@@ -312,7 +336,12 @@ impl Pool {
             });
             self.h2_seen.store(true, Ordering::Relaxed);
             if self.max_idle > 0 {
-                *self.h2.lock().expect("pool lock") = Some((sender.clone(), Instant::now()));
+                let mut shared = self.h2.lock().expect("pool lock");
+                // A healthy shared connection stays: this one serves its
+                // request and closes.
+                if shared.as_ref().map_or(true, |(s, _)| s.is_closed()) {
+                    *shared = Some((sender.clone(), Instant::now()));
+                }
             }
             Ok(Sender::H2(sender))
         } else {
@@ -341,7 +370,6 @@ impl Pool {
         self: &Arc<Self>,
         sender: http1::SendRequest<Body>,
         resp: Response<Incoming>,
-        body_done: Option<Arc<AtomicBool>>,
     ) -> Response<Body> {
         if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
             return resp.map(|b| b.map_err(Into::into).boxed());
@@ -349,7 +377,6 @@ impl Pool {
         let lease = Lease {
             pool: Arc::downgrade(self),
             sender,
-            body_done,
         };
         resp.map(|inner| {
             if inner.is_end_stream() {
@@ -515,7 +542,12 @@ impl http_body::Body for Tracked {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
-        if frame.is_none() || (matches!(frame, Some(Ok(_))) && this.inner.is_end_stream()) {
+        let end = match &frame {
+            None => true,
+            Some(Ok(f)) => f.is_trailers() || this.inner.is_end_stream(),
+            Some(Err(_)) => false,
+        };
+        if end {
             this.done.store(true, Ordering::Release);
         }
         Poll::Ready(frame)
@@ -543,27 +575,15 @@ fn origin_form(req: &mut Request<Body>) {
     }
 }
 
-/// An HTTP/1 connection lent to one response.
+/// An HTTP/1 connection lent to one response whose request body hyper had
+/// whole before the response head came.
 struct Lease {
     pool: Weak<Pool>,
     sender: http1::SendRequest<Body>,
-    /// Set when the request body has been sent to its end; `None` for a
-    /// request without one.
-    body_done: Option<Arc<AtomicBool>>,
 }
 
 impl Lease {
-    /// Pools the connection, unless its request body is still being sent:
-    /// then it closes when that ends.
     fn give_back(self) {
-        if self
-            .body_done
-            .as_ref()
-            .is_some_and(|done| !done.load(Ordering::Acquire))
-        {
-            tracing::debug!("the upstream answered before reading the request body; its connection is not reused");
-            return;
-        }
         if let Some(pool) = self.pool.upgrade() {
             pool.put(self.sender);
         }
@@ -700,17 +720,20 @@ mod tests {
             .await
             .unwrap();
         let sent = pool.send(request(addr, body), &opened).await.unwrap();
+        // The response head came before the request body's end. The client
+        // sends the rest before it reads the response: still never pooled.
+        // hyper 1.12 closes such a connection itself as well (seen here
+        // with the pool's own check taken out), so this test holds the
+        // behaviour, whichever of the two keeps it.
+        tx.send(Ok(Frame::data(Bytes::from_static(b"the rest of the body"))))
+            .await
+            .unwrap();
+        drop(tx);
+        for _ in 0..64 {
+            tokio::task::yield_now().await;
+        }
         let body = sent.response.into_body().collect().await.unwrap();
         assert_eq!(&body.to_bytes()[..], b"ok");
-        // The response has ended, the request body has not: not pooled,
-        // then or after it ends.
-        assert_eq!(pool.idle_len(), 0);
-        tx.send(Ok(Frame::data(Bytes::from_static(
-            b"GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n",
-        ))))
-        .await
-        .unwrap();
-        drop(tx);
         assert_eq!(pool.idle_len(), 0);
         // The next request opens its own connection.
         let sent = pool
