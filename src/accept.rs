@@ -4,6 +4,7 @@
 //! means is the service's concern.
 
 pub mod idle;
+pub mod park;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -12,8 +13,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -22,6 +24,7 @@ use tracing::Instrument;
 use crate::config::ServerConfig;
 use crate::service::{ConnInfo, Gateway};
 use idle::{Activity, Tracked};
+use park::{Answered, Exchanges, Parkable};
 
 /// A bound traffic listener.
 pub struct Listener {
@@ -230,13 +233,6 @@ enum Speaks {
     Http2,
 }
 
-/// One served connection, of whichever kind [`Speaks`] chose. Each kind is
-/// boxed: the task holds a pointer, not room for the larger.
-enum Serving<H1, H2> {
-    Http1(Pin<Box<H1>>),
-    Http2(Pin<Box<H2>>),
-}
-
 /// Serves HTTP/1.1 or h2, as [`Speaks`] says, until the client leaves, the
 /// connection idles out, or the gateway drains. On drain, requests in
 /// flight finish; h2 gets a GOAWAY, HTTP/1.1 a close.
@@ -253,69 +249,268 @@ async fn serve_http<IO>(
     gateway: Arc<Gateway>,
     activity: Activity,
     server: &ServerConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let max_header_list = u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX);
+    let exchanges = Arc::new(Exchanges::default());
+    let parked =
+        gateway
+            .metrics
+            .parked_connections
+            .with_label_values(&[if conn.proto == "https" {
+                "tls"
+            } else {
+                "plain"
+            }]);
+    let answering = exchanges.clone();
     // hyper keeps a slot for the request future on every connection, idle
     // or not: boxing it per request keeps that slot a pointer wide instead
     // of the whole request state machine (kilobytes per idle connection).
     let service = hyper::service::service_fn(move |req| {
         let gateway = gateway.clone();
-        let handled: Pin<Box<dyn Future<Output = _> + Send>> =
-            Box::pin(async move { Ok::<_, Infallible>(gateway.handle(req, conn).await) });
+        let guard = answering.answering();
+        let handled: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
+            let response = gateway.handle(req, conn).await;
+            Ok::<_, Infallible>(response.map(|body| Answered::new(body, guard)))
+        });
         handled
     });
-    let io = TokioIo::new(io);
-    let mut connection = match speaks {
+    match speaks {
         Speaks::Http1 => {
-            let mut h1 = hyper::server::conn::http1::Builder::new();
-            h1.timer(TokioTimer::new())
-                .header_read_timeout(server.header_read_timeout)
-                .max_buf_size(server.max_header_bytes)
-                .keep_alive(true);
-            Serving::Http1(Box::pin(h1.serve_connection(io, service).with_upgrades()))
+            let http1 = Http1 {
+                server,
+                activity,
+                exchanges,
+                parked,
+            };
+            http1.serve(io, service, shutdown).await;
         }
         Speaks::Http2 => {
             let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
             h2.timer(TokioTimer::new())
-                .max_header_list_size(max_header_list);
-            Serving::Http2(Box::pin(h2.serve_connection(io, service)))
+                .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
+            let connection = Box::pin(h2.serve_connection(TokioIo::new(io), service));
+            let no_parking = None::<fn(Pin<&mut _>) -> bool>;
+            let _ended = drive(connection, &activity, server, shutdown, no_parking).await;
         }
-    };
-    // The same code for each kind of connection.
-    macro_rules! each {
-        ($conn:expr, $c:ident => $e:expr) => {
-            match $conn {
-                Serving::Http1($c) => $e,
-                Serving::Http2($c) => $e,
-            }
-        };
     }
+}
+
+/// How [`drive`] left a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driven {
+    /// hyper finished: the client left, or the connection was closed.
+    Ended,
+    /// hyper finished because `park` asked it to, and the IO is still open.
+    Parked,
+}
+
+/// The one connection future of hyper's that [`drive`] runs: h2, or
+/// HTTP/1.1 with upgrades.
+trait Served: Future<Output = hyper::Result<()>> {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Served for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self)
+    }
+}
+
+impl<I, S, B, E> Served for hyper::server::conn::http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self)
+    }
+}
+
+/// Runs a hyper connection until it finishes. It is asked to close when the
+/// gateway drains, when it has moved no byte for `server.idle_timeout`, and
+/// when `park` says so (asked once it has been quiet for
+/// `server.park_after`, and again every `park_after` while it stays quiet).
+/// The connection comes back with how it ended.
+async fn drive<C: Served>(
+    mut connection: Pin<Box<C>>,
+    activity: &Activity,
+    server: &ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+    mut park: Option<impl FnMut(Pin<&mut C>) -> bool>,
+) -> (Driven, Pin<Box<C>>) {
     let mut closing = false;
+    let mut parking = false;
     loop {
-        let idle_left = server.idle_timeout.saturating_sub(activity.quiet_for());
+        let quiet = activity.quiet_for();
+        let idle_left = server.idle_timeout.saturating_sub(quiet);
+        // Quiet past park_after but not parked (a request in flight): look
+        // again park_after later, never in a spin.
+        let park_left = match server.park_after.saturating_sub(quiet) {
+            left if left.is_zero() => server.park_after,
+            left => left,
+        };
         tokio::select! {
-            result = std::future::poll_fn(|cx| each!(&mut connection, c => {
-                c.as_mut().poll(cx).map_err(|e| e.to_string())
-            })) => {
+            result = connection.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "connection ended with an error");
+                    return (Driven::Ended, connection);
                 }
-                break;
+                let driven = if parking { Driven::Parked } else { Driven::Ended };
+                return (driven, connection);
             }
             _ = shutdown.wait_for(|stop| *stop), if !closing => {
                 closing = true;
-                each!(&mut connection, c => c.as_mut().graceful_shutdown());
+                connection.as_mut().graceful_shutdown();
             }
-            _ = tokio::time::sleep(idle_left), if !closing => {
-                if activity.quiet_for() >= server.idle_timeout {
+            _ = tokio::time::sleep(if park.is_some() { idle_left.min(park_left) } else { idle_left }), if !closing => {
+                let quiet = activity.quiet_for();
+                if quiet >= server.idle_timeout {
                     tracing::debug!("closing idle connection");
                     closing = true;
-                    each!(&mut connection, c => c.as_mut().graceful_shutdown());
+                    connection.as_mut().graceful_shutdown();
+                } else if quiet >= server.park_after
+                    && park.as_mut().is_some_and(|park| park(connection.as_mut()))
+                {
+                    closing = true;
+                    parking = true;
                 }
             }
         }
     }
 }
+
+/// Serving one HTTP/1.1 connection, parked between requests when it idles
+/// (`accept/park.rs`).
+struct Http1<'a> {
+    server: &'a ServerConfig,
+    activity: Activity,
+    exchanges: Arc<Exchanges>,
+    parked: prometheus::IntGauge,
+}
+
+impl Http1<'_> {
+    async fn serve<IO, S, B>(self, mut io: IO, mut service: S, mut shutdown: watch::Receiver<bool>)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
+        S::Future: Unpin,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: hyper::body::Body + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut prefix = Bytes::new();
+        loop {
+            let mut h1 = hyper::server::conn::http1::Builder::new();
+            h1.timer(TokioTimer::new())
+                .header_read_timeout(self.server.header_read_timeout)
+                .max_buf_size(self.server.max_header_bytes)
+                .keep_alive(true);
+            self.exchanges.begin();
+            let parkable = Parkable::new(io, prefix, self.exchanges.clone());
+            let connection = Box::pin(
+                h1.serve_connection(TokioIo::new(parkable), service)
+                    .with_upgrades(),
+            );
+            let exchanges = &self.exchanges;
+            let (driven, connection) = drive(
+                connection,
+                &self.activity,
+                self.server,
+                shutdown.clone(),
+                Some(|c: Pin<&mut _>| {
+                    if !exchanges.may_park() {
+                        return false;
+                    }
+                    exchanges.start_parking();
+                    Served::graceful_shutdown(c);
+                    true
+                }),
+            )
+            .await;
+            if driven == Driven::Ended {
+                return;
+            }
+            // Parked: hyper closed without shutting the IO down. An upgraded
+            // connection has no parts, but an upgrade is a request in flight
+            // and never parks.
+            let Some(parts) = Pin::into_inner(connection).into_parts() else {
+                return;
+            };
+            service = parts.service;
+            let (inner, unread) = parts.io.into_inner().into_parts();
+            io = inner;
+            // What hyper read and did not use, then what it did not read.
+            prefix = match (parts.read_buf.is_empty(), unread.is_empty()) {
+                (_, true) => parts.read_buf,
+                (true, false) => unread,
+                (false, false) => [parts.read_buf, unread].concat().into(),
+            };
+            if !prefix.is_empty() {
+                // A head begun and left unfinished since the last answer:
+                // hyper takes it again at once, under a new header timer, and
+                // this connection parks only after it answers.
+                continue;
+            }
+            self.parked.inc();
+            let woken = self.wait_parked(&mut io, &mut shutdown).await;
+            self.parked.dec();
+            match woken {
+                Some(first) => prefix = Bytes::copy_from_slice(&[first]),
+                None => {
+                    // hyper's own close: TLS close_notify, then FIN. Parked
+                    // means flushed, so this does not wait on the client.
+                    let _ = tokio::time::timeout(PARKED_SHUTDOWN, io.shutdown()).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Holds a parked connection until its next byte comes (returned), or
+    /// it ends: EOF or an error, `server.idle_timeout` without a byte, or
+    /// the gateway draining (`None`).
+    async fn wait_parked<IO: AsyncRead + Unpin>(
+        &self,
+        io: &mut IO,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<u8> {
+        let mut first = [0u8; 1];
+        loop {
+            let idle_left = self
+                .server
+                .idle_timeout
+                .saturating_sub(self.activity.quiet_for());
+            tokio::select! {
+                read = io.read(&mut first) => {
+                    return match read {
+                        Ok(1) => Some(first[0]),
+                        _ => None,
+                    };
+                }
+                _ = shutdown.wait_for(|stop| *stop) => return None,
+                _ = tokio::time::sleep(idle_left) => {
+                    if self.activity.quiet_for() >= self.server.idle_timeout {
+                        tracing::debug!("closing idle connection");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long closing a parked connection may take.
+const PARKED_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);

@@ -156,6 +156,10 @@ pub struct ServerConfig {
     pub tls_handshake_timeout: Duration,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
+    /// An HTTP/1.1 keep-alive connection quiet this long after an answer is
+    /// parked: hyper's buffers and state are freed until the next request
+    /// (`accept/park.rs`). Shorter than `header_read_timeout`.
+    pub park_after: Duration,
     /// Time in-flight requests get to finish after SIGTERM.
     pub grace_period: Duration,
     /// Time a body the gateway reads whole has to arrive (408 past it).
@@ -546,6 +550,9 @@ fn server_section(raw: &raw::RawServer, errors: &mut Errors) -> ServerConfig {
         header_read_timeout: raw.header_read_timeout,
         tls_handshake_timeout: raw.tls_handshake_timeout,
         idle_timeout: raw.idle_timeout,
+        park_after: raw
+            .park_after
+            .unwrap_or_else(|| defaults::PARK_AFTER.min(raw.header_read_timeout / 2)),
         grace_period: raw.grace_period,
         body_read_timeout: raw.body_read_timeout,
         hsts: raw.hsts.as_deref().and_then(|v| {
@@ -603,6 +610,20 @@ fn server_section(raw: &raw::RawServer, errors: &mut Errors) -> ServerConfig {
     ] {
         if d.is_zero() {
             errors.push(key, "must be longer than 0s");
+        }
+    }
+    // hyper's header timer runs while a kept-alive connection waits for its
+    // next request: the connection must park before it fires.
+    // (Unset, it is half of it at most; a zero header timeout is refused
+    // above.)
+    if !server.header_read_timeout.is_zero() {
+        if server.park_after.is_zero() {
+            errors.push("server.park_after", "must be longer than 0s");
+        } else if server.park_after >= server.header_read_timeout {
+            errors.push(
+                "server.park_after",
+                "must be shorter than server.header_read_timeout",
+            );
         }
     }
     server

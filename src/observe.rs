@@ -21,6 +21,8 @@ pub struct Metrics {
     registry: Registry,
     /// Open client connections, by listener (`tls` or `plain`).
     pub open_connections: IntGaugeVec,
+    /// Open HTTP/1.1 connections parked between requests, by listener.
+    pub parked_connections: IntGaugeVec,
     /// Accepted client connections, by listener.
     pub connections: IntCounterVec,
     /// Connections refused because `max_connections` was reached.
@@ -179,6 +181,11 @@ impl Metrics {
             open_connections: gauge(
                 "trustgate_open_connections",
                 "Client connections currently open.",
+                &["listener"],
+            ),
+            parked_connections: gauge(
+                "trustgate_parked_connections",
+                "Open HTTP/1.1 client connections parked between requests (hyper's buffers freed).",
                 &["listener"],
             ),
             connections: counter(

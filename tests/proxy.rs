@@ -1062,3 +1062,253 @@ async fn a_connection_answered_before_its_body_was_sent_is_not_reused() {
     }
     assert_eq!(up.next().await, Seen::Request(1));
 }
+
+// Parking idle HTTP/1.1 connections (src/accept/park.rs).
+
+/// Reads one response with a Content-Length body off `io`: its head and
+/// body, as text.
+async fn read_response<IO: tokio::io::AsyncRead + Unpin>(io: &mut IO) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().unwrap())
+                })
+                .expect("a Content-Length response");
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), io.read(&mut buf))
+            .await
+            .expect("a response within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed mid-response after {text:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+const GET_LOCALHOST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/// Waits until `series` reads `value` on the gateway's /metrics.
+async fn wait_for_metric(gw: &TestGateway, series: &str, value: f64) {
+    for _ in 0..200 {
+        if metric(&gw.metrics().await, series) == value {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{series} never read {value}");
+}
+
+/// A kept-alive connection waits for its next request under idle_timeout,
+/// parked, and not under header_read_timeout (hyper's header timer runs
+/// between requests): over plain HTTP and over TLS.
+#[tokio::test]
+async fn a_parked_connection_outlives_the_header_timeout_and_serves_again() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start(
+        "header_read_timeout = \"1s\"\npark_after = \"100ms\"\nidle_timeout = \"30s\"",
+        &app(&up.url()),
+    )
+    .await;
+    let mut plain = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    let mut tls = tls_h1(gw.tls_addr()).await;
+    plain.write_all(GET_LOCALHOST).await.unwrap();
+    assert!(read_response(&mut plain).await.starts_with("HTTP/1.1 200"));
+    tls.write_all(GET_LOCALHOST).await.unwrap();
+    assert!(read_response(&mut tls).await.starts_with("HTTP/1.1 200"));
+    wait_for_metric(&gw, "trustgate_parked_connections{listener=\"plain\"}", 1.0).await;
+    wait_for_metric(&gw, "trustgate_parked_connections{listener=\"tls\"}", 1.0).await;
+    // Past the header timeout, twice over.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    for _ in 0..3 {
+        plain.write_all(GET_LOCALHOST).await.unwrap();
+        let answer = read_response(&mut plain).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(!answer.to_ascii_lowercase().contains("connection: close"));
+        tls.write_all(GET_LOCALHOST).await.unwrap();
+        let answer = read_response(&mut tls).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // Parked again in between.
+        wait_for_metric(&gw, "trustgate_parked_connections{listener=\"tls\"}", 1.0).await;
+    }
+    assert_eq!(
+        metric(
+            &gw.metrics().await,
+            "trustgate_open_connections{listener=\"tls\"}"
+        ),
+        1.0
+    );
+}
+
+/// Requests pipelined in one write, the second split across the park: none
+/// is lost and the answers come in order.
+#[tokio::test]
+async fn pipelined_and_split_requests_survive_parking() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start(
+        "header_read_timeout = \"5s\"\npark_after = \"100ms\"",
+        &app(&up.url()),
+    )
+    .await;
+    let mut tcp = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    tcp.write_all(
+        b"GET /one HTTP/1.1\r\nHost: localhost\r\n\r\nGET /two HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(read_response(&mut tcp).await.contains("/one"));
+    assert!(read_response(&mut tcp).await.contains("/two"));
+    wait_for_metric(&gw, "trustgate_parked_connections{listener=\"plain\"}", 1.0).await;
+    // A head begun, then a pause past park_after, then its end.
+    tcp.write_all(b"GET /three HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tcp.write_all(b"st: localhost\r\n\r\n").await.unwrap();
+    let answer = read_response(&mut tcp).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("/three"),
+        "{answer}"
+    );
+}
+
+/// Parking does not extend the time a client has to finish a head: one
+/// begun after an answer and never finished is cut off near
+/// header_read_timeout, not after idle_timeout.
+#[tokio::test]
+async fn an_unfinished_head_after_an_answer_still_times_out() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start(
+        "header_read_timeout = \"1s\"\npark_after = \"100ms\"\nidle_timeout = \"60s\"",
+        &app(&up.url()),
+    )
+    .await;
+    let mut tcp = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    tcp.write_all(GET_LOCALHOST).await.unwrap();
+    assert!(read_response(&mut tcp).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "unfinished head still open after 10 s");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A fresh connection that never sends a byte is not parked: it stays under
+/// the header timer.
+#[tokio::test]
+async fn a_silent_new_connection_is_not_parked() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start(
+        "header_read_timeout = \"1s\"\npark_after = \"100ms\"\nidle_timeout = \"60s\"",
+        &app(&up.url()),
+    )
+    .await;
+    let mut tcp = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "silent connection still open after 5 s");
+    assert_eq!(
+        metric(
+            &gw.metrics().await,
+            "trustgate_parked_connections{listener=\"plain\"}"
+        ),
+        0.0
+    );
+}
+
+/// A parked connection closes after idle_timeout, with close_notify on TLS,
+/// and the gauge comes back down.
+#[tokio::test]
+async fn a_parked_connection_closes_after_the_idle_timeout() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start(
+        "header_read_timeout = \"30s\"\npark_after = \"100ms\"\nidle_timeout = \"1s\"",
+        &app(&up.url()),
+    )
+    .await;
+    let mut tls = tls_h1(gw.tls_addr()).await;
+    tls.write_all(GET_LOCALHOST).await.unwrap();
+    assert!(read_response(&mut tls).await.starts_with("HTTP/1.1 200"));
+    wait_for_metric(&gw, "trustgate_parked_connections{listener=\"tls\"}", 1.0).await;
+    let mut rest = Vec::new();
+    // A clean TLS EOF: read_to_end fails on a close without close_notify.
+    let closed = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut rest))
+        .await
+        .expect("parked connection still open after 10 s");
+    assert!(closed.is_ok(), "not a clean TLS close: {closed:?}");
+    wait_for_metric(&gw, "trustgate_parked_connections{listener=\"tls\"}", 0.0).await;
+    wait_for_metric(&gw, "trustgate_open_connections{listener=\"tls\"}", 0.0).await;
+}
+
+/// Draining closes parked connections at once, without waiting out the grace
+/// period.
+#[tokio::test]
+async fn draining_closes_parked_connections() {
+    let up = Upstream::echo_headers().await;
+    let mut gw = TestGateway::start(
+        "park_after = \"100ms\"\ngrace_period = \"30s\"",
+        &app(&up.url()),
+    )
+    .await;
+    let mut tcp = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    tcp.write_all(GET_LOCALHOST).await.unwrap();
+    assert!(read_response(&mut tcp).await.starts_with("HTTP/1.1 200"));
+    wait_for_metric(&gw, "trustgate_parked_connections{listener=\"plain\"}", 1.0).await;
+    let drained = tokio::time::timeout(Duration::from_secs(10), gw.shutdown())
+        .await
+        .expect("drain waits on a parked connection");
+    assert!(drained);
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+}
+
+/// A response slower than park_after, head and body, neither parks the
+/// connection under it nor closes it after.
+#[tokio::test]
+async fn a_slow_response_is_not_cut_by_parking() {
+    let up = Upstream::start(|_req| async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let chunks = futures::stream::unfold(0u8, |i| async move {
+            if i == 3 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Some((
+                Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"chunk "))),
+                i + 1,
+            ))
+        });
+        Response::builder()
+            .header("content-length", "18")
+            .body(BodyExt::boxed(StreamBody::new(chunks)))
+            .unwrap()
+    })
+    .await;
+    let gw = TestGateway::start("park_after = \"100ms\"", &app(&up.url())).await;
+    let mut tcp = TcpStream::connect(gw.plain_addr()).await.unwrap();
+    for _ in 0..2 {
+        tcp.write_all(GET_LOCALHOST).await.unwrap();
+        let answer = read_response(&mut tcp).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("chunk chunk chunk "), "{answer}");
+        assert!(
+            !answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+    }
+}

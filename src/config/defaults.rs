@@ -19,6 +19,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `server.idle_timeout`.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `server.park_after`, unless half of `server.header_read_timeout` is
+/// shorter.
+pub const PARK_AFTER: Duration = Duration::from_secs(1);
 /// `server.grace_period`.
 pub const GRACE_PERIOD: Duration = Duration::from_secs(30);
 /// `server.body_read_timeout`.

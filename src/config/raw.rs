@@ -53,6 +53,11 @@ pub struct RawServer {
     pub tls_handshake_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// An HTTP/1.1 connection quiet this long between requests gives hyper's
+    /// buffers back until its next request; unset, the shorter of
+    /// [`defaults::PARK_AFTER`] and half of `header_read_timeout`.
+    #[serde(default, with = "humantime_serde")]
+    pub park_after: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
     /// A body the gateway reads whole (an assertion POST) must arrive
@@ -84,6 +89,7 @@ impl Default for RawServer {
             header_read_timeout: defaults::HEADER_READ_TIMEOUT,
             tls_handshake_timeout: defaults::TLS_HANDSHAKE_TIMEOUT,
             idle_timeout: defaults::IDLE_TIMEOUT,
+            park_after: None,
             grace_period: defaults::GRACE_PERIOD,
             body_read_timeout: defaults::BODY_READ_TIMEOUT,
             hsts: None,

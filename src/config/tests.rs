@@ -374,3 +374,24 @@ fn the_readme_defaults_are_the_code_defaults() {
         wrong.join("\n")
     );
 }
+
+#[test]
+fn park_after_must_be_shorter_than_the_header_timeout_and_not_zero() {
+    let e = errors(&format!(
+        "{CERT}\nheader_read_timeout = \"2s\"\npark_after = \"2s\"\n"
+    ));
+    assert_eq!(
+        e,
+        ["server.park_after: must be shorter than server.header_read_timeout"]
+    );
+    let e = errors(&format!("{CERT}\npark_after = \"0s\"\n"));
+    assert_eq!(e, ["server.park_after: must be longer than 0s"]);
+}
+
+#[test]
+fn park_after_unset_is_a_second_or_half_the_header_timeout() {
+    let server = |extra: &str| parse(&format!("{CERT}{extra}")).unwrap().server;
+    assert_eq!(server("").park_after, Duration::from_secs(1));
+    let short = server("header_read_timeout = \"500ms\"\n");
+    assert_eq!(short.park_after, Duration::from_millis(250));
+}
