@@ -40,6 +40,7 @@ PROTOS=${PROTOS-"h1 h2"}
 ACS_BODIES=${ACS_BODIES:-60000}       # unique assertions per trustgate acs run
 IDLE_CONNS=${IDLE_CONNS:-5000}        # idle keep-alive connections per proxy; 0: memory after start only
 IDLE_PROTOS=${IDLE_PROTOS-$PROTOS}    # may be set empty
+IDLE_SETTLE=${IDLE_SETTLE:-2}         # seconds from the last idle connection opened to the reading (past park_after)
 SCALING=${SCALING:-}                  # e.g. "100 1000 5000": passthrough h1 at each connection count
 SCALING_DURATION=${SCALING_DURATION:-20}  # long enough that 5000 TLS handshakes are a small part
 OUT=${OUT:-$ROOT/target/compare/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -277,11 +278,17 @@ hold_idle() {
       last=$n
     fi
   done
-  sleep 1
+  # Past trustgate's server.park_after (1 s): its idle HTTP/1.1 connections
+  # are parked, as nginx's and HAProxy's have freed their buffers at once.
+  sleep "$IDLE_SETTLE"
   n=$(($(established "$port") - before))
   ((n >= IDLE_CONNS * 9 / 10)) ||
     echo "compare.sh: only $n of $IDLE_CONNS idle connections to $t ($proto) opened; see $OUT/idle-$proto-$t.txt" >&2
   snapshot "$t" "$proto" idle "$n"
+  if [[ $t == trustgate ]]; then
+    curl -s "http://$TG_ADMIN/metrics" | grep '^trustgate_\(open\|parked\)_connections{listener="tls"}' |
+      sed "s/^/$proto idle: /" | tee -a "$OUT/parked.txt" >&2 || true
+  fi
   stop hold
 }
 

@@ -154,43 +154,51 @@ async fn serve_connection(
                 peer,
                 proto: "http",
             };
+            // Boxed here, once: each layer of futures below would otherwise
+            // keep room for the stream by value (see serve_http).
+            let io = Box::new(io);
             serve_http(io, speaks, conn, gateway, activity, &server, shutdown).await;
         }
         Some(acceptor) => {
             let (io, activity) = Tracked::new(stream);
             // Boxed, as the HTTP connection below: the task then holds
-            // whichever of the two is alive, not room for both.
+            // whichever of the two is alive, not room for both. The stream
+            // comes out boxed for the same reason (see serve_http).
+            let handshake = Box::pin(async move { acceptor.accept(io).await.map(Box::new) });
             let handshake =
-                tokio::time::timeout(server.tls_handshake_timeout, Box::pin(acceptor.accept(io)));
-            let reason = match handshake.await {
-                Ok(Ok(tls_stream)) => {
-                    let conn = ConnInfo {
-                        peer,
-                        proto: "https",
-                    };
-                    // ALPN chose (the certificate store offers h2 and
-                    // http/1.1); no ALPN is HTTP/1.1 (RFC 9113 3.2).
-                    let speaks = match tls_stream.get_ref().1.alpn_protocol() {
-                        Some(b"h2") => Speaks::Http2,
-                        _ => Speaks::Http1,
-                    };
-                    serve_http(
-                        tls_stream, speaks, conn, gateway, activity, &server, shutdown,
-                    )
-                    .await;
+                match tokio::time::timeout(server.tls_handshake_timeout, handshake).await {
+                    Ok(Ok(tls_stream)) => Ok(tls_stream),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "tls handshake failed");
+                        Err(tls::handshake_failure_reason(&e))
+                    }
+                    Err(_) => Err("timeout"),
+                };
+            let tls_stream = match handshake {
+                Ok(tls_stream) => tls_stream,
+                Err(reason) => {
+                    gateway
+                        .metrics
+                        .tls_handshake_failures
+                        .with_label_values(&[reason])
+                        .inc();
                     return;
                 }
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "tls handshake failed");
-                    tls::handshake_failure_reason(&e)
-                }
-                Err(_) => "timeout",
             };
-            gateway
-                .metrics
-                .tls_handshake_failures
-                .with_label_values(&[reason])
-                .inc();
+            let conn = ConnInfo {
+                peer,
+                proto: "https",
+            };
+            // ALPN chose (the certificate store offers h2 and http/1.1); no
+            // ALPN is HTTP/1.1 (RFC 9113 3.2).
+            let speaks = match tls_stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => Speaks::Http2,
+                _ => Speaks::Http1,
+            };
+            serve_http(
+                tls_stream, speaks, conn, gateway, activity, &server, shutdown,
+            )
+            .await;
         }
     }
 }
@@ -242,8 +250,13 @@ enum Speaks {
 /// hyper its first 24 bytes as a prefix, after which hyper's first read
 /// reservation doubles the connection's read buffer to 16 KiB for the
 /// connection's life (benches/README.md, idle memory).
+///
+/// The stream comes boxed: a TLS stream is 1.2 KB, and every async fn it
+/// passes through by value (this one, `Http1::serve`, hyper's parts) keeps
+/// its own room for it in the connection task, which came to 9 KB a
+/// connection when it was passed unboxed.
 async fn serve_http<IO>(
-    io: IO,
+    io: Box<IO>,
     speaks: Speaks,
     conn: ConnInfo,
     gateway: Arc<Gateway>,
@@ -402,8 +415,12 @@ struct Http1<'a> {
 }
 
 impl Http1<'_> {
-    async fn serve<IO, S, B>(self, mut io: IO, mut service: S, mut shutdown: watch::Receiver<bool>)
-    where
+    async fn serve<IO, S, B>(
+        self,
+        mut io: Box<IO>,
+        mut service: S,
+        mut shutdown: watch::Receiver<bool>,
+    ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
         S::Future: Unpin,
@@ -413,17 +430,19 @@ impl Http1<'_> {
     {
         let mut prefix = Bytes::new();
         loop {
-            let mut h1 = hyper::server::conn::http1::Builder::new();
-            h1.timer(TokioTimer::new())
-                .header_read_timeout(self.server.header_read_timeout)
-                .max_buf_size(self.server.max_header_bytes)
-                .keep_alive(true);
             self.exchanges.begin();
             let parkable = Parkable::new(io, prefix, self.exchanges.clone());
-            let connection = Box::pin(
-                h1.serve_connection(TokioIo::new(parkable), service)
-                    .with_upgrades(),
-            );
+            let connection = {
+                let mut h1 = hyper::server::conn::http1::Builder::new();
+                h1.timer(TokioTimer::new())
+                    .header_read_timeout(self.server.header_read_timeout)
+                    .max_buf_size(self.server.max_header_bytes)
+                    .keep_alive(true);
+                Box::pin(
+                    h1.serve_connection(TokioIo::new(parkable), service)
+                        .with_upgrades(),
+                )
+            };
             let exchanges = &self.exchanges;
             let (driven, connection) = drive(
                 connection,
@@ -446,18 +465,10 @@ impl Http1<'_> {
             // Parked: hyper closed without shutting the IO down. An upgraded
             // connection has no parts, but an upgrade is a request in flight
             // and never parks.
-            let Some(parts) = Pin::into_inner(connection).into_parts() else {
+            let Some((inner, taken_back, unread)) = take_back(connection) else {
                 return;
             };
-            service = parts.service;
-            let (inner, unread) = parts.io.into_inner().into_parts();
-            io = inner;
-            // What hyper read and did not use, then what it did not read.
-            prefix = match (parts.read_buf.is_empty(), unread.is_empty()) {
-                (_, true) => parts.read_buf,
-                (true, false) => unread,
-                (false, false) => [parts.read_buf, unread].concat().into(),
-            };
+            (io, service, prefix) = (inner, taken_back, unread);
             if !prefix.is_empty() {
                 // A head begun and left unfinished since the last answer:
                 // hyper takes it again at once, under a new header timer, and
@@ -510,6 +521,36 @@ impl Http1<'_> {
             }
         }
     }
+}
+
+/// The IO, the service and the bytes read but not used, from a hyper
+/// HTTP/1.1 connection that finished without shutting its IO down; `None`
+/// for one that was upgraded.
+#[allow(clippy::type_complexity)]
+fn take_back<IO, S, B>(
+    connection: Pin<
+        Box<hyper::server::conn::http1::UpgradeableConnection<TokioIo<Parkable<Box<IO>>>, S>>,
+    >,
+) -> Option<(Box<IO>, S, Bytes)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let parts = Pin::into_inner(connection).into_parts()?;
+    let (io, unread) = parts.io.into_inner().into_parts();
+    // What hyper read and did not use, then what it did not read; copied,
+    // since hyper's `read_buf` is a view that holds its whole read buffer
+    // (8 KiB or more) alive.
+    let prefix = if parts.read_buf.is_empty() && unread.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::from([&parts.read_buf[..], &unread[..]].concat())
+    };
+    Some((io, parts.service, prefix))
 }
 
 /// How long closing a parked connection may take.
