@@ -200,6 +200,9 @@ pub struct UpstreamConfig {
     pub response_timeout: Duration,
     /// Idle pooled connections are closed after this.
     pub pool_idle_timeout: Duration,
+    /// An idle pooled HTTP/1 connection unused this long is parked: only
+    /// its socket (and TLS state) is kept, hyper's connection is dropped.
+    pub pool_park_after: Duration,
     /// Idle pooled connections kept per upstream.
     pub pool_max_idle_per_host: usize,
     /// Extra trusted roots for https upstreams.
@@ -673,6 +676,7 @@ fn upstream_section(raw: &raw::RawUpstream, base: &Path, errors: &mut Errors) ->
         // 0 would expire every pooled connection at once; turn pooling off
         // with pool_max_idle_per_host = 0 instead.
         ("upstream.pool_idle_timeout", raw.pool_idle_timeout),
+        ("upstream.pool_park_after", raw.pool_park_after),
     ] {
         if d.is_zero() {
             errors.push(key, "must be longer than 0s");
@@ -682,6 +686,7 @@ fn upstream_section(raw: &raw::RawUpstream, base: &Path, errors: &mut Errors) ->
         connect_timeout: raw.connect_timeout,
         response_timeout: raw.response_timeout,
         pool_idle_timeout: raw.pool_idle_timeout,
+        pool_park_after: raw.pool_park_after,
         pool_max_idle_per_host: raw.pool_max_idle_per_host,
         extra_roots,
     }

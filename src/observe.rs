@@ -39,6 +39,8 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     /// Upstream connections opened, by app (a request that found none idle).
     pub upstream_connections: IntCounterVec,
+    /// Idle upstream connections parked (only their sockets kept).
+    pub upstream_parked: IntGauge,
     /// Requests answered by the gateway itself with an error, by reason.
     pub gateway_errors: IntCounterVec,
     /// Config reloads, by result.
@@ -227,6 +229,10 @@ impl Metrics {
                 "trustgate_upstream_connections_opened_total",
                 "Upstream connections opened, by app (for requests that found no pooled connection).",
                 &["app"],
+            ),
+            upstream_parked: single(
+                "trustgate_upstream_parked_connections",
+                "Idle pooled upstream HTTP/1 connections parked (hyper's connection dropped, the socket kept).",
             ),
             gateway_errors: counter(
                 "trustgate_gateway_errors_total",

@@ -909,6 +909,113 @@ async fn sequential_requests_share_one_upstream_connection() {
     );
 }
 
+/// A pooled connection unused for `pool_park_after` is parked (hyper's
+/// connection dropped, the socket kept) and its socket serves the next
+/// request: no new connection, the upstream sees one.
+#[tokio::test]
+async fn a_parked_upstream_connection_serves_the_next_request() {
+    let mut up = RawUpstream::start(false, false).await;
+    let rest = format!(
+        "[upstream]\npool_park_after = \"100ms\"\n{}",
+        app(&up.url())
+    );
+    let gw = TestGateway::start("", &rest).await;
+    let client = https_client(false);
+    for _ in 0..3 {
+        get_ok(&client, &gw.https("/")).await;
+        wait_for_metric(&gw, "trustgate_upstream_parked_connections", 1.0).await;
+    }
+    assert_eq!(up.next().await, Seen::Accepted(0));
+    for _ in 0..3 {
+        assert_eq!(up.next().await, Seen::Request(0));
+    }
+    assert!(
+        up.seen.try_recv().is_err(),
+        "a second connection was opened, or the first closed"
+    );
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_upstream_connections_opened_total{app=\"app\"}"
+        ),
+        1.0
+    );
+}
+
+/// The same over TLS to an upstream that speaks only HTTP/1.1: the parked
+/// socket keeps its TLS session, and a session ticket the upstream sends
+/// after the handshake does not read as bytes nobody asked for.
+#[tokio::test]
+async fn a_parked_tls_upstream_connection_serves_the_next_request() {
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<_> =
+        rustls_pki_types::CertificateDer::pem_file_iter(root().join("certs/localhost.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_file(root().join("certs/localhost.key")).unwrap();
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        Ok::<_, std::convert::Infallible>(Response::new(full(format!(
+                            "{:?}",
+                            req.version()
+                        ))))
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let rest = format!(
+        "[upstream]\nca_file = {:?}\npool_park_after = \"100ms\"\n{}",
+        root().join("certs/dev-ca.pem"),
+        app(&format!("https://localhost:{port}"))
+    );
+    let gw = TestGateway::start("", &rest).await;
+    let client = https_client(false);
+    for _ in 0..3 {
+        let resp = client.request(get(&gw.https("/"))).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(body_string(resp).await, "HTTP/1.1");
+        wait_for_metric(&gw, "trustgate_upstream_parked_connections", 1.0).await;
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "trustgate_upstream_connections_opened_total{app=\"app\"}"
+        ),
+        1.0
+    );
+}
+
 /// An upstream that closes its side after every answer (its keep-alive
 /// timeout, say): the next request goes on a new connection, not to a 502.
 #[tokio::test]

@@ -58,13 +58,16 @@ pub struct Forwarder {
     pools: Mutex<HashMap<(Scheme, Authority), Arc<Pool>>>,
     response_timeout: Duration,
     pool_idle_timeout: Duration,
+    pool_park_after: Duration,
     pool_max_idle: usize,
+    parked: prometheus::IntGauge,
 }
 
 impl Forwarder {
     /// Builds the client: system roots plus configured ones, TLS 1.2/1.3,
     /// ALPN h2 and http/1.1 for https upstreams.
-    pub fn new(cfg: &UpstreamConfig) -> Forwarder {
+    /// `parked` counts the parked idle connections of its pools.
+    pub fn new(cfg: &UpstreamConfig, parked: &prometheus::IntGauge) -> Forwarder {
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         for cert in native.certs {
@@ -100,7 +103,9 @@ impl Forwarder {
             pools: Mutex::new(HashMap::new()),
             response_timeout: cfg.response_timeout,
             pool_idle_timeout: cfg.pool_idle_timeout,
+            pool_park_after: cfg.pool_park_after,
             pool_max_idle: cfg.pool_max_idle_per_host,
+            parked: parked.clone(),
         }
     }
 
@@ -118,6 +123,8 @@ impl Forwarder {
                     self.connector.clone(),
                     self.pool_max_idle,
                     self.pool_idle_timeout,
+                    self.pool_park_after,
+                    self.parked.clone(),
                 ))
             })
             .clone()
@@ -148,7 +155,11 @@ impl Forwarder {
         rewrite_request(app, &mut req, down, upgrade.as_ref())?;
 
         let start = Instant::now();
-        let result = tokio::time::timeout(self.response_timeout, pool.send(req, opened)).await;
+        let result = tokio::time::timeout(
+            self.response_timeout,
+            pool.send(req, opened, upgrade.is_some()),
+        )
+        .await;
         let upstream_time = start.elapsed();
         let mut resp = match result {
             Err(_) => return Err(GatewayError::UpstreamTimeout(self.response_timeout)),

@@ -38,6 +38,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `upstream.pool_idle_timeout`.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// `upstream.pool_park_after`.
+pub const POOL_PARK_AFTER: Duration = Duration::from_secs(1);
 /// `upstream.pool_max_idle_per_host`.
 pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
 

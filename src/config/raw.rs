@@ -129,6 +129,8 @@ pub struct RawUpstream {
     pub response_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub pool_park_after: Duration,
     pub pool_max_idle_per_host: usize,
     /// Extra PEM roots for https upstreams, added to the system's.
     pub ca_file: Option<PathBuf>,
@@ -140,6 +142,7 @@ impl Default for RawUpstream {
             connect_timeout: defaults::CONNECT_TIMEOUT,
             response_timeout: defaults::RESPONSE_TIMEOUT,
             pool_idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+            pool_park_after: defaults::POOL_PARK_AFTER,
             pool_max_idle_per_host: defaults::POOL_MAX_IDLE_PER_HOST,
             ca_file: None,
         }

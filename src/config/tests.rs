@@ -120,7 +120,12 @@ fn worker_threads_defaults_to_the_runtime_and_refuses_zero() {
 
 #[test]
 fn upstream_timeouts_of_zero_are_refused() {
-    for key in ["connect_timeout", "response_timeout", "pool_idle_timeout"] {
+    for key in [
+        "connect_timeout",
+        "response_timeout",
+        "pool_idle_timeout",
+        "pool_park_after",
+    ] {
         let e = errors(&format!("{CERT}\n[upstream]\n{key} = \"0s\"\n"));
         assert_eq!(
             e,

@@ -13,6 +13,15 @@
 //! request on that worker wakes it without crossing to another core. A
 //! worker with none idle takes another worker's before it opens one.
 //!
+//! An idle connection unused for `park_after` is parked, as the listener
+//! parks its own idle keep-alive connections: hyper's connection (its
+//! buffers, its channel, its task: about 28 KB) is dropped and only the
+//! socket, with its TLS state, waits in the idle list. The next request to
+//! take it starts a new hyper connection on it, once a read that would block
+//! has shown it still open with nothing unasked in it. An upgrade request
+//! goes on a connection of its own, never a pooled one: hyper can hand a
+//! connection's socket back, or splice it into a tunnel, not both.
+//!
 //! A request goes out at most twice, and the second time only when hyper
 //! hands it back unsent because the reused connection closed first. A request
 //! that may have reached the upstream is never sent again.
@@ -20,7 +29,7 @@
 use std::cell::Cell;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -41,6 +50,9 @@ use super::super::{Body, BoxError};
 /// The connector every pool dials with: TCP (connect timeout, no Nagle,
 /// keep-alive probes) and, for `https`, TLS with ALPN `h2` and `http/1.1`.
 pub type Connector = HttpsConnector<HttpConnector>;
+
+/// An upstream connection's socket, what [`Connector`] opens.
+type Io = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
 
 /// Why a request got no response from its upstream.
 #[derive(Debug)]
@@ -71,7 +83,7 @@ pub struct Pool {
     authority: Authority,
     connector: Connector,
     /// Idle HTTP/1 connections per worker thread ([`shard`]), the most
-    /// recently returned last in each.
+    /// recently returned last in each, the parked ones first.
     idle: Box<[Mutex<Vec<Idle>>]>,
     /// Idle connections over all shards, held to `max_idle`.
     idle_count: AtomicUsize,
@@ -84,6 +96,9 @@ pub struct Pool {
     h2_connecting: tokio::sync::Mutex<()>,
     max_idle: usize,
     idle_timeout: Duration,
+    park_after: Duration,
+    /// Counts the parked connections.
+    parked: prometheus::IntGauge,
     /// The task that closes expired idle connections, once started;
     /// stopped with the pool.
     reaper: std::sync::OnceLock<tokio::task::AbortHandle>,
@@ -101,14 +116,68 @@ impl Drop for Pool {
 /// request before it is closed instead.
 const READY_GRACE: Duration = Duration::from_millis(250);
 
-struct Idle {
+/// An HTTP/1 connection driven by its hyper connection task.
+struct H1 {
     sender: http1::SendRequest<Body>,
-    since: Instant,
+    /// Set to when it was last used just before the pool drops `sender` to
+    /// park it: the task then gives the socket back instead of closing it.
+    /// `None` for a connection driven with upgrades, which is never parked.
+    park: Option<Arc<OnceLock<Instant>>>,
+}
+
+/// An idle HTTP/1 connection, since its last response ended.
+enum Idle {
+    Live {
+        conn: H1,
+        since: Instant,
+    },
+    /// Boxed: a TLS stream is over a kilobyte, and every slot of the idle
+    /// list would be as large.
+    Parked {
+        io: Box<Io>,
+        since: Instant,
+        _counted: Counted,
+    },
+}
+
+/// Counts itself in a gauge while it lives.
+struct Counted(prometheus::IntGauge);
+
+impl Counted {
+    fn new(gauge: &prometheus::IntGauge) -> Counted {
+        gauge.inc();
+        Counted(gauge.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Idle {
+    fn since(&self) -> Instant {
+        match self {
+            Idle::Live { since, .. } | Idle::Parked { since, .. } => *since,
+        }
+    }
+
+    /// Still worth keeping: open and within the idle timeout.
+    fn keep(&mut self, idle_timeout: Duration) -> bool {
+        if self.since().elapsed() >= idle_timeout {
+            return false;
+        }
+        match self {
+            Idle::Live { conn, .. } => !conn.sender.is_closed(),
+            Idle::Parked { io, .. } => still_open(io),
+        }
+    }
 }
 
 /// A connection to send one request on.
 enum Sender {
-    H1(http1::SendRequest<Body>),
+    H1(H1),
     H2(http2::SendRequest<Body>),
 }
 
@@ -126,6 +195,8 @@ impl Pool {
         connector: Connector,
         max_idle: usize,
         idle_timeout: Duration,
+        park_after: Duration,
+        parked: prometheus::IntGauge,
     ) -> Pool {
         let target = Uri::builder()
             .scheme(scheme.clone())
@@ -145,6 +216,8 @@ impl Pool {
             h2_connecting: tokio::sync::Mutex::new(()),
             max_idle,
             idle_timeout,
+            park_after,
+            parked,
             reaper: std::sync::OnceLock::new(),
         }
     }
@@ -154,17 +227,37 @@ impl Pool {
         self.idle_count.load(Ordering::Relaxed)
     }
 
+    /// How many of them are parked.
+    pub fn parked_len(&self) -> usize {
+        self.idle
+            .iter()
+            .map(|shard| {
+                let idle = shard.lock().expect("pool lock");
+                idle.iter()
+                    .filter(|i| matches!(i, Idle::Parked { .. }))
+                    .count()
+            })
+            .sum()
+    }
+
     /// Sends `req` (its URI in absolute form) and returns the response
     /// head. The URI is sent in origin form on HTTP/1 and as `:scheme`,
     /// `:authority` and `:path` on HTTP/2. `opened` counts the connections
-    /// opened for it.
+    /// opened for it. An `upgrade` request goes on a new connection that
+    /// can become its tunnel.
     pub async fn send(
         self: &Arc<Self>,
         req: Request<Body>,
         opened: &prometheus::IntCounter,
+        upgrade: bool,
     ) -> Result<Sent, SendError> {
         let (req, body_done) = track_body(req);
-        let (req, connecting) = match self.take().await {
+        let taken = if upgrade {
+            Err(None)
+        } else {
+            self.take().await
+        };
+        let (req, connecting) = match taken {
             Ok(sender) => match self.send_on(sender, req, body_done.clone()).await {
                 Err(Unsent::Back(req)) => {
                     // The reused connection closed before a byte of the
@@ -184,7 +277,7 @@ impl Pool {
         // Boxed: the connect future is large and rarely run, and inline it
         // would grow every request's future (and the copies of it) by its
         // size.
-        let sender = Box::pin(self.connect()).await;
+        let sender = Box::pin(self.connect(upgrade)).await;
         if connecting.is_some() && !matches!(sender, Ok(Sender::H2(_))) {
             // Failed, or the upstream speaks HTTP/1 now: the requests
             // waiting behind this one connect on their own.
@@ -221,7 +314,7 @@ impl Pool {
             },
             Sender::H1(mut h1) => {
                 origin_form(&mut req);
-                match h1.try_send_request(req).await {
+                match h1.sender.try_send_request(req).await {
                     Ok(resp) => {
                         // Reusable only if hyper had the whole request body
                         // before the response head came (nginx's rule): an
@@ -265,7 +358,7 @@ impl Pool {
     /// An idle connection that is still open, or the HTTP/2 one; or, for
     /// a new connection to be opened, the h2 connecting lock when the
     /// upstream speaks h2 (held until that connection is shared).
-    async fn take(&self) -> Result<Sender, Option<tokio::sync::MutexGuard<'_, ()>>> {
+    async fn take(self: &Arc<Self>) -> Result<Sender, Option<tokio::sync::MutexGuard<'_, ()>>> {
         if let Some(h2) = self.shared_h2() {
             return Ok(h2);
         }
@@ -286,7 +379,7 @@ impl Pool {
         let home = shard(self.idle.len());
         loop {
             // This worker's own first, then the others', newest first.
-            let Idle { mut sender, since } = (0..self.idle.len())
+            let mut idle = (0..self.idle.len())
                 .find_map(|i| {
                     self.idle[(home + i) % self.idle.len()]
                         .lock()
@@ -295,26 +388,37 @@ impl Pool {
                 })
                 .ok_or(None)?;
             self.idle_count.fetch_sub(1, Ordering::Relaxed);
-            if sender.is_closed() || since.elapsed() >= self.idle_timeout {
+            if !idle.keep(self.idle_timeout) {
                 continue;
             }
-            if sender.is_ready() {
-                return Ok(Sender::H1(sender));
+            let mut conn = match idle {
+                Idle::Live { conn, .. } => conn,
+                Idle::Parked { io, .. } => match self.drive(*io, false).await {
+                    Ok(conn) => return Ok(Sender::H1(conn)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "a parked upstream connection did not restart");
+                        continue;
+                    }
+                },
+            };
+            if conn.sender.is_ready() {
+                return Ok(Sender::H1(conn));
             }
             // A connection comes back when its request body was sent and
             // its response read to their ends, a moment before hyper marks
             // it ready (the connection task does so on its next turn, on
             // this worker). One not ready within the grace is closed.
-            if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, sender.ready()).await {
-                return Ok(Sender::H1(sender));
+            if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, conn.sender.ready()).await {
+                return Ok(Sender::H1(conn));
             }
         }
     }
 
-    /// Opens a connection, HTTP/2 when the upstream's ALPN chose it.
-    async fn connect(self: &Arc<Self>) -> Result<Sender, SendError> {
+    /// Opens a connection, HTTP/2 when the upstream's ALPN chose it; an
+    /// HTTP/1 one driven with upgrades when `upgrade`.
+    async fn connect(self: &Arc<Self>, upgrade: bool) -> Result<Sender, SendError> {
         self.reaper
-            .get_or_init(|| reap(Arc::downgrade(self), self.idle_timeout));
+            .get_or_init(|| reap(Arc::downgrade(self), self.idle_timeout.min(self.park_after)));
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
@@ -345,38 +449,44 @@ impl Pool {
             }
             Ok(Sender::H2(sender))
         } else {
-            let (mut sender, conn) = http1::Builder::new()
-                .handshake(io)
+            self.drive(io, upgrade)
                 .await
-                .map_err(|e| SendError::Connect(e.into()))?;
+                .map(Sender::H1)
+                .map_err(|e| SendError::Connect(e.into()))
+        }
+    }
+
+    /// Starts a hyper HTTP/1 connection on `io` and its task: with
+    /// upgrades, or one that gives its socket back to the pool when parked.
+    async fn drive(self: &Arc<Self>, io: Io, upgrade: bool) -> Result<H1, hyper::Error> {
+        let (mut sender, conn) = http1::Builder::new().handshake(io).await?;
+        let park = if upgrade {
             tokio::spawn(async move {
                 if let Err(e) = conn.with_upgrades().await {
                     tracing::debug!(error = %e, "upstream connection ended");
                 }
             });
-            // A fresh connection is ready at once; this only orders the
-            // handshake's state before the first send.
-            sender
-                .ready()
-                .await
-                .map_err(|e| SendError::Connect(e.into()))?;
-            Ok(Sender::H1(sender))
-        }
+            None
+        } else {
+            let park = Arc::new(OnceLock::new());
+            tokio::spawn(run_parkable(conn, park.clone(), Arc::downgrade(self)));
+            Some(park)
+        };
+        // A fresh connection is ready at once; this only orders the
+        // handshake's state before the first send.
+        sender.ready().await?;
+        Ok(H1 { sender, park })
     }
 
     /// Wraps the response so that its body gives the connection back at its
     /// end. A 101 keeps the connection: it becomes the tunnel.
-    fn lease(
-        self: &Arc<Self>,
-        sender: http1::SendRequest<Body>,
-        resp: Response<Incoming>,
-    ) -> Response<Body> {
+    fn lease(self: &Arc<Self>, conn: H1, resp: Response<Incoming>) -> Response<Body> {
         if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
             return resp.map(|b| b.map_err(Into::into).boxed());
         }
         let lease = Lease {
             pool: Arc::downgrade(self),
-            sender,
+            conn,
         };
         resp.map(|inner| {
             if inner.is_end_stream() {
@@ -394,8 +504,8 @@ impl Pool {
     }
 
     /// Takes back a connection whose last response was read to its end.
-    fn put(&self, sender: http1::SendRequest<Body>) {
-        if sender.is_closed() || self.max_idle == 0 {
+    fn put(&self, conn: H1) {
+        if conn.sender.is_closed() || self.max_idle == 0 {
             return;
         }
         let mut idle = self.idle[shard(self.idle.len())].lock().expect("pool lock");
@@ -409,10 +519,31 @@ impl Pool {
             // by the upstream's own idle timeout.
             idle.remove(0);
         }
-        idle.push(Idle {
-            sender,
+        idle.push(Idle::Live {
+            conn,
             since: Instant::now(),
         });
+    }
+
+    /// Takes back the socket of a connection it parked, unused since
+    /// `since`, unless the idle connections are at their cap (then it is
+    /// handed back to be closed: the others are newer).
+    fn put_parked(&self, io: Box<Io>, since: Instant) -> Option<Box<Io>> {
+        let mut idle = self.idle[shard(self.idle.len())].lock().expect("pool lock");
+        if self.idle_count.fetch_add(1, Ordering::Relaxed) >= self.max_idle {
+            self.idle_count.fetch_sub(1, Ordering::Relaxed);
+            return Some(io);
+        }
+        // With the oldest: a request takes the live ones first.
+        idle.insert(
+            0,
+            Idle::Parked {
+                io,
+                since,
+                _counted: Counted::new(&self.parked),
+            },
+        );
+        None
     }
 
     /// The shared HTTP/2 connection, if open and used within the idle
@@ -444,7 +575,7 @@ impl Pool {
         for shard in self.idle.iter() {
             let mut idle = shard.lock().expect("pool lock");
             let before = idle.len();
-            idle.retain(|i| !i.sender.is_closed() && i.since.elapsed() < timeout);
+            idle.retain_mut(|i| i.keep(timeout));
             self.idle_count
                 .fetch_sub(before - idle.len(), Ordering::Relaxed);
         }
@@ -456,6 +587,87 @@ impl Pool {
             *h2 = None;
         }
     }
+}
+
+impl Pool {
+    /// Parks the live idle connections unused for `park_after`: each is
+    /// taken out of the idle list, marked, and its sender dropped, so that
+    /// its task ends and puts its socket back ([`run_parkable`]).
+    fn park_idle(&self) {
+        let mut parking = Vec::new();
+        for shard in self.idle.iter() {
+            let mut idle = shard.lock().expect("pool lock");
+            let before = idle.len();
+            let mut i = 0;
+            while i < idle.len() {
+                match &idle[i] {
+                    Idle::Live { conn, since }
+                        if conn.park.is_some() && since.elapsed() >= self.park_after =>
+                    {
+                        parking.push(idle.remove(i));
+                    }
+                    _ => i += 1,
+                }
+            }
+            self.idle_count
+                .fetch_sub(before - idle.len(), Ordering::Relaxed);
+        }
+        // Outside the locks: the tasks put the sockets back as they end.
+        for idle in parking {
+            if let Idle::Live {
+                conn:
+                    H1 {
+                        sender,
+                        park: Some(park),
+                    },
+                since,
+            } = idle
+            {
+                let _ = park.set(since);
+                drop(sender);
+            }
+        }
+    }
+}
+
+/// Drives a pooled HTTP/1 connection. It ends when its sender is dropped and
+/// its last response read: if the pool dropped it to park it, with nothing
+/// read ahead, its socket goes back to the pool; otherwise it is shut down.
+/// (An upstream that answers such a connection's request with 101 ends it
+/// too, with the upgrade refused: that request never asked for one.)
+async fn run_parkable(
+    conn: http1::Connection<Io, Body>,
+    park: Arc<OnceLock<Instant>>,
+    pool: Weak<Pool>,
+) {
+    let parts = match conn.without_shutdown().await {
+        Ok(parts) => parts,
+        Err(e) => {
+            tracing::debug!(error = %e, "upstream connection ended");
+            return;
+        }
+    };
+    let mut io = Box::new(parts.io);
+    if let (Some(&since), true) = (park.get(), parts.read_buf.is_empty()) {
+        if let Some(pool) = pool.upgrade() {
+            match pool.put_parked(io, since) {
+                None => return,
+                Some(back) => io = back,
+            }
+        }
+    }
+    let _ = std::future::poll_fn(|cx| hyper::rt::Write::poll_shutdown(Pin::new(&mut io), cx)).await;
+}
+
+/// Whether a parked socket is open with nothing unasked in it: a read of it
+/// would block. (A closed one reads its end, one the upstream wrote to
+/// unasked has bytes to read; either is closed. A TLS record with no data
+/// in it, a session ticket, is taken in and the read goes on.)
+fn still_open(io: &mut Io) -> bool {
+    let mut byte = [std::mem::MaybeUninit::uninit(); 1];
+    let mut buf = hyper::rt::ReadBuf::uninit(&mut byte);
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    hyper::rt::Read::poll_read(Pin::new(io), &mut cx, buf.unfilled()).is_pending()
 }
 
 impl std::fmt::Debug for Pool {
@@ -489,11 +701,12 @@ fn shard(n: usize) -> usize {
     mine % n
 }
 
-/// Closes expired idle connections of `pool` every half idle timeout, until
-/// the pool is dropped (its config generation replaced and its requests
-/// done), which aborts it.
-fn reap(pool: Weak<Pool>, idle_timeout: Duration) -> tokio::task::AbortHandle {
-    let every = (idle_timeout / 2).max(Duration::from_millis(100));
+/// Closes expired idle connections of `pool` and parks the quiet ones every
+/// half of `period` (the shorter of the idle timeout and `park_after`),
+/// until the pool is dropped (its config generation replaced and its
+/// requests done), which aborts it.
+fn reap(pool: Weak<Pool>, period: Duration) -> tokio::task::AbortHandle {
+    let every = (period / 2).max(Duration::from_millis(100));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -502,6 +715,7 @@ fn reap(pool: Weak<Pool>, idle_timeout: Duration) -> tokio::task::AbortHandle {
             tick.tick().await;
             let Some(pool) = pool.upgrade() else { return };
             pool.drain_idle();
+            pool.park_idle();
         }
     })
     .abort_handle()
@@ -579,13 +793,13 @@ fn origin_form(req: &mut Request<Body>) {
 /// whole before the response head came.
 struct Lease {
     pool: Weak<Pool>,
-    sender: http1::SendRequest<Body>,
+    conn: H1,
 }
 
 impl Lease {
     fn give_back(self) {
         if let Some(pool) = self.pool.upgrade() {
-            pool.put(self.sender);
+            pool.put(self.conn);
         }
     }
 }
@@ -666,6 +880,10 @@ mod tests {
     }
 
     fn pool(addr: std::net::SocketAddr) -> Arc<Pool> {
+        pool_parking_after(addr, Duration::from_secs(90))
+    }
+
+    fn pool_parking_after(addr: std::net::SocketAddr, park_after: Duration) -> Arc<Pool> {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
@@ -677,6 +895,8 @@ mod tests {
             connector,
             8,
             Duration::from_secs(90),
+            park_after,
+            prometheus::IntGauge::new("p", "p").unwrap(),
         ))
     }
 
@@ -694,7 +914,7 @@ mod tests {
         let opened = prometheus::IntCounter::new("t", "t").unwrap();
         for _ in 0..3 {
             let sent = pool
-                .send(request(addr, crate::answer::full("done")), &opened)
+                .send(request(addr, crate::answer::full("done")), &opened, false)
                 .await
                 .unwrap();
             let body = sent.response.into_body().collect().await.unwrap();
@@ -719,7 +939,10 @@ mod tests {
         tx.send(Ok(Frame::data(Bytes::from_static(b"first"))))
             .await
             .unwrap();
-        let sent = pool.send(request(addr, body), &opened).await.unwrap();
+        let sent = pool
+            .send(request(addr, body), &opened, false)
+            .await
+            .unwrap();
         // The response head came before the request body's end. The client
         // sends the rest before it reads the response: still never pooled.
         // hyper 1.12 closes such a connection itself as well (seen here
@@ -737,10 +960,172 @@ mod tests {
         assert_eq!(pool.idle_len(), 0);
         // The next request opens its own connection.
         let sent = pool
-            .send(request(addr, crate::answer::full("")), &opened)
+            .send(request(addr, crate::answer::full("")), &opened, false)
             .await
             .unwrap();
         sent.response.into_body().collect().await.unwrap();
         assert_eq!(opened.get(), 2);
+    }
+
+    /// What an upstream does after its first response on a connection.
+    #[derive(Clone, Copy)]
+    enum Then {
+        Serve,
+        Close,
+        Write,
+    }
+
+    /// An upstream that answers each request head with `200 ok` and, after
+    /// the first response on a connection, `then` does something 150 ms
+    /// later. Counts the connections it accepts.
+    async fn upstream(then: Then) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let mut answered = 0;
+                    loop {
+                        let read = if answered == 1 && !matches!(then, Then::Serve) {
+                            match tokio::time::timeout(
+                                Duration::from_millis(150),
+                                s.read(&mut chunk),
+                            )
+                            .await
+                            {
+                                Ok(r) => r,
+                                Err(_) => {
+                                    if let Then::Write = then {
+                                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\n").await;
+                                        answered += 1;
+                                        continue;
+                                    }
+                                    return;
+                                }
+                            }
+                        } else {
+                            s.read(&mut chunk).await
+                        };
+                        let Ok(n @ 1..) = read else { return };
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if s.write_all(ok).await.is_err() {
+                                return;
+                            }
+                            answered += 1;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn get(pool: &Arc<Pool>, addr: std::net::SocketAddr, opened: &prometheus::IntCounter) {
+        let sent = pool
+            .send(request(addr, crate::answer::full("")), opened, false)
+            .await
+            .unwrap();
+        let body = sent.response.into_body().collect().await.unwrap();
+        assert_eq!(&body.to_bytes()[..], b"ok");
+    }
+
+    /// Waits up to 2 s for `what` of the pool.
+    async fn until(pool: &Arc<Pool>, what: impl Fn(&Pool) -> bool) {
+        for _ in 0..200 {
+            if what(pool) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "the pool did not get there: {} idle, {} parked",
+            pool.idle_len(),
+            pool.parked_len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_quiet_connection_is_parked_and_its_socket_serves_the_next_request() {
+        let (addr, accepted) = upstream(Then::Serve).await;
+        let pool = pool_parking_after(addr, Duration::from_millis(200));
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        get(&pool, addr, &opened).await;
+        assert_eq!((pool.idle_len(), pool.parked_len()), (1, 0));
+        until(&pool, |p| p.parked_len() == 1).await;
+        assert_eq!(pool.idle_len(), 1);
+        for _ in 0..3 {
+            get(&pool, addr, &opened).await;
+        }
+        assert_eq!((pool.idle_len(), pool.parked_len()), (1, 0));
+        // Parked and taken again: one connection all along.
+        until(&pool, |p| p.parked_len() == 1).await;
+        assert_eq!(pool.parked.get(), 1);
+        get(&pool, addr, &opened).await;
+        assert_eq!(pool.parked.get(), 0);
+        assert_eq!(opened.get(), 1);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_the_upstream_closed_is_dropped_not_sent_on() {
+        let (addr, accepted) = upstream(Then::Close).await;
+        let pool = pool_parking_after(addr, Duration::from_millis(100));
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        get(&pool, addr, &opened).await;
+        until(&pool, |p| p.parked_len() == 1).await;
+        // The upstream closes it 150 ms after its answer, while parked.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        get(&pool, addr, &opened).await;
+        assert_eq!(opened.get(), 2, "a new connection, not the closed one");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // The reaper finds a closed parked socket on its own, too.
+        until(&pool, |p| p.parked_len() == 1).await;
+        until(&pool, |p| p.idle_len() == 0).await;
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_with_unasked_bytes_is_never_sent_on() {
+        let (addr, accepted) = upstream(Then::Write).await;
+        let pool = pool_parking_after(addr, Duration::from_millis(100));
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        get(&pool, addr, &opened).await;
+        until(&pool, |p| p.parked_len() == 1).await;
+        // The upstream writes the start of a response no one asked for,
+        // 150 ms after its answer, while parked: the reaper's read finds
+        // it and closes the connection. (Were it taken first, the read
+        // before the restart would find it; past both, hyper's connection
+        // would refuse bytes that came before its request, so the next
+        // request never reads them as its own either way.)
+        until(&pool, |p| p.idle_len() == 0).await;
+        get(&pool, addr, &opened).await;
+        assert_eq!(opened.get(), 2);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_request_goes_on_a_connection_of_its_own() {
+        let (addr, accepted) = upstream(Then::Serve).await;
+        let pool = pool(addr);
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        get(&pool, addr, &opened).await;
+        assert_eq!(pool.idle_len(), 1);
+        let sent = pool
+            .send(request(addr, crate::answer::full("")), &opened, true)
+            .await
+            .unwrap();
+        sent.response.into_body().collect().await.unwrap();
+        assert_eq!(opened.get(), 2);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // Refused (a 200), it is pooled as an unparkable connection.
+        assert_eq!(pool.idle_len(), 2);
     }
 }
