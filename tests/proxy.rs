@@ -944,8 +944,8 @@ async fn a_parked_upstream_connection_serves_the_next_request() {
 }
 
 /// The same over TLS to an upstream that speaks only HTTP/1.1: the parked
-/// socket keeps its TLS session, and a session ticket the upstream sends
-/// after the handshake does not read as bytes nobody asked for.
+/// socket keeps its TLS session, and the read that checks it before the
+/// restart (through rustls) finds it open.
 #[tokio::test]
 async fn a_parked_tls_upstream_connection_serves_the_next_request() {
     use rustls_pki_types::pem::PemObject;

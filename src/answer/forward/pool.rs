@@ -83,7 +83,8 @@ pub struct Pool {
     authority: Authority,
     connector: Connector,
     /// Idle HTTP/1 connections per worker thread ([`shard`]), the most
-    /// recently returned last in each, the parked ones first.
+    /// recently returned last in each: the parked ones first, oldest
+    /// first, then the live ones.
     idle: Box<[Mutex<Vec<Idle>>]>,
     /// Idle connections over all shards, held to `max_idle`.
     idle_count: AtomicUsize,
@@ -253,7 +254,9 @@ impl Pool {
     ) -> Result<Sent, SendError> {
         let (req, body_done) = track_body(req);
         let taken = if upgrade {
-            Err(None)
+            // Never a pooled HTTP/1 connection; an h2 upstream's shared
+            // connection, as any request (it cannot upgrade either).
+            self.shared_h2().ok_or(None)
         } else {
             self.take().await
         };
@@ -534,9 +537,16 @@ impl Pool {
             self.idle_count.fetch_sub(1, Ordering::Relaxed);
             return Some(io);
         }
-        // With the oldest: a request takes the live ones first.
+        // Before the live ones, among the parked ones by age: a request
+        // takes the live ones first, then the newest parked (the farthest
+        // from the upstream's own idle timeout), and the cap evicts the
+        // oldest.
+        let at = idle
+            .iter()
+            .take_while(|i| matches!(i, Idle::Parked { .. }) && i.since() <= since)
+            .count();
         idle.insert(
-            0,
+            at,
             Idle::Parked {
                 io,
                 since,
@@ -601,8 +611,14 @@ impl Pool {
             let mut i = 0;
             while i < idle.len() {
                 match &idle[i] {
+                    // Only one hyper holds ready for its next request: a
+                    // connection hyper is closing (the upstream's
+                    // `Connection: close`, its end of stream) is not
+                    // wanting one, and closes instead.
                     Idle::Live { conn, since }
-                        if conn.park.is_some() && since.elapsed() >= self.park_after =>
+                        if conn.park.is_some()
+                            && since.elapsed() >= self.park_after
+                            && conn.sender.is_ready() =>
                     {
                         parking.push(idle.remove(i));
                     }
@@ -707,7 +723,9 @@ fn shard(n: usize) -> usize {
 /// requests done), which aborts it.
 fn reap(pool: Weak<Pool>, period: Duration) -> tokio::task::AbortHandle {
     let every = (period / 2).max(Duration::from_millis(100));
-    tokio::spawn(async move {
+    // Unconstrained: a socket's read readiness is checked even after the
+    // task's cooperative budget is spent (many idle connections at once).
+    tokio::spawn(tokio::task::unconstrained(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -717,7 +735,7 @@ fn reap(pool: Weak<Pool>, period: Duration) -> tokio::task::AbortHandle {
             pool.drain_idle();
             pool.park_idle();
         }
-    })
+    }))
     .abort_handle()
 }
 
@@ -976,31 +994,35 @@ mod tests {
     }
 
     /// An upstream that answers each request head with `200 ok` and, after
-    /// the first response on a connection, `then` does something 150 ms
-    /// later. Counts the connections it accepts.
-    async fn upstream(then: Then) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    /// the first response on a connection, `then` does something when the
+    /// test says so. Counts the connections it accepts.
+    async fn upstream(
+        then: Then,
+    ) -> (
+        std::net::SocketAddr,
+        Arc<AtomicUsize>,
+        Arc<tokio::sync::Notify>,
+    ) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
+        let act = Arc::new(tokio::sync::Notify::new());
+        let told = act.clone();
         tokio::spawn(async move {
             loop {
                 let (mut s, _) = l.accept().await.unwrap();
                 count.fetch_add(1, Ordering::SeqCst);
+                let told = told.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
                     let mut answered = 0;
                     loop {
                         let read = if answered == 1 && !matches!(then, Then::Serve) {
-                            match tokio::time::timeout(
-                                Duration::from_millis(150),
-                                s.read(&mut chunk),
-                            )
-                            .await
-                            {
-                                Ok(r) => r,
-                                Err(_) => {
+                            tokio::select! {
+                                r = s.read(&mut chunk) => r,
+                                () = told.notified() => {
                                     if let Then::Write = then {
                                         let _ = s.write_all(b"HTTP/1.1 200 OK\r\n").await;
                                         answered += 1;
@@ -1026,7 +1048,7 @@ mod tests {
                 });
             }
         });
-        (addr, accepted)
+        (addr, accepted, act)
     }
 
     async fn get(pool: &Arc<Pool>, addr: std::net::SocketAddr, opened: &prometheus::IntCounter) {
@@ -1055,7 +1077,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_quiet_connection_is_parked_and_its_socket_serves_the_next_request() {
-        let (addr, accepted) = upstream(Then::Serve).await;
+        let (addr, accepted, _) = upstream(Then::Serve).await;
         let pool = pool_parking_after(addr, Duration::from_millis(200));
         let opened = prometheus::IntCounter::new("t", "t").unwrap();
         get(&pool, addr, &opened).await;
@@ -1077,31 +1099,36 @@ mod tests {
 
     #[tokio::test]
     async fn a_parked_connection_the_upstream_closed_is_dropped_not_sent_on() {
-        let (addr, accepted) = upstream(Then::Close).await;
+        let (addr, accepted, act) = upstream(Then::Close).await;
         let pool = pool_parking_after(addr, Duration::from_millis(100));
         let opened = prometheus::IntCounter::new("t", "t").unwrap();
         get(&pool, addr, &opened).await;
         until(&pool, |p| p.parked_len() == 1).await;
-        // The upstream closes it 150 ms after its answer, while parked.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // The upstream closes it while parked; whichever finds the close
+        // first, the reaper's read or the one before the restart, the
+        // request goes on a new connection.
+        act.notify_one();
+        tokio::time::sleep(Duration::from_millis(20)).await;
         get(&pool, addr, &opened).await;
         assert_eq!(opened.get(), 2, "a new connection, not the closed one");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         // The reaper finds a closed parked socket on its own, too.
         until(&pool, |p| p.parked_len() == 1).await;
+        act.notify_one();
         until(&pool, |p| p.idle_len() == 0).await;
     }
 
     #[tokio::test]
     async fn a_parked_connection_with_unasked_bytes_is_never_sent_on() {
-        let (addr, accepted) = upstream(Then::Write).await;
+        let (addr, accepted, act) = upstream(Then::Write).await;
         let pool = pool_parking_after(addr, Duration::from_millis(100));
         let opened = prometheus::IntCounter::new("t", "t").unwrap();
         get(&pool, addr, &opened).await;
         until(&pool, |p| p.parked_len() == 1).await;
+        act.notify_one();
         // The upstream writes the start of a response no one asked for,
-        // 150 ms after its answer, while parked: the reaper's read finds
-        // it and closes the connection. (Were it taken first, the read
+        // while parked: the reaper's read finds it and closes the
+        // connection. (Were it taken first, the read
         // before the restart would find it; past both, hyper's connection
         // would refuse bytes that came before its request, so the next
         // request never reads them as its own either way.)
@@ -1112,8 +1139,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn parked_connections_line_up_oldest_first_and_the_cap_holds() {
+        let (addr, accepted, _) = upstream(Then::Serve).await;
+        let pool = pool(addr);
+        let now = Instant::now();
+        let ago = |s: u64| now.checked_sub(Duration::from_secs(s)).unwrap();
+        for age in [2, 3, 1, 5, 4, 7, 6, 8] {
+            let io = pool
+                .connector
+                .clone()
+                .call(pool.target.clone())
+                .await
+                .unwrap();
+            assert!(pool.put_parked(Box::new(io), ago(age)).is_none());
+        }
+        let io = pool
+            .connector
+            .clone()
+            .call(pool.target.clone())
+            .await
+            .unwrap();
+        assert!(
+            pool.put_parked(Box::new(io), ago(9)).is_some(),
+            "over max_idle (8): handed back to be closed"
+        );
+        assert_eq!((pool.idle_len(), pool.parked_len()), (8, 8));
+        assert_eq!(pool.parked.get(), 8);
+        let ages: Vec<u64> = pool.idle[shard(pool.idle.len())]
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| (now - i.since()).as_secs())
+            .collect();
+        assert_eq!(ages, [8, 7, 6, 5, 4, 3, 2, 1]);
+        // The newest is taken first; the rest wait.
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        get(&pool, addr, &opened).await;
+        assert_eq!(opened.get(), 0);
+        assert_eq!(pool.parked.get(), 7);
+        let ages: Vec<u64> = pool.idle[shard(pool.idle.len())]
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|i| matches!(i, Idle::Parked { .. }))
+            .map(|i| (now - i.since()).as_secs())
+            .collect();
+        assert_eq!(ages, [8, 7, 6, 5, 4, 3, 2]);
+        assert_eq!(accepted.load(Ordering::SeqCst), 9);
+    }
+
+    #[tokio::test]
     async fn an_upgrade_request_goes_on_a_connection_of_its_own() {
-        let (addr, accepted) = upstream(Then::Serve).await;
+        let (addr, accepted, _) = upstream(Then::Serve).await;
         let pool = pool(addr);
         let opened = prometheus::IntCounter::new("t", "t").unwrap();
         get(&pool, addr, &opened).await;
