@@ -33,6 +33,7 @@ H2_CONNECTIONS=${H2_CONNECTIONS:-2}
 GEN_THREADS=${GEN_THREADS:-1}         # load generator threads
 GEN=${GEN:-wrk}                       # wrk (wrk, h2load) or bench (trustgate-bench)
 WORKERS=${WORKERS:-$(nproc)}          # trustgate worker_threads = nginx worker_processes = HAProxy nbthread
+RUNTIME=${RUNTIME:-per_core}          # trustgate server.runtime: per_core or shared
 RESPONSE_SIZE=${RESPONSE_SIZE:-1024}
 TARGETS=${TARGETS:-"trustgate nginx haproxy direct"}
 SCENARIOS=${SCENARIOS-"passthrough acs-trusted acs-untrusted"}   # may be set empty
@@ -138,9 +139,11 @@ wait_tcp() { # host:port: accepts connections (no request sent)
 
 "$BIN/trustgate-bench" config --upstream "$UPSTREAM" --tls "$TG_TLS" --plain "$TG_PLAIN" \
   --admin "$TG_ADMIN" --certs "$CERTS" |
-  sed "/^max_connections = /a worker_threads = $WORKERS" >"$OUT/run/trustgate.toml"
-grep -q "^worker_threads = $WORKERS\$" "$OUT/run/trustgate.toml" ||
-  fail "could not set worker_threads in the generated trustgate config"
+  sed -e "/^max_connections = /a worker_threads = $WORKERS" \
+    -e "/^max_connections = /a runtime = \"$RUNTIME\"" >"$OUT/run/trustgate.toml"
+grep -q "^worker_threads = $WORKERS\$" "$OUT/run/trustgate.toml" &&
+  grep -q "^runtime = \"$RUNTIME\"\$" "$OUT/run/trustgate.toml" ||
+  fail "could not set worker_threads and runtime in the generated trustgate config"
 sed -e "s#@RUN@#$OUT/run#g" -e "s#@CERTS@#$CERTS#g" -e "s#@UPSTREAM@#$UPSTREAM#g" \
   -e "s#@TLS@#$NG_TLS#g" -e "s#@PLAIN@#$NG_PLAIN#g" -e "s#@WORKERS@#$WORKERS#g" \
   "$ROOT/benches/nginx.conf" >"$OUT/run/nginx.conf"
@@ -278,15 +281,16 @@ hold_idle() {
       last=$n
     fi
   done
-  # Past trustgate's server.park_after (1 s): its idle HTTP/1.1 connections
-  # are parked, as nginx's and HAProxy's have freed their buffers at once.
+  # Past trustgate's server.park_after and upstream.pool_park_after (1 s
+  # each): its idle HTTP/1.1 connections, client and upstream, are parked,
+  # as nginx's and HAProxy's have freed their buffers at once.
   sleep "$IDLE_SETTLE"
   n=$(($(established "$port") - before))
   ((n >= IDLE_CONNS * 9 / 10)) ||
     echo "compare.sh: only $n of $IDLE_CONNS idle connections to $t ($proto) opened; see $OUT/idle-$proto-$t.txt" >&2
   snapshot "$t" "$proto" idle "$n"
   if [[ $t == trustgate ]]; then
-    curl -s "http://$TG_ADMIN/metrics" | grep '^trustgate_\(open\|parked\)_connections{listener="tls"}' |
+    curl -s "http://$TG_ADMIN/metrics" | grep '^trustgate_\(open\|parked\)_connections{listener="tls"}\|^trustgate_upstream_parked_connections ' |
       sed "s/^/$proto idle: /" | tee -a "$OUT/parked.txt" >&2 || true
   fi
   stop hold
@@ -294,7 +298,7 @@ hold_idle() {
 
 {
   echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
-  echo "trustgate $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), workers $WORKERS, generator $GEN, haproxy maxconn $HA_MAXCONN (ulimit -Hn $nofile)"
+  echo "trustgate $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), workers $WORKERS ($RUNTIME), generator $GEN, haproxy maxconn $HA_MAXCONN (ulimit -Hn $nofile)"
   if has nginx; then nginx -v 2>&1; fi
   if has haproxy; then haproxy -v | sed -n 1p; fi
   if [[ $GEN == wrk ]]; then { wrk -v 2>&1 || true; } | sed -n 1p; h2load --version | sed -n 1p; fi

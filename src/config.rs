@@ -170,6 +170,9 @@ pub struct ServerConfig {
     pub trusted_proxy_hops: usize,
     /// Async worker threads (one per CPU when unset); read at start only.
     pub worker_threads: Option<usize>,
+    /// How client connections are spread over the worker threads; read at
+    /// start only.
+    pub runtime: RuntimeKind,
     /// Verified session cookies the decision cache holds (about 800 bytes
     /// each); read at start only, since the cache outlives reloads.
     pub decision_cache_entries: u64,
@@ -189,6 +192,31 @@ pub struct TlsCertificate {
     pub not_after: i64,
     /// The config key of this certificate, for metrics and messages.
     pub name: String,
+}
+
+/// `server.runtime`: where client connections run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// One multi-threaded runtime: a connection's tasks may move between
+    /// the worker threads (tokio's work stealing).
+    Shared,
+    /// One single-threaded runtime per worker thread, each accepting from
+    /// the listening sockets: a connection, its streams and the upstream
+    /// connections it opens stay on the thread that accepted it (nginx's
+    /// and HAProxy's model). The admin listener, Redis and reloads run on a
+    /// runtime of their own.
+    #[default]
+    PerCore,
+}
+
+impl ServerConfig {
+    /// The threads that serve client connections.
+    pub fn serving_threads(&self) -> usize {
+        self.worker_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 }
 
 /// `[upstream]`, typed.
@@ -579,6 +607,7 @@ fn server_section(raw: &raw::RawServer, errors: &mut Errors) -> ServerConfig {
         }),
         trusted_proxy_hops: raw.trusted_proxy_hops,
         worker_threads: raw.worker_threads,
+        runtime: raw.runtime,
         decision_cache_entries: raw.decision_cache_entries,
         replay_cache_entries: raw.replay_cache_entries,
     };

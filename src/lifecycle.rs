@@ -11,7 +11,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::accept::{accept_loop, tls, Listener};
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigErrors, RuntimeKind};
 use crate::observe::Metrics;
 use crate::service::Gateway;
 
@@ -31,6 +31,9 @@ pub enum StartError {
     /// The demo IdP key or certificate is unusable.
     #[error("demo.idp_key: {0}")]
     Demo(crate::demo::idp::SignerError),
+    /// The per-core serving threads could not be started.
+    #[error("server.runtime: cannot start the serving threads: {0}")]
+    Serve(std::io::Error),
 }
 
 /// A started gateway: its bound addresses and the handles to reload and
@@ -52,6 +55,8 @@ pub struct Running {
     stop_admin: watch::Sender<bool>,
     limit: ConnectionLimit,
     tasks: Vec<JoinHandle<()>>,
+    /// With `server.runtime = "per_core"`, the serving threads.
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// The connection limit, changeable while connections are open: one
@@ -111,6 +116,7 @@ pub const RESTART_KEYS: &[&str] = &[
     "server.plain_listen",
     "admin.listen",
     "server.worker_threads",
+    "server.runtime",
     "server.decision_cache_entries",
     "server.replay_cache_entries",
     "log.format",
@@ -126,6 +132,7 @@ fn restart_keys_changed(next: &Config, current: &Config) -> Vec<&'static str> {
         n.plain_listen != c.plain_listen,
         next.admin_listen != current.admin_listen,
         n.worker_threads != c.worker_threads,
+        n.runtime != c.runtime,
         n.decision_cache_entries != c.decision_cache_entries,
         n.replay_cache_entries != c.replay_cache_entries,
         next.log_format != current.log_format,
@@ -198,33 +205,45 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         )));
     }
 
+    let mut listeners = Vec::new();
     let mut tls_addr = None;
     if let Some(addr) = config.server.listen {
         let tcp = bind("server.listen", addr).await?;
         tls_addr = tcp.local_addr().ok();
         let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(gateway.certs()));
-        let listener = Listener {
+        listeners.push(Listener {
             tcp,
             tls: Some(acceptor),
-        };
-        tasks.push(tokio::spawn(accept_loop(
-            listener,
-            gateway.clone(),
-            slots.clone(),
-            traffic_rx.clone(),
-        )));
+        });
     }
     let mut plain_addr = None;
     if let Some(addr) = config.server.plain_listen {
         let tcp = bind("server.plain_listen", addr).await?;
         plain_addr = tcp.local_addr().ok();
-        let listener = Listener { tcp, tls: None };
-        tasks.push(tokio::spawn(accept_loop(
-            listener,
-            gateway.clone(),
-            slots.clone(),
-            traffic_rx.clone(),
-        )));
+        listeners.push(Listener { tcp, tls: None });
+    }
+    let mut threads = Vec::new();
+    match config.server.runtime {
+        RuntimeKind::Shared => {
+            for listener in listeners {
+                tasks.push(tokio::spawn(accept_loop(
+                    listener,
+                    gateway.clone(),
+                    slots.clone(),
+                    traffic_rx.clone(),
+                )));
+            }
+        }
+        RuntimeKind::PerCore => {
+            threads = serve_per_core(
+                listeners,
+                config.server.serving_threads(),
+                &gateway,
+                &slots,
+                &traffic_rx,
+                &stop_admin,
+            )?;
+        }
     }
 
     // Revocations heard from other replicas (and read back on every
@@ -262,7 +281,70 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stop_admin,
         limit,
         tasks,
+        threads,
     })
+}
+
+/// Starts `n` serving threads, each with a single-threaded runtime that
+/// accepts from every listener (the same sockets, registered with each
+/// thread's epoll: a thread that is not busy takes the next connection
+/// first, as nginx's workers do) and runs the connections it accepted. A
+/// thread stops accepting with the traffic signal and ends with the admin
+/// one, after the drain; its runtime then closes whatever is left.
+fn serve_per_core(
+    listeners: Vec<Listener>,
+    n: usize,
+    gateway: &Arc<Gateway>,
+    slots: &Arc<Semaphore>,
+    traffic: &watch::Receiver<bool>,
+    stop_admin: &watch::Sender<bool>,
+) -> Result<Vec<std::thread::JoinHandle<()>>, StartError> {
+    let sockets = listeners
+        .into_iter()
+        .map(|l| Ok((l.tcp.into_std()?, l.tls)))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(StartError::Serve)?;
+    let mut threads = Vec::with_capacity(n);
+    for i in 0..n {
+        let mine = sockets
+            .iter()
+            .map(|(tcp, tls)| Ok((tcp.try_clone()?, tls.clone())))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(StartError::Serve)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StartError::Serve)?;
+        let (gateway, slots, traffic) = (gateway.clone(), slots.clone(), traffic.clone());
+        let mut done = stop_admin.subscribe();
+        let thread = std::thread::Builder::new()
+            .name(format!("trustgate-serve-{i}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut loops = Vec::new();
+                    for (tcp, tls) in mine {
+                        match TcpListener::from_std(tcp) {
+                            Ok(tcp) => loops.push(tokio::spawn(accept_loop(
+                                Listener { tcp, tls },
+                                gateway.clone(),
+                                slots.clone(),
+                                traffic.clone(),
+                            ))),
+                            Err(e) => tracing::error!(error = %e, "a serving thread cannot take its listener"),
+                        }
+                    }
+                    for l in loops {
+                        let _ = l.await;
+                    }
+                    // Its connections drain here until the lifecycle is
+                    // done with them (or Running is dropped).
+                    let _ = done.wait_for(|d| *d).await;
+                });
+            })
+            .map_err(StartError::Serve)?;
+        threads.push(thread);
+    }
+    Ok(threads)
 }
 
 impl Running {
@@ -321,6 +403,13 @@ impl Running {
         for t in self.tasks {
             t.abort();
         }
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
         drained
     }
 }

@@ -142,8 +142,17 @@ fn run_gateway(path: &std::path::Path) -> anyhow::Result<()> {
     trustgate::observe::init_logging(config.log_format, &config.log_level);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if let Some(n) = config.server.worker_threads {
-        runtime.worker_threads(n);
+    match config.server.runtime {
+        // The serving threads have runtimes of their own; this one runs the
+        // admin listener, Redis, signals and reloads.
+        trustgate::config::RuntimeKind::PerCore => {
+            runtime.worker_threads(1);
+        }
+        trustgate::config::RuntimeKind::Shared => {
+            if let Some(n) = config.server.worker_threads {
+                runtime.worker_threads(n);
+            }
+        }
     }
     let runtime = runtime.build().context("cannot start the async runtime")?;
     runtime.block_on(trustgate::lifecycle::run(config))?;

@@ -28,7 +28,7 @@ use tracing::Instrument;
 use crate::accept::tls::CertStore;
 use crate::answer::forward::{Downstream, X_REQUEST_ID};
 use crate::answer::{trust, Body, GatewayError};
-use crate::config::{Config, MAX_ENROLLMENT_WINDOW, MAX_SESSION_LIFETIME};
+use crate::config::{Config, RuntimeKind, MAX_ENROLLMENT_WINDOW, MAX_SESSION_LIFETIME};
 use crate::evidence::assertion::replay::ReplayCache;
 use crate::observe::{method_class, status_class, Metrics};
 use crate::remember::detour::Detours;
@@ -97,9 +97,15 @@ impl Verification {
 
     /// For the runtime this runs on (one worker when there is none).
     fn for_runtime() -> Verification {
-        let workers = tokio::runtime::Handle::try_current()
-            .map(|h| h.metrics().num_workers())
-            .unwrap_or(1);
+        Verification::for_workers(
+            tokio::runtime::Handle::try_current()
+                .map(|h| h.metrics().num_workers())
+                .unwrap_or(1),
+        )
+    }
+
+    /// For `workers` threads serving requests.
+    fn for_workers(workers: usize) -> Verification {
         Verification {
             slots: tokio::sync::Semaphore::new(workers.saturating_sub(1).max(1)),
             inline: workers >= 2,
@@ -116,6 +122,10 @@ impl Gateway {
         let replay = ReplayCache::new(config.server.replay_cache_entries);
         metrics.replay_capacity.set(gauge_value(replay.capacity()));
         let metrics_for_state = metrics.clone();
+        let verification = match config.server.runtime {
+            RuntimeKind::Shared => Verification::for_runtime(),
+            RuntimeKind::PerCore => Verification::for_workers(config.server.serving_threads()),
+        };
         let shared = match &config.redis {
             Some(r) => {
                 crate::remember::shared::Shared::redis(r, MAX_SESSION_LIFETIME, metrics.clone())
@@ -137,7 +147,7 @@ impl Gateway {
                 .time_to_live(std::time::Duration::from_secs(7 * 24 * 3600))
                 .build(),
             clock_offset: AtomicU64::new(0),
-            verification: Verification::for_runtime(),
+            verification,
         })
     }
 

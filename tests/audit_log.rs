@@ -44,7 +44,8 @@ async fn the_audit_event_names_client_agent_host_and_issuer() {
         .with_writer(captured.clone())
         .with_max_level(tracing::Level::INFO)
         .finish();
-    // The test runtime runs the gateway's tasks on this thread.
+    // The test runtime runs the gateway's tasks on this thread: the shared
+    // runtime, not per-core threads (which have no subscriber of this one).
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let up = Upstream::echo_headers().await;
@@ -56,7 +57,7 @@ async fn the_audit_event_names_client_agent_host_and_issuer() {
         app(&up.url()),
         root().join("certs/demo-idp.pem")
     );
-    let gw = TestGateway::start("", &rest).await;
+    let gw = TestGateway::start("runtime = \"shared\"\n", &rest).await;
     let signer = Signer::from_pem(
         &std::fs::read(root().join("certs/demo-idp.key")).unwrap(),
         &std::fs::read(root().join("certs/demo-idp.pem")).unwrap(),

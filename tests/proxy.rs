@@ -1016,6 +1016,66 @@ async fn a_parked_tls_upstream_connection_serves_the_next_request() {
     );
 }
 
+/// Both runtimes serve both listeners, h1 and h2, many connections at
+/// once; per-core threads share the connections among them.
+#[tokio::test]
+async fn both_runtimes_serve_many_connections_on_both_listeners() {
+    let up = Upstream::echo_headers().await;
+    for runtime in ["shared", "per_core"] {
+        let server = format!("runtime = \"{runtime}\"\nworker_threads = 2\n");
+        let gw = TestGateway::start(&server, &app(&up.url())).await;
+        let requests: Vec<_> = (0..40)
+            .map(|i| {
+                let (https, plain) = (
+                    gw.https("/"),
+                    format!(
+                        "http://127.0.0.1:{}/",
+                        gw.running().plain_addr.unwrap().port()
+                    ),
+                );
+                tokio::spawn(async move {
+                    // A client each: a connection each.
+                    let resp = if i % 2 == 0 {
+                        https_client(i % 4 == 0).request(get(&https)).await.unwrap()
+                    } else {
+                        plain_client().request(get(&plain)).await.unwrap()
+                    };
+                    resp.status()
+                })
+            })
+            .collect();
+        for r in requests {
+            assert_eq!(r.await.unwrap(), StatusCode::OK, "{runtime}");
+        }
+        let m = gw.metrics().await;
+        assert_eq!(
+            metric(&m, "trustgate_connections_total{listener=\"tls\"}")
+                + metric(&m, "trustgate_connections_total{listener=\"plain\"}"),
+            40.0,
+            "{runtime}"
+        );
+    }
+}
+
+/// Per-core serving threads end with their gateway: dropped without a
+/// drain, it stops accepting (the listening socket closes with the last
+/// thread's copy of it).
+#[tokio::test]
+async fn per_core_threads_end_when_the_gateway_is_dropped() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("runtime = \"per_core\"\n", &app(&up.url())).await;
+    let addr = gw.tls_addr();
+    assert!(TcpStream::connect(addr).await.is_ok());
+    drop(gw);
+    for _ in 0..200 {
+        if TcpStream::connect(addr).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{addr} still accepts connections after the gateway was dropped");
+}
+
 /// An upstream that closes its side after every answer (its keep-alive
 /// timeout, say): the next request goes on a new connection, not to a 502.
 #[tokio::test]

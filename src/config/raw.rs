@@ -72,6 +72,8 @@ pub struct RawServer {
     pub trusted_proxy_hops: usize,
     /// Async worker threads; none means one per CPU.
     pub worker_threads: Option<usize>,
+    /// How client connections are spread over the worker threads.
+    pub runtime: crate::config::RuntimeKind,
     /// Verified session cookies the decision cache holds.
     pub decision_cache_entries: u64,
     /// Live assertion IDs the replay cache holds.
@@ -95,6 +97,7 @@ impl Default for RawServer {
             hsts: None,
             trusted_proxy_hops: 0,
             worker_threads: None,
+            runtime: crate::config::RuntimeKind::default(),
             decision_cache_entries: defaults::DECISION_CACHE_ENTRIES,
             replay_cache_entries: defaults::REPLAY_CACHE_ENTRIES,
         }

@@ -119,6 +119,26 @@ fn worker_threads_defaults_to_the_runtime_and_refuses_zero() {
 }
 
 #[test]
+fn runtime_is_per_core_unless_shared_and_names_a_wrong_value() {
+    use crate::config::RuntimeKind;
+    assert_eq!(parse(CERT).unwrap().server.runtime, RuntimeKind::PerCore);
+    for (text, kind) in [
+        ("per_core", RuntimeKind::PerCore),
+        ("shared", RuntimeKind::Shared),
+    ] {
+        let c = parse(&format!("{CERT}\nruntime = \"{text}\"\n")).unwrap();
+        assert_eq!(c.server.runtime, kind);
+    }
+    let e = errors(&format!("{CERT}\nruntime = \"threads\"\n"));
+    assert!(
+        e[0].contains("runtime") && e[0].contains("per_core") && e[0].contains("shared"),
+        "{e:?}"
+    );
+    let c = parse(&format!("{CERT}\nworker_threads = 3\n")).unwrap();
+    assert_eq!(c.server.serving_threads(), 3);
+}
+
+#[test]
 fn upstream_timeouts_of_zero_are_refused() {
     for key in [
         "connect_timeout",
