@@ -110,6 +110,11 @@ pub async fn accept_loop(
             )
             .instrument(span),
         );
+        // One connection per turn: with per-core runtimes the other threads
+        // accept from the same socket, and a burst (a load balancer's
+        // reconnect) is shared among them instead of landing on the one
+        // that woke first.
+        tokio::task::yield_now().await;
     }
 }
 

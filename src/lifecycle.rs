@@ -305,21 +305,32 @@ fn serve_per_core(
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(StartError::Serve)?;
     let mut threads = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
     for i in 0..n {
         let mine = sockets
             .iter()
             .map(|(tcp, tls)| Ok((tcp.try_clone()?, tls.clone())))
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(StartError::Serve)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(StartError::Serve)?;
         let (gateway, slots, traffic) = (gateway.clone(), slots.clone(), traffic.clone());
         let mut done = stop_admin.subscribe();
+        let (up, up_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+        // The runtime is built, and the sockets registered, on the thread
+        // itself: a failure comes back as the start's error, and nothing
+        // of a runtime is dropped in the caller's async context.
         let thread = std::thread::Builder::new()
             .name(format!("trustgate-serve-{i}"))
             .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = up.send(Err(e));
+                        return;
+                    }
+                };
                 runtime.block_on(async move {
                     let mut loops = Vec::new();
                     for (tcp, tls) in mine {
@@ -330,9 +341,13 @@ fn serve_per_core(
                                 slots.clone(),
                                 traffic.clone(),
                             ))),
-                            Err(e) => tracing::error!(error = %e, "a serving thread cannot take its listener"),
+                            Err(e) => {
+                                let _ = up.send(Err(e));
+                                return;
+                            }
                         }
                     }
+                    let _ = up.send(Ok(()));
                     for l in loops {
                         let _ = l.await;
                     }
@@ -340,9 +355,27 @@ fn serve_per_core(
                     // done with them (or Running is dropped).
                     let _ = done.wait_for(|d| *d).await;
                 });
+                // What is left past the grace period closes now; a blocking
+                // task (a name lookup) is not waited for past a second.
+                runtime.shutdown_timeout(std::time::Duration::from_secs(1));
             })
             .map_err(StartError::Serve)?;
         threads.push(thread);
+        started.push(up_rx);
+    }
+    // Each thread says when it accepts (a moment: a runtime and a
+    // registration). On an error the others end as `start` returns it:
+    // their stop signals' senders are dropped.
+    for up in started {
+        match up.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(StartError::Serve(e)),
+            Err(_) => {
+                return Err(StartError::Serve(std::io::Error::other(
+                    "a serving thread ended before it accepted",
+                )))
+            }
+        }
     }
     Ok(threads)
 }

@@ -140,20 +140,19 @@ fn run_gateway(path: &std::path::Path) -> anyhow::Result<()> {
     let config =
         Config::load(path).map_err(|e| anyhow::anyhow!("{} has errors:\n{e}", path.display()))?;
     trustgate::observe::init_logging(config.log_format, &config.log_level);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    match config.server.runtime {
-        // The serving threads have runtimes of their own; this one runs the
-        // admin listener, Redis, signals and reloads.
-        trustgate::config::RuntimeKind::PerCore => {
-            runtime.worker_threads(1);
-        }
+    let mut runtime = match config.server.runtime {
+        // The serving threads have runtimes of their own; this one, on the
+        // main thread, runs the admin listener, Redis, signals and reloads.
+        trustgate::config::RuntimeKind::PerCore => tokio::runtime::Builder::new_current_thread(),
         trustgate::config::RuntimeKind::Shared => {
+            let mut r = tokio::runtime::Builder::new_multi_thread();
             if let Some(n) = config.server.worker_threads {
-                runtime.worker_threads(n);
+                r.worker_threads(n);
             }
+            r
         }
-    }
+    };
+    runtime.enable_all();
     let runtime = runtime.build().context("cannot start the async runtime")?;
     runtime.block_on(trustgate::lifecycle::run(config))?;
     Ok(())

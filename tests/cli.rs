@@ -199,32 +199,49 @@ async fn run_reloads_on_sighup_and_drains_on_sigterm() {
     assert!(status.success(), "exit status {status:?}");
 }
 
-/// `server.worker_threads` sizes the async runtime of the real binary.
+/// `server.worker_threads` sizes the serving threads of the real binary:
+/// per-core threads of its own (the control runtime on the main thread), or
+/// the shared runtime's workers.
 #[tokio::test]
 async fn run_starts_the_configured_number_of_workers() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    let (plain, admin) = (free_port(), free_port());
-    std::fs::write(
-        &path,
-        format!(
-            "[server]\nplain_listen = \"127.0.0.1:{plain}\"\nworker_threads = 1\n\
-             [admin]\nlisten = \"127.0.0.1:{admin}\"\n{}",
-            app("http://127.0.0.1:9")
-        ),
-    )
-    .unwrap();
-    let (mut child, pid) = run_until_ready(&path, admin).await;
-    // Worker threads are named by tokio; blocking-pool threads are not
-    // started until something blocks.
-    let workers = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
-        .filter(|comm| comm.trim() == "tokio-rt-worker")
-        .count();
-    assert_eq!(workers, 1);
-    kill(pid, "TERM");
-    let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+    for (runtime, workers, named) in [
+        ("per_core", 3, "trustgate-serve"),
+        ("shared", 3, "tokio-rt-worker"),
+        ("shared", 1, "tokio-rt-worker"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let (plain, admin) = (free_port(), free_port());
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nplain_listen = \"127.0.0.1:{plain}\"\nworker_threads = {workers}\n\
+                 runtime = \"{runtime}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n{}",
+                app("http://127.0.0.1:9")
+            ),
+        )
+        .unwrap();
+        let (mut child, pid) = run_until_ready(&path, admin).await;
+        // Threads by name (comm keeps 15 bytes: "trustgate-serve-0" reads
+        // "trustgate-serve"); blocking-pool threads are not started until
+        // something blocks.
+        let names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+            .map(|comm| comm.trim().to_string())
+            .collect();
+        let count = |name: &str| names.iter().filter(|n| *n == name).count();
+        assert_eq!(count(named), workers, "{runtime}: {names:?}");
+        if runtime == "per_core" {
+            assert_eq!(count("tokio-rt-worker"), 0, "{names:?}");
+        }
+        kill(pid, "TERM");
+        let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+            .await
+            .expect("exits on SIGTERM")
+            .unwrap();
+        assert!(status.success(), "{runtime}: exit status {status:?}");
+    }
 }
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";

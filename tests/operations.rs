@@ -60,7 +60,10 @@ async fn a_reload_applies_the_connection_limit_and_names_restart_keys() {
     // Raised live, with a restart-only key changed beside it.
     std::fs::write(
         &gw.config_path,
-        config_text("max_connections = 4\nworker_threads = 1", &rest),
+        config_text(
+            "max_connections = 4\nworker_threads = 1\nruntime = \"shared\"",
+            &rest,
+        ),
     )
     .unwrap();
     gw.running().reload().unwrap();
@@ -77,6 +80,13 @@ async fn a_reload_applies_the_connection_limit_and_names_restart_keys() {
     assert_eq!(
         metric(
             &m,
+            "trustgate_config_reload_warnings_total{key=\"server.runtime\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
             "trustgate_config_reload_warnings_total{key=\"server.listen\"}"
         ),
         0.0
@@ -85,7 +95,10 @@ async fn a_reload_applies_the_connection_limit_and_names_restart_keys() {
     // Lowered live: three are open, the limit is three, a fourth is refused.
     std::fs::write(
         &gw.config_path,
-        config_text("max_connections = 3\nworker_threads = 1", &rest),
+        config_text(
+            "max_connections = 3\nworker_threads = 1\nruntime = \"shared\"",
+            &rest,
+        ),
     )
     .unwrap();
     gw.running().reload().unwrap();

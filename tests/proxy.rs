@@ -1059,14 +1059,25 @@ async fn both_runtimes_serve_many_connections_on_both_listeners() {
 
 /// Per-core serving threads end with their gateway: dropped without a
 /// drain, it stops accepting (the listening socket closes with the last
-/// thread's copy of it).
+/// thread's copy of it), and a kept-alive connection closes with the
+/// runtime that served it.
 #[tokio::test]
 async fn per_core_threads_end_when_the_gateway_is_dropped() {
     let up = Upstream::echo_headers().await;
     let gw = TestGateway::start("runtime = \"per_core\"\n", &app(&up.url())).await;
-    let addr = gw.tls_addr();
-    assert!(TcpStream::connect(addr).await.is_ok());
+    let addr = gw.running().plain_addr.unwrap();
+    let mut kept = TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut kept).await.starts_with("HTTP/1.1 200"));
     drop(gw);
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), kept.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "the kept-alive connection outlived its serving thread"
+    );
     for _ in 0..200 {
         if TcpStream::connect(addr).await.is_err() {
             return;
@@ -1115,12 +1126,14 @@ async fn idle_upstream_connections_close_after_the_idle_timeout() {
 }
 
 /// Three requests at once open three connections; with one idle connection
-/// allowed, the pool closes the two it cannot keep.
+/// allowed, the pool closes the two it cannot keep. One serving thread: with
+/// more, per-core threads do not take each other's idle connections, and
+/// the next request could land on a thread with none.
 #[tokio::test]
 async fn idle_connections_over_the_cap_are_closed() {
     let mut up = RawUpstream::start(true, false).await;
     let rest = format!("[upstream]\npool_max_idle_per_host = 1\n{}", app(&up.url()));
-    let gw = TestGateway::start("", &rest).await;
+    let gw = TestGateway::start("worker_threads = 1\n", &rest).await;
     let url = gw.https("/");
     let client = https_client(false);
     let requests: Vec<_> = (0..3)

@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 
 use self::pool::{Connector, Pool, SendError};
 use super::{Body, GatewayError};
-use crate::config::{App, HostHeader, UpstreamConfig};
+use crate::config::{App, HostHeader, RuntimeKind, UpstreamConfig};
 
 /// The request id header, forwarded or created.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -57,17 +57,19 @@ pub struct Forwarder {
     connector: Connector,
     pools: Mutex<HashMap<(Scheme, Authority), Arc<Pool>>>,
     response_timeout: Duration,
-    pool_idle_timeout: Duration,
-    pool_park_after: Duration,
-    pool_max_idle: usize,
-    parked: prometheus::IntGauge,
+    pool: pool::Settings,
 }
 
 impl Forwarder {
     /// Builds the client: system roots plus configured ones, TLS 1.2/1.3,
     /// ALPN h2 and http/1.1 for https upstreams.
-    /// `parked` counts the parked idle connections of its pools.
-    pub fn new(cfg: &UpstreamConfig, parked: &prometheus::IntGauge) -> Forwarder {
+    /// `parked` counts the parked idle connections of its pools; `runtime`
+    /// says whether threads may take each other's idle connections.
+    pub fn new(
+        cfg: &UpstreamConfig,
+        runtime: RuntimeKind,
+        parked: &prometheus::IntGauge,
+    ) -> Forwarder {
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         for cert in native.certs {
@@ -102,10 +104,13 @@ impl Forwarder {
             connector: https,
             pools: Mutex::new(HashMap::new()),
             response_timeout: cfg.response_timeout,
-            pool_idle_timeout: cfg.pool_idle_timeout,
-            pool_park_after: cfg.pool_park_after,
-            pool_max_idle: cfg.pool_max_idle_per_host,
-            parked: parked.clone(),
+            pool: pool::Settings {
+                max_idle: cfg.pool_max_idle_per_host,
+                idle_timeout: cfg.pool_idle_timeout,
+                park_after: cfg.pool_park_after,
+                steal: runtime == RuntimeKind::Shared,
+                parked: parked.clone(),
+            },
         }
     }
 
@@ -121,10 +126,7 @@ impl Forwarder {
                     app.upstream_scheme.clone(),
                     app.upstream_authority.clone(),
                     self.connector.clone(),
-                    self.pool_max_idle,
-                    self.pool_idle_timeout,
-                    self.pool_park_after,
-                    self.parked.clone(),
+                    self.pool.clone(),
                 ))
             })
             .clone()

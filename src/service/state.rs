@@ -83,7 +83,11 @@ impl State {
         } else {
             config.session_keys.iter().map(|k| k.0.clone()).collect()
         };
-        let forwarder = Forwarder::new(&config.upstream, &metrics.upstream_parked);
+        let forwarder = Forwarder::new(
+            &config.upstream,
+            config.server.runtime,
+            &metrics.upstream_parked,
+        );
         let apps: Vec<Arc<RunningApp>> = config
             .apps
             .iter()

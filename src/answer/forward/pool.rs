@@ -9,9 +9,11 @@
 //! holds its upstream's pool, found once per config generation.
 //!
 //! The idle connections are kept per worker thread, as HAProxy keeps them
-//! per thread: a connection's task runs on the worker that opened it, and a
-//! request on that worker wakes it without crossing to another core. A
-//! worker with none idle takes another worker's before it opens one.
+//! per thread: a connection's task runs on the worker that opened it, it
+//! goes back to that worker's list, and a request on that worker wakes it
+//! without crossing to another core. On the shared runtime a worker with
+//! none idle takes another worker's before it opens one; per-core runtimes
+//! open their own (nginx's way: a connection belongs to its thread).
 //!
 //! An idle connection unused for `park_after` is parked, as the listener
 //! parks its own idle keep-alive connections: hyper's connection (its
@@ -98,6 +100,9 @@ pub struct Pool {
     max_idle: usize,
     idle_timeout: Duration,
     park_after: Duration,
+    /// Whether a thread with no idle connection takes another thread's
+    /// (the shared runtime) rather than open one (per-core runtimes).
+    steal: bool,
     /// Counts the parked connections.
     parked: prometheus::IntGauge,
     /// The task that closes expired idle connections, once started;
@@ -120,6 +125,9 @@ const READY_GRACE: Duration = Duration::from_millis(250);
 /// An HTTP/1 connection driven by its hyper connection task.
 struct H1 {
     sender: http1::SendRequest<Body>,
+    /// The shard of the thread whose runtime drives it: it goes back to
+    /// that thread's idle list, whoever used it.
+    home: usize,
     /// Set to when it was last used just before the pool drops `sender` to
     /// park it: the task then gives the socket back instead of closing it.
     /// `None` for a connection driven with upgrades, which is never parked.
@@ -188,17 +196,37 @@ pub struct Sent {
     pub response: Response<Body>,
 }
 
+/// How a pool keeps its idle connections.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Idle HTTP/1 connections kept, over all threads; 0 turns pooling off.
+    pub max_idle: usize,
+    /// An idle connection (or the shared h2 one) closes after this.
+    pub idle_timeout: Duration,
+    /// An idle HTTP/1 connection unused this long is parked.
+    pub park_after: Duration,
+    /// A thread with none idle takes another thread's (the shared runtime)
+    /// rather than open one (per-core runtimes).
+    pub steal: bool,
+    /// Counts the parked connections.
+    pub parked: prometheus::IntGauge,
+}
+
 impl Pool {
     /// A pool for `scheme://authority`, empty until the first request.
     pub fn new(
         scheme: Scheme,
         authority: Authority,
         connector: Connector,
-        max_idle: usize,
-        idle_timeout: Duration,
-        park_after: Duration,
-        parked: prometheus::IntGauge,
+        settings: Settings,
     ) -> Pool {
+        let Settings {
+            max_idle,
+            idle_timeout,
+            park_after,
+            steal,
+            parked,
+        } = settings;
         let target = Uri::builder()
             .scheme(scheme.clone())
             .authority(authority.clone())
@@ -218,6 +246,7 @@ impl Pool {
             max_idle,
             idle_timeout,
             park_after,
+            steal,
             parked,
             reaper: std::sync::OnceLock::new(),
         }
@@ -380,9 +409,14 @@ impl Pool {
             }
         }
         let home = shard(self.idle.len());
+        // Per-core runtimes take only their own thread's connections: one
+        // of another thread's is driven (and its socket polled) there, and
+        // every request on it would cross to that thread and back.
+        let shards = if self.steal { self.idle.len() } else { 1 };
         loop {
-            // This worker's own first, then the others', newest first.
-            let mut idle = (0..self.idle.len())
+            // This worker's own first, then (shared runtime) the others',
+            // newest first.
+            let mut idle = (0..shards)
                 .find_map(|i| {
                     self.idle[(home + i) % self.idle.len()]
                         .lock()
@@ -478,7 +512,11 @@ impl Pool {
         // A fresh connection is ready at once; this only orders the
         // handshake's state before the first send.
         sender.ready().await?;
-        Ok(H1 { sender, park })
+        Ok(H1 {
+            sender,
+            home: shard(self.idle.len()),
+            park,
+        })
     }
 
     /// Wraps the response so that its body gives the connection back at its
@@ -511,7 +549,7 @@ impl Pool {
         if conn.sender.is_closed() || self.max_idle == 0 {
             return;
         }
-        let mut idle = self.idle[shard(self.idle.len())].lock().expect("pool lock");
+        let mut idle = self.idle[conn.home].lock().expect("pool lock");
         if self.idle_count.fetch_add(1, Ordering::Relaxed) >= self.max_idle {
             self.idle_count.fetch_sub(1, Ordering::Relaxed);
             if idle.is_empty() {
@@ -635,6 +673,7 @@ impl Pool {
                     H1 {
                         sender,
                         park: Some(park),
+                        ..
                     },
                 since,
             } = idle
@@ -911,10 +950,13 @@ mod tests {
             Scheme::HTTP,
             addr.to_string().parse().unwrap(),
             connector,
-            8,
-            Duration::from_secs(90),
-            park_after,
-            prometheus::IntGauge::new("p", "p").unwrap(),
+            Settings {
+                max_idle: 8,
+                idle_timeout: Duration::from_secs(90),
+                park_after,
+                steal: true,
+                parked: prometheus::IntGauge::new("p", "p").unwrap(),
+            },
         ))
     }
 
