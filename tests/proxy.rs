@@ -177,15 +177,14 @@ async fn failed_handshakes_are_counted_and_the_listener_lives_on() {
         .unwrap();
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
-    let m = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            "trustgate_tls_handshake_failures_total{reason=\"not_tls\"}"
-        ),
+    // Counted by the serving thread as it closes: the close may reach the
+    // client a moment before the count reaches /metrics.
+    wait_for_metric(
+        &gw,
+        "trustgate_tls_handshake_failures_total{reason=\"not_tls\"}",
         1.0,
-        "{m}"
-    );
+    )
+    .await;
     let resp = https_client(false)
         .request(get(&gw.https("/")))
         .await
@@ -626,9 +625,10 @@ async fn graceful_drain_finishes_in_flight_requests() {
     );
 }
 
-/// An https upstream, trusted through `upstream.ca_file`, with HTTP/2 by ALPN.
-#[tokio::test]
-async fn https_upstream_with_configured_roots() {
+/// An https upstream on a free port, with `localhost`'s certificate and
+/// `alpn`, that answers every request with its HTTP version; it counts the
+/// TCP connections it accepts.
+async fn tls_upstream(alpn: &[&[u8]]) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
     use rustls_pki_types::pem::PemObject;
     let certs: Vec<_> =
         rustls_pki_types::CertificateDer::pem_file_iter(root().join("certs/localhost.pem"))
@@ -645,13 +645,16 @@ async fn https_upstream_with_configured_roots() {
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .unwrap();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let Ok(stream) = acceptor.accept(tcp).await else {
@@ -672,6 +675,13 @@ async fn https_upstream_with_configured_roots() {
             });
         }
     });
+    (port, accepted)
+}
+
+/// An https upstream, trusted through `upstream.ca_file`, with HTTP/2 by ALPN.
+#[tokio::test]
+async fn https_upstream_with_configured_roots() {
+    let (port, _) = tls_upstream(&[b"h2", b"http/1.1"]).await;
     let rest = format!(
         "[upstream]\nca_file = {:?}\n{}",
         root().join("certs/dev-ca.pem"),
@@ -948,50 +958,7 @@ async fn a_parked_upstream_connection_serves_the_next_request() {
 /// restart (through rustls) finds it open.
 #[tokio::test]
 async fn a_parked_tls_upstream_connection_serves_the_next_request() {
-    use rustls_pki_types::pem::PemObject;
-    let certs: Vec<_> =
-        rustls_pki_types::CertificateDer::pem_file_iter(root().join("certs/localhost.pem"))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key =
-        rustls_pki_types::PrivateKeyDer::from_pem_file(root().join("certs/localhost.key")).unwrap();
-    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc =
-                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                        Ok::<_, std::convert::Infallible>(Response::new(full(format!(
-                            "{:?}",
-                            req.version()
-                        ))))
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let (port, accepted) = tls_upstream(&[b"http/1.1"]).await;
     let rest = format!(
         "[upstream]\nca_file = {:?}\npool_park_after = \"100ms\"\n{}",
         root().join("certs/dev-ca.pem"),
