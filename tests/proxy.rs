@@ -696,6 +696,49 @@ async fn https_upstream_with_configured_roots() {
     }
 }
 
+/// An h2 upstream gets one connection on the shared runtime and at most one
+/// per serving thread with per-core runtimes (each thread drives its own),
+/// however many requests come at once once it is known to speak h2.
+#[tokio::test]
+async fn an_h2_upstream_gets_a_connection_per_serving_thread_at_most() {
+    let (port, accepted) = tls_upstream(&[b"h2", b"http/1.1"]).await;
+    for (runtime, most) in [("shared", 1), ("per_core", 2)] {
+        let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        let rest = format!(
+            "[upstream]\nca_file = {:?}\n{}",
+            root().join("certs/dev-ca.pem"),
+            app(&format!("https://localhost:{port}"))
+        );
+        let server = format!("runtime = \"{runtime}\"\nworker_threads = 2\n");
+        let gw = TestGateway::start(&server, &rest).await;
+        // The first request learns that the upstream speaks h2 (a burst
+        // on a cold pool may open a few before anyone knows).
+        let resp = https_client(false)
+            .request(get(&gw.https("/")))
+            .await
+            .unwrap();
+        assert_eq!(body_string(resp).await, "HTTP/2.0");
+        let requests: Vec<_> = (0..20)
+            .map(|_| {
+                let url = gw.https("/");
+                tokio::spawn(async move {
+                    let resp = https_client(false).request(get(&url)).await.unwrap();
+                    assert_eq!(resp.status(), StatusCode::OK);
+                    body_string(resp).await
+                })
+            })
+            .collect();
+        for r in requests {
+            assert_eq!(r.await.unwrap(), "HTTP/2.0", "{runtime}");
+        }
+        let opened = accepted.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert!(
+            (1..=most).contains(&opened),
+            "{runtime}: {opened} upstream connections"
+        );
+    }
+}
+
 /// The TLS listener serves what ALPN chose: HTTP/1.1 without ALPN (RFC 9113
 /// 3.2: h2 over TLS needs ALPN), and an h2 preface sent over a connection
 /// that chose HTTP/1.1 is not taken for h2.

@@ -53,6 +53,9 @@ use super::super::{Body, BoxError};
 /// keep-alive probes) and, for `https`, TLS with ALPN `h2` and `http/1.1`.
 pub type Connector = HttpsConnector<HttpConnector>;
 
+/// An upstream's h2 connection, if open, and when a request last took it.
+type SharedH2 = Mutex<Option<(http2::SendRequest<Body>, Instant)>>;
+
 /// An upstream connection's socket, what [`Connector`] opens.
 type Io = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
 
@@ -91,12 +94,15 @@ pub struct Pool {
     /// Idle connections over all shards, held to `max_idle`.
     idle_count: AtomicUsize,
     /// The HTTP/2 connection, when the upstream chose h2 by ALPN, and when
-    /// a request last took it.
-    h2: Mutex<Option<(http2::SendRequest<Body>, Instant)>>,
+    /// a request last took it: one on the shared runtime, one per thread's
+    /// shard with per-core runtimes (each thread drives its own, as it
+    /// does its HTTP/1 connections).
+    h2: Box<[SharedH2]>,
     /// The upstream has chosen h2 before: a request that finds no h2
     /// connection waits for one being opened instead of opening its own.
     h2_seen: AtomicBool,
-    h2_connecting: tokio::sync::Mutex<()>,
+    /// Held while an h2 connection is opened, per `h2` slot.
+    h2_connecting: Box<[tokio::sync::Mutex<()>]>,
     max_idle: usize,
     idle_timeout: Duration,
     park_after: Duration,
@@ -233,6 +239,7 @@ impl Pool {
             .path_and_query("/")
             .build()
             .expect("a scheme and an authority make a URI");
+        let h2_slots = if steal { 1 } else { shards() };
         Pool {
             target,
             scheme,
@@ -240,9 +247,9 @@ impl Pool {
             connector,
             idle: (0..shards()).map(|_| Mutex::new(Vec::new())).collect(),
             idle_count: AtomicUsize::new(0),
-            h2: Mutex::new(None),
+            h2: (0..h2_slots).map(|_| Mutex::new(None)).collect(),
             h2_seen: AtomicBool::new(false),
-            h2_connecting: tokio::sync::Mutex::new(()),
+            h2_connecting: (0..h2_slots).map(|_| tokio::sync::Mutex::new(())).collect(),
             max_idle,
             idle_timeout,
             park_after,
@@ -397,7 +404,7 @@ impl Pool {
         if self.h2_seen.load(Ordering::Relaxed) && self.max_idle > 0 {
             // Wait for an h2 connection another request is opening, rather
             // than open one each (a burst on a cold pool, after a reload).
-            let connecting = self.h2_connecting.lock().await;
+            let connecting = self.h2_connecting[self.h2_slot()].lock().await;
             if let Some(h2) = self.shared_h2() {
                 return Ok(h2);
             }
@@ -477,7 +484,7 @@ impl Pool {
             });
             self.h2_seen.store(true, Ordering::Relaxed);
             if self.max_idle > 0 {
-                let mut shared = self.h2.lock().expect("pool lock");
+                let mut shared = self.h2[self.h2_slot()].lock().expect("pool lock");
                 // A healthy shared connection stays: this one serves its
                 // request and closes.
                 if shared.as_ref().map_or(true, |(s, _)| s.is_closed()) {
@@ -597,7 +604,7 @@ impl Pool {
     /// The shared HTTP/2 connection, if open and used within the idle
     /// timeout; marked as used now.
     fn shared_h2(&self) -> Option<Sender> {
-        let mut shared = self.h2.lock().expect("pool lock");
+        let mut shared = self.h2[self.h2_slot()].lock().expect("pool lock");
         let (h2, used) = shared.as_mut()?;
         if h2.is_closed() || used.elapsed() >= self.idle_timeout {
             // Dropping the last sender closes it once its streams end.
@@ -611,9 +618,20 @@ impl Pool {
     /// Drops the shared HTTP/2 connection if it has closed (not a newer one
     /// that replaced it).
     fn forget_closed_h2(&self) {
-        let mut shared = self.h2.lock().expect("pool lock");
-        if shared.as_ref().is_some_and(|(h2, _)| h2.is_closed()) {
-            *shared = None;
+        for slot in self.h2.iter() {
+            let mut shared = slot.lock().expect("pool lock");
+            if shared.as_ref().is_some_and(|(h2, _)| h2.is_closed()) {
+                *shared = None;
+            }
+        }
+    }
+
+    /// The calling thread's `h2` slot.
+    fn h2_slot(&self) -> usize {
+        if self.h2.len() == 1 {
+            0
+        } else {
+            shard(self.h2.len())
         }
     }
 
@@ -627,12 +645,14 @@ impl Pool {
             self.idle_count
                 .fetch_sub(before - idle.len(), Ordering::Relaxed);
         }
-        let mut h2 = self.h2.lock().expect("pool lock");
-        if h2
-            .as_ref()
-            .is_some_and(|(s, used)| s.is_closed() || used.elapsed() >= timeout)
-        {
-            *h2 = None;
+        for slot in self.h2.iter() {
+            let mut h2 = slot.lock().expect("pool lock");
+            if h2
+                .as_ref()
+                .is_some_and(|(s, used)| s.is_closed() || used.elapsed() >= timeout)
+            {
+                *h2 = None;
+            }
         }
     }
 }
