@@ -22,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::config::ServerConfig;
+use crate::observe::GaugeGuard;
 use crate::service::{ConnInfo, Gateway};
 use idle::{Activity, Tracked};
 use park::{Answered, Exchanges, Parkable};
@@ -118,15 +119,6 @@ pub async fn accept_loop(
     }
 }
 
-/// Decrements the open-connections gauge when the connection ends.
-struct OpenGuard(prometheus::IntGauge);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -136,9 +128,7 @@ async fn serve_connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let label = if tls.is_some() { "tls" } else { "plain" };
-    let gauge = gateway.metrics.open_connections.with_label_values(&[label]);
-    gauge.inc();
-    let _open = OpenGuard(gauge);
+    let _open = GaugeGuard::hold(gateway.metrics.open_connections.with_label_values(&[label]));
     let server = gateway.state().config.server.clone();
     match tls {
         None => {

@@ -313,52 +313,14 @@ fn serve_per_core(
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(StartError::Serve)?;
         let (gateway, slots, traffic) = (gateway.clone(), slots.clone(), traffic.clone());
-        let mut done = stop_admin.subscribe();
+        let done = stop_admin.subscribe();
         let (up, up_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
         // The runtime is built, and the sockets registered, on the thread
         // itself: a failure comes back as the start's error, and nothing
         // of a runtime is dropped in the caller's async context.
         let thread = std::thread::Builder::new()
             .name(format!("trustgate-serve-{i}"))
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let _ = up.send(Err(e));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let mut loops = Vec::new();
-                    for (tcp, tls) in mine {
-                        match TcpListener::from_std(tcp) {
-                            Ok(tcp) => loops.push(tokio::spawn(accept_loop(
-                                Listener { tcp, tls },
-                                gateway.clone(),
-                                slots.clone(),
-                                traffic.clone(),
-                            ))),
-                            Err(e) => {
-                                let _ = up.send(Err(e));
-                                return;
-                            }
-                        }
-                    }
-                    let _ = up.send(Ok(()));
-                    for l in loops {
-                        let _ = l.await;
-                    }
-                    // Its connections drain here until the lifecycle is
-                    // done with them (or Running is dropped).
-                    let _ = done.wait_for(|d| *d).await;
-                });
-                // What is left past the grace period closes now; a blocking
-                // task (a name lookup) is not waited for past a second.
-                runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-            })
+            .spawn(move || serving_thread(mine, gateway, slots, traffic, done, up))
             .map_err(StartError::Serve)?;
         threads.push(thread);
         started.push(up_rx);
@@ -378,6 +340,58 @@ fn serve_per_core(
         }
     }
     Ok(threads)
+}
+
+/// One serving thread: its runtime, its registrations of the listening
+/// sockets (`up` says whether both were made), its accept loops until the
+/// traffic signal, its connections until `done`, then whatever is left
+/// closed.
+fn serving_thread(
+    sockets: Vec<(std::net::TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
+    gateway: Arc<Gateway>,
+    slots: Arc<Semaphore>,
+    traffic: watch::Receiver<bool>,
+    mut done: watch::Receiver<bool>,
+    up: std::sync::mpsc::Sender<std::io::Result<()>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = up.send(Err(e));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut loops = Vec::new();
+        for (tcp, tls) in sockets {
+            let tcp = match TcpListener::from_std(tcp) {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    let _ = up.send(Err(e));
+                    return;
+                }
+            };
+            loops.push(tokio::spawn(accept_loop(
+                Listener { tcp, tls },
+                gateway.clone(),
+                slots.clone(),
+                traffic.clone(),
+            )));
+        }
+        let _ = up.send(Ok(()));
+        for l in loops {
+            let _ = l.await;
+        }
+        // Its connections drain here until the lifecycle is done with them
+        // (or Running is dropped).
+        let _ = done.wait_for(|d| *d).await;
+    });
+    // What is left past the grace period closes now; a blocking task (a
+    // name lookup) is not waited for past a second.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
 }
 
 impl Running {

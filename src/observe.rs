@@ -385,6 +385,24 @@ fn status_index(status: http::StatusCode) -> usize {
 }
 
 /// The method class label: bounded to a few values.
+/// Counts one in a gauge while it lives: raised when made, lowered when
+/// dropped, whichever way its holder ends.
+pub struct GaugeGuard(IntGauge);
+
+impl GaugeGuard {
+    /// Raises `gauge` until the guard is dropped.
+    pub fn hold(gauge: IntGauge) -> GaugeGuard {
+        gauge.inc();
+        GaugeGuard(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 pub fn method_class(method: &http::Method) -> &'static str {
     METHODS[method_index(method)]
 }

@@ -101,11 +101,13 @@ impl Verification {
 
     /// For the runtime this runs on (one worker when there is none).
     fn for_runtime() -> Verification {
-        Verification::for_workers(
-            tokio::runtime::Handle::try_current()
-                .map(|h| h.metrics().num_workers())
-                .unwrap_or(1),
-        )
+        let workers = tokio::runtime::Handle::try_current()
+            .map(|h| h.metrics().num_workers())
+            .unwrap_or(1);
+        Verification {
+            slots: tokio::sync::Semaphore::new(workers.saturating_sub(1).max(1)),
+            inline: workers >= 2,
+        }
     }
 
     /// For `threads` per-core serving threads.
@@ -113,14 +115,6 @@ impl Verification {
         Verification {
             slots: tokio::sync::Semaphore::new(threads.max(1)),
             inline: threads >= 2,
-        }
-    }
-
-    /// For `workers` threads of the shared runtime.
-    fn for_workers(workers: usize) -> Verification {
-        Verification {
-            slots: tokio::sync::Semaphore::new(workers.saturating_sub(1).max(1)),
-            inline: workers >= 2,
         }
     }
 }

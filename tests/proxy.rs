@@ -944,14 +944,17 @@ async fn sequential_requests_share_one_upstream_connection() {
     for _ in 0..5 {
         get_ok(&client, &gw.https("/")).await;
     }
+    one_connection_took(&mut up, &gw, 5, "a second connection was opened").await;
+}
+
+/// The upstream saw one connection and `requests` requests on it, nothing
+/// more, and the gateway counted one connection opened.
+async fn one_connection_took(up: &mut RawUpstream, gw: &TestGateway, requests: usize, why: &str) {
     assert_eq!(up.next().await, Seen::Accepted(0));
-    for _ in 0..5 {
+    for _ in 0..requests {
         assert_eq!(up.next().await, Seen::Request(0));
     }
-    assert!(
-        up.seen.try_recv().is_err(),
-        "a second connection was opened"
-    );
+    assert!(up.seen.try_recv().is_err(), "{why}");
     let m = gw.metrics().await;
     assert_eq!(
         metric(
@@ -978,22 +981,13 @@ async fn a_parked_upstream_connection_serves_the_next_request() {
         get_ok(&client, &gw.https("/")).await;
         wait_for_metric(&gw, "trustgate_upstream_parked_connections", 1.0).await;
     }
-    assert_eq!(up.next().await, Seen::Accepted(0));
-    for _ in 0..3 {
-        assert_eq!(up.next().await, Seen::Request(0));
-    }
-    assert!(
-        up.seen.try_recv().is_err(),
-        "a second connection was opened, or the first closed"
-    );
-    let m = gw.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            "trustgate_upstream_connections_opened_total{app=\"app\"}"
-        ),
-        1.0
-    );
+    one_connection_took(
+        &mut up,
+        &gw,
+        3,
+        "a second connection was opened, or the first closed",
+    )
+    .await;
 }
 
 /// The same over TLS to an upstream that speaks only HTTP/1.1: the parked

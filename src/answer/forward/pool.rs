@@ -48,6 +48,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service as _;
 
 use super::super::{Body, BoxError};
+use crate::observe::GaugeGuard;
 
 /// The connector every pool dials with: TCP (connect timeout, no Nagle,
 /// keep-alive probes) and, for `https`, TLS with ALPN `h2` and `http/1.1`.
@@ -151,24 +152,8 @@ enum Idle {
     Parked {
         io: Box<Io>,
         since: Instant,
-        _counted: Counted,
+        _counted: GaugeGuard,
     },
-}
-
-/// Counts itself in a gauge while it lives.
-struct Counted(prometheus::IntGauge);
-
-impl Counted {
-    fn new(gauge: &prometheus::IntGauge) -> Counted {
-        gauge.inc();
-        Counted(gauge.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 impl Idle {
@@ -265,7 +250,8 @@ impl Pool {
     }
 
     /// How many of them are parked.
-    pub fn parked_len(&self) -> usize {
+    #[cfg(test)]
+    fn parked_len(&self) -> usize {
         self.idle
             .iter()
             .map(|shard| {
@@ -595,7 +581,7 @@ impl Pool {
             Idle::Parked {
                 io,
                 since,
-                _counted: Counted::new(&self.parked),
+                _counted: GaugeGuard::hold(self.parked.clone()),
             },
         );
         None
@@ -655,9 +641,7 @@ impl Pool {
             }
         }
     }
-}
 
-impl Pool {
     /// Parks the live idle connections unused for `park_after`: each is
     /// taken out of the idle list, marked, and its sender dropped, so that
     /// its task ends and puts its socket back ([`run_parkable`]).
@@ -678,7 +662,9 @@ impl Pool {
                             && since.elapsed() >= self.park_after
                             && conn.sender.is_ready() =>
                     {
-                        parking.push(idle.remove(i));
+                        if let Idle::Live { conn, since } = idle.remove(i) {
+                            parking.push((conn, since));
+                        }
                     }
                     _ => i += 1,
                 }
@@ -687,20 +673,11 @@ impl Pool {
                 .fetch_sub(before - idle.len(), Ordering::Relaxed);
         }
         // Outside the locks: the tasks put the sockets back as they end.
-        for idle in parking {
-            if let Idle::Live {
-                conn:
-                    H1 {
-                        sender,
-                        park: Some(park),
-                        ..
-                    },
-                since,
-            } = idle
-            {
+        for (H1 { sender, park, .. }, since) in parking {
+            if let Some(park) = park {
                 let _ = park.set(since);
-                drop(sender);
             }
+            drop(sender);
         }
     }
 }
@@ -929,33 +906,6 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// An upstream that answers every request head with `200 ok`, without
-    /// reading a body.
-    async fn answers_on_the_head() -> std::net::SocketAddr {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = l.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    while let Ok(n @ 1..) = s.read(&mut chunk).await {
-                        buf.extend_from_slice(&chunk[..n]);
-                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            buf.drain(..end + 4);
-                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            if s.write_all(ok).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        addr
-    }
-
     fn pool(addr: std::net::SocketAddr) -> Arc<Pool> {
         pool_parking_after(addr, Duration::from_secs(90))
     }
@@ -989,7 +939,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_comes_back_when_request_and_response_have_ended() {
-        let addr = answers_on_the_head().await;
+        let (addr, _, _) = upstream(Then::Serve).await;
         let pool = pool(addr);
         let opened = prometheus::IntCounter::new("t", "t").unwrap();
         for _ in 0..3 {
@@ -1006,7 +956,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_answered_before_its_request_body_ended_is_not_pooled() {
-        let addr = answers_on_the_head().await;
+        let (addr, _, _) = upstream(Then::Serve).await;
         let pool = pool(addr);
         let opened = prometheus::IntCounter::new("t", "t").unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(2);
@@ -1055,9 +1005,9 @@ mod tests {
         Write,
     }
 
-    /// An upstream that answers each request head with `200 ok` and, after
-    /// the first response on a connection, `then` does something when the
-    /// test says so. Counts the connections it accepts.
+    /// An upstream that answers each request head with `200 ok` (without
+    /// reading a body) and, after the first response on a connection,
+    /// `then` does something when the test says so. Counts the connections it accepts.
     async fn upstream(
         then: Then,
     ) -> (
@@ -1159,17 +1109,32 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn a_parked_connection_the_upstream_closed_is_dropped_not_sent_on() {
-        let (addr, accepted, act) = upstream(Then::Close).await;
+    /// A pool whose one connection to an upstream that does `then` has
+    /// served a request and is parked, the upstream told to act.
+    async fn parked_then_acted_on(
+        then: Then,
+    ) -> (
+        std::net::SocketAddr,
+        Arc<Pool>,
+        prometheus::IntCounter,
+        Arc<AtomicUsize>,
+        Arc<tokio::sync::Notify>,
+    ) {
+        let (addr, accepted, act) = upstream(then).await;
         let pool = pool_parking_after(addr, Duration::from_millis(100));
         let opened = prometheus::IntCounter::new("t", "t").unwrap();
         get(&pool, addr, &opened).await;
         until(&pool, |p| p.parked_len() == 1).await;
+        act.notify_one();
+        (addr, pool, opened, accepted, act)
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_the_upstream_closed_is_dropped_not_sent_on() {
+        let (addr, pool, opened, accepted, act) = parked_then_acted_on(Then::Close).await;
         // The upstream closes it while parked; whichever finds the close
         // first, the reaper's read or the one before the restart, the
         // request goes on a new connection.
-        act.notify_one();
         tokio::time::sleep(Duration::from_millis(20)).await;
         get(&pool, addr, &opened).await;
         assert_eq!(opened.get(), 2, "a new connection, not the closed one");
@@ -1182,12 +1147,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_parked_connection_with_unasked_bytes_is_never_sent_on() {
-        let (addr, accepted, act) = upstream(Then::Write).await;
-        let pool = pool_parking_after(addr, Duration::from_millis(100));
-        let opened = prometheus::IntCounter::new("t", "t").unwrap();
-        get(&pool, addr, &opened).await;
-        until(&pool, |p| p.parked_len() == 1).await;
-        act.notify_one();
+        let (addr, pool, opened, accepted, _) = parked_then_acted_on(Then::Write).await;
         // The upstream writes the start of a response no one asked for,
         // while parked: the reaper's read finds it and closes the
         // connection. (Were it taken first, the read
@@ -1206,21 +1166,12 @@ mod tests {
         let pool = pool(addr);
         let now = Instant::now();
         let ago = |s: u64| now.checked_sub(Duration::from_secs(s)).unwrap();
+        let dial = || pool.connector.clone().call(pool.target.clone());
         for age in [2, 3, 1, 5, 4, 7, 6, 8] {
-            let io = pool
-                .connector
-                .clone()
-                .call(pool.target.clone())
-                .await
-                .unwrap();
+            let io = dial().await.unwrap();
             assert!(pool.put_parked(Box::new(io), ago(age)).is_none());
         }
-        let io = pool
-            .connector
-            .clone()
-            .call(pool.target.clone())
-            .await
-            .unwrap();
+        let io = dial().await.unwrap();
         assert!(
             pool.put_parked(Box::new(io), ago(9)).is_some(),
             "over max_idle (8): handed back to be closed"
