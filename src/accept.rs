@@ -3,6 +3,7 @@
 //! connection type with header, handshake and idle timeouts. What a request
 //! means is the service's concern.
 
+pub mod gather;
 pub mod idle;
 pub mod park;
 pub mod tls;
@@ -24,6 +25,7 @@ use tracing::Instrument;
 use crate::config::ServerConfig;
 use crate::observe::GaugeGuard;
 use crate::service::{ConnInfo, Gateway};
+use gather::{Gathered, Turning, Turns};
 use idle::{Activity, Tracked};
 use park::{Answered, Exchanges, Parkable};
 
@@ -298,7 +300,11 @@ async fn serve_http<IO>(
             let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
             h2.timer(TokioTimer::new())
                 .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX));
-            let connection = Box::pin(h2.serve_connection(TokioIo::new(io), service));
+            // h2 writes each answer on its own; gathered, the answers ready
+            // in one turn go out in one TLS record (`accept/gather.rs`).
+            let turns = Turns::default();
+            let io = TokioIo::new(Gathered::new(io, turns.clone()));
+            let connection = Box::pin(Turning::new(h2.serve_connection(io, service), turns));
             let no_parking = None::<fn(Pin<&mut _>) -> bool>;
             let _ended = drive(connection, &activity, server, shutdown, no_parking).await;
         }
@@ -344,6 +350,12 @@ where
 {
     fn graceful_shutdown(self: Pin<&mut Self>) {
         hyper::server::conn::http2::Connection::graceful_shutdown(self)
+    }
+}
+
+impl<C: Served> Served for Turning<C> {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        self.inner().graceful_shutdown()
     }
 }
 

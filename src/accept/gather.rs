@@ -1,0 +1,405 @@
+//! An h2 connection's writes, gathered over one turn of its task.
+//!
+//! h2 sends every DATA frame of 256 bytes or more on its own: it flushes
+//! before it buffers the next one (`h2::codec::FramedWrite`'s chained
+//! frames). tokio-rustls seals and sends each write as it comes. So twenty
+//! 1 KB answers that are ready at once would cost twenty TLS records and
+//! twenty `writev`s, each a segment the client acknowledges.
+//!
+//! [`Gathered`] copies the writes into one buffer of up to a TLS record.
+//! When h2 flushes, it asks for the connection task's next turn and says
+//! "flushed". [`Turning`] counts the turns. On the next turn, h2 reads and
+//! flushes again, and everything ready by then goes out as one record and
+//! one `writev`, as HAProxy sends its h2 frames. The buffer is released once
+//! it is written, so an idle connection holds none.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The most plaintext one TLS record carries, and the most [`Gathered`]
+/// holds before it writes.
+const GATHER: usize = 16 * 1024;
+
+/// The turns of one connection's task: [`Turning`] counts them, and
+/// [`Gathered`] reads the count.
+#[derive(Debug, Clone, Default)]
+pub struct Turns(Arc<AtomicU32>);
+
+impl Turns {
+    fn now(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn next(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future that counts each time it is polled, so that [`Gathered`]
+    /// can tell a flush of this turn from one of the next.
+    pub struct Turning<F> {
+        #[pin]
+        inner: F,
+        turns: Turns,
+    }
+}
+
+impl<F> Turning<F> {
+    pub fn new(inner: F, turns: Turns) -> Turning<F> {
+        Turning { inner, turns }
+    }
+
+    /// The future inside.
+    pub fn inner(self: Pin<&mut Self>) -> Pin<&mut F> {
+        self.project().inner
+    }
+}
+
+impl<F: Future> Future for Turning<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        this.turns.next();
+        this.inner.poll(cx)
+    }
+}
+
+/// A stream whose writes are gathered until the turn after a flush.
+#[derive(Debug)]
+pub struct Gathered<IO> {
+    io: IO,
+    /// Bytes written to us and not yet to `io`, from `sent` on.
+    buf: Vec<u8>,
+    sent: usize,
+    turns: Turns,
+    /// The turn in which a flush was put off, while one is.
+    deferred: Option<u32>,
+}
+
+impl<IO> Gathered<IO> {
+    pub fn new(io: IO, turns: Turns) -> Gathered<IO> {
+        Gathered {
+            io,
+            buf: Vec::new(),
+            sent: 0,
+            turns,
+            deferred: None,
+        }
+    }
+
+    fn pending(&self) -> usize {
+        self.buf.len() - self.sent
+    }
+
+    /// Whether a flush put off in an earlier turn is due.
+    fn due(&self) -> bool {
+        self.deferred.is_some_and(|turn| turn != self.turns.now())
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> Gathered<IO> {
+    /// Writes what is buffered to `io`, and releases the buffer.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.pending() > 0 {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.buf[self.sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.sent += n;
+        }
+        self.buf = Vec::new();
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes what is buffered and flushes `io`.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        self.deferred = None;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Room for `len` more bytes: what is buffered is written first if they
+    /// would not fit in one record.
+    fn poll_room(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<()>> {
+        if self.pending() > 0 && self.pending() + len > GATHER {
+            ready!(self.poll_drain(cx))?;
+        }
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(GATHER.max(len));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Gathered<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        // h2 reads before it flushes on each turn; a put-off flush is sent
+        // here too, so that it never waits on h2 flushing again.
+        if this.due() {
+            if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Gathered<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_room(cx, data.len()))?;
+        this.buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let len = bufs.iter().map(|b| b.len()).sum();
+        ready!(this.poll_room(cx, len))?;
+        for b in bufs {
+            this.buf.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(len))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pending() == 0 {
+            this.deferred = None;
+            return Pin::new(&mut this.io).poll_flush(cx);
+        }
+        if this.deferred.is_none() {
+            // Put off to the next turn, which is asked for now.
+            this.deferred = Some(this.turns.now());
+            cx.waker().wake_by_ref();
+        }
+        if !this.due() {
+            return Poll::Ready(Ok(()));
+        }
+        this.poll_send(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A stream that records each write it is given, takes at most `room`
+    /// bytes per write, and is pending when `blocked`.
+    #[derive(Default, Clone)]
+    struct Recorder {
+        writes: Arc<Mutex<Vec<Vec<u8>>>>,
+        flushes: Arc<AtomicU32>,
+        room: Option<usize>,
+        blocked: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Recorder {
+        fn writes(&self) -> Vec<Vec<u8>> {
+            self.writes.lock().unwrap().clone()
+        }
+    }
+
+    impl AsyncRead for Recorder {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.blocked.load(Ordering::Relaxed) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = self.room.map_or(data.len(), |room| room.min(data.len()));
+            self.writes.lock().unwrap().push(data[..n].to_vec());
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn cx() -> Context<'static> {
+        Context::from_waker(futures_util::task::noop_waker_ref())
+    }
+
+    fn write(g: &mut Gathered<Recorder>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(g).poll_write(&mut cx(), data)
+    }
+
+    fn flush(g: &mut Gathered<Recorder>) -> Poll<io::Result<()>> {
+        Pin::new(g).poll_flush(&mut cx())
+    }
+
+    #[test]
+    fn flushes_of_one_turn_go_out_together_on_the_next() {
+        let io = Recorder::default();
+        let turns = Turns::default();
+        let mut g = Gathered::new(io.clone(), turns.clone());
+        for frame in [&b"one"[..], b"two", b"three"] {
+            assert!(matches!(write(&mut g, frame), Poll::Ready(Ok(n)) if n == frame.len()));
+            // h2 flushes after each chained frame: said done, nothing sent.
+            assert!(matches!(flush(&mut g), Poll::Ready(Ok(()))));
+        }
+        assert!(io.writes().is_empty());
+        turns.next();
+        assert!(matches!(flush(&mut g), Poll::Ready(Ok(()))));
+        assert_eq!(io.writes(), vec![b"onetwothree".to_vec()]);
+        assert_eq!(io.flushes.load(Ordering::Relaxed), 1);
+        assert_eq!(g.buf.capacity(), 0, "the buffer is released once written");
+    }
+
+    #[test]
+    fn a_put_off_flush_asks_for_the_next_turn() {
+        struct Count(AtomicU32);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let count = Arc::new(Count(AtomicU32::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut g = Gathered::new(Recorder::default(), Turns::default());
+        assert!(write(&mut g, b"frame").is_ready());
+        for _ in 0..3 {
+            assert!(Pin::new(&mut g)
+                .poll_flush(&mut Context::from_waker(&waker))
+                .is_ready());
+        }
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            1,
+            "one wake per put-off flush"
+        );
+    }
+
+    #[test]
+    fn a_read_on_the_next_turn_sends_what_was_put_off() {
+        let io = Recorder::default();
+        let turns = Turns::default();
+        let mut g = Gathered::new(io.clone(), turns.clone());
+        assert!(write(&mut g, b"frame").is_ready());
+        assert!(flush(&mut g).is_ready());
+        let mut space = [0u8; 8];
+        let mut read = ReadBuf::new(&mut space);
+        assert!(Pin::new(&mut g)
+            .poll_read(&mut cx(), &mut read)
+            .is_pending());
+        assert!(io.writes().is_empty(), "same turn: still put off");
+        turns.next();
+        assert!(Pin::new(&mut g)
+            .poll_read(&mut cx(), &mut read)
+            .is_pending());
+        assert_eq!(io.writes(), vec![b"frame".to_vec()]);
+    }
+
+    #[test]
+    fn a_full_record_is_written_before_more_is_taken() {
+        let io = Recorder::default();
+        let mut g = Gathered::new(io.clone(), Turns::default());
+        let frame = vec![7u8; GATHER / 2 + 1];
+        assert!(write(&mut g, &frame).is_ready());
+        assert!(io.writes().is_empty());
+        assert!(write(&mut g, &frame).is_ready());
+        assert_eq!(io.writes(), vec![frame.clone()], "the first went out whole");
+        // A write larger than a record is taken whole.
+        let big = vec![9u8; 3 * GATHER];
+        assert!(write(&mut g, &big).is_ready());
+        assert!(matches!(
+            Pin::new(&mut g).poll_shutdown(&mut cx()),
+            Poll::Ready(Ok(()))
+        ));
+        let sent: Vec<u8> = io.writes().concat();
+        assert_eq!(sent.len(), frame.len() * 2 + big.len());
+        assert!(sent[frame.len()..2 * frame.len()].iter().all(|&b| b == 7));
+        assert!(sent[2 * frame.len()..].iter().all(|&b| b == 9));
+    }
+
+    #[test]
+    fn partial_writes_resume_and_a_blocked_stream_holds_back_writes() {
+        let io = Recorder {
+            room: Some(1000),
+            ..Recorder::default()
+        };
+        let turns = Turns::default();
+        let mut g = Gathered::new(io.clone(), turns.clone());
+        let data: Vec<u8> = (0..GATHER).map(|i| i as u8).collect();
+        assert!(write(&mut g, &data).is_ready());
+        io.blocked.store(true, Ordering::Relaxed);
+        // Full and blocked: the next write waits (back-pressure), and so
+        // does a due flush.
+        assert!(write(&mut g, b"more").is_pending());
+        turns.next();
+        assert!(flush(&mut g).is_ready(), "first flush of a turn is put off");
+        turns.next();
+        assert!(flush(&mut g).is_pending());
+        io.blocked.store(false, Ordering::Relaxed);
+        assert!(matches!(flush(&mut g), Poll::Ready(Ok(()))));
+        assert_eq!(io.writes().concat(), data);
+        assert!(io.writes().iter().all(|w| w.len() <= 1000));
+    }
+
+    #[test]
+    fn a_stream_that_takes_nothing_is_an_error() {
+        let io = Recorder {
+            room: Some(0),
+            ..Recorder::default()
+        };
+        let mut g = Gathered::new(io, Turns::default());
+        assert!(write(&mut g, b"frame").is_ready());
+        let err = match Pin::new(&mut g).poll_shutdown(&mut cx()) {
+            Poll::Ready(Err(e)) => e,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+    }
+}
