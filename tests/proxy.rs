@@ -572,6 +572,17 @@ async fn reload_applies_good_config_and_keeps_old_on_bad() {
 /// connections are refused.
 #[tokio::test]
 async fn graceful_drain_finishes_in_flight_requests() {
+    graceful_drain(false).await;
+}
+
+/// The same over h2: the answer in flight reaches the client through the
+/// gathered writes (`accept/gather.rs`), and the connection closes in time.
+#[tokio::test]
+async fn graceful_drain_finishes_in_flight_h2_requests() {
+    graceful_drain(true).await;
+}
+
+async fn graceful_drain(h2: bool) {
     // The upstream says when the request reached it, and answers only when
     // the test lets it: the order of events is signalled, never slept on.
     let (arrived_tx, mut arrived) = tokio::sync::mpsc::channel::<()>(1);
@@ -589,7 +600,7 @@ async fn graceful_drain_finishes_in_flight_requests() {
     let mut gw = TestGateway::start("grace_period = \"10s\"", &app(&up.url())).await;
     let tls_addr = gw.tls_addr();
     let admin = gw.running().admin_addr;
-    let client = https_client(false);
+    let client = https_client(h2);
     let url = gw.https("/slow");
     let in_flight = tokio::spawn(async move { client.request(get(&url)).await });
     tokio::time::timeout(Duration::from_secs(10), arrived.recv())
@@ -618,6 +629,12 @@ async fn graceful_drain_finishes_in_flight_requests() {
     release.notify_one();
     let resp = in_flight.await.unwrap().unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    let version = if h2 {
+        hyper::Version::HTTP_2
+    } else {
+        hyper::Version::HTTP_11
+    };
+    assert_eq!(resp.version(), version);
     assert_eq!(body_string(resp).await, "finished");
     assert!(
         drain.await.unwrap(),

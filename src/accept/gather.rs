@@ -12,6 +12,12 @@
 //! flushes again, and everything ready by then goes out as one record and
 //! one `writev`, as HAProxy sends its h2 frames. The buffer is released once
 //! it is written, so an idle connection holds none.
+//!
+//! Every way h2 closes a connection in order ends in `poll_shutdown`, which
+//! sends what is buffered first. What is still buffered when the connection
+//! is dropped without one (h2 on a peer's TLS EOF without close_notify,
+//! hyper on a CONNECT with a body) is lost; without gathering it would have
+//! reached the socket a turn earlier.
 
 use std::future::Future;
 use std::io;
@@ -127,16 +133,18 @@ impl<IO: AsyncWrite + Unpin> Gathered<IO> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    /// Room for `len` more bytes: what is buffered is written first if they
-    /// would not fit in one record.
-    fn poll_room(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<()>> {
+    /// Room for up to `len` more bytes, and how many fit: what is buffered
+    /// is written first if they would not all fit in one record, and a
+    /// write larger than a record is taken in part (a short write, which h2
+    /// continues), so the buffer never holds more than [`GATHER`].
+    fn poll_room(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
         if self.pending() > 0 && self.pending() + len > GATHER {
             ready!(self.poll_drain(cx))?;
         }
         if self.buf.capacity() == 0 {
-            self.buf.reserve(GATHER.max(len));
+            self.buf.reserve(GATHER);
         }
-        Poll::Ready(Ok(()))
+        Poll::Ready(Ok(len.min(GATHER - self.pending())))
     }
 }
 
@@ -164,10 +172,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Gathered<IO> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         let this = self.get_mut();
-        ready!(this.poll_room(cx, data.len()))?;
-        this.buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
+        let n = ready!(this.poll_room(cx, data.len()))?;
+        this.buf.extend_from_slice(&data[..n]);
+        Poll::Ready(Ok(n))
     }
 
     fn poll_write_vectored(
@@ -175,13 +186,22 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Gathered<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
         let len = bufs.iter().map(|b| b.len()).sum();
-        ready!(this.poll_room(cx, len))?;
-        for b in bufs {
-            this.buf.extend_from_slice(b);
+        if len == 0 {
+            return Poll::Ready(Ok(0));
         }
-        Poll::Ready(Ok(len))
+        let this = self.get_mut();
+        let room = ready!(this.poll_room(cx, len))?;
+        let mut left = room;
+        for b in bufs {
+            let take = b.len().min(left);
+            this.buf.extend_from_slice(&b[..take]);
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        Poll::Ready(Ok(room))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -225,6 +245,7 @@ mod tests {
         flushes: Arc<AtomicU32>,
         room: Option<usize>,
         blocked: Arc<std::sync::atomic::AtomicBool>,
+        shutdowns: Arc<AtomicU32>,
     }
 
     impl Recorder {
@@ -264,7 +285,17 @@ mod tests {
         }
 
         fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.shutdowns.fetch_add(1, Ordering::Relaxed);
             Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A waker that counts its wakes.
+    struct Count(AtomicU32);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -300,12 +331,6 @@ mod tests {
 
     #[test]
     fn a_put_off_flush_asks_for_the_next_turn() {
-        struct Count(AtomicU32);
-        impl std::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::Relaxed);
-            }
-        }
         let count = Arc::new(Count(AtomicU32::new(0)));
         let waker = std::task::Waker::from(count.clone());
         let mut g = Gathered::new(Recorder::default(), Turns::default());
@@ -340,6 +365,111 @@ mod tests {
             .poll_read(&mut cx(), &mut read)
             .is_pending());
         assert_eq!(io.writes(), vec![b"frame".to_vec()]);
+        assert_eq!(io.flushes.load(Ordering::Relaxed), 1, "and flushes it");
+    }
+
+    #[test]
+    fn a_flush_with_nothing_buffered_passes_through_and_never_wakes() {
+        let count = Arc::new(Count(AtomicU32::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let io = Recorder::default();
+        let mut g = Gathered::new(io.clone(), Turns::default());
+        for _ in 0..3 {
+            assert!(Pin::new(&mut g)
+                .poll_flush(&mut Context::from_waker(&waker))
+                .is_ready());
+        }
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            0,
+            "an idle task is not woken"
+        );
+        assert_eq!(io.flushes.load(Ordering::Relaxed), 3);
+        assert!(matches!(write(&mut g, b""), Poll::Ready(Ok(0))));
+        assert_eq!(g.buf.capacity(), 0, "an empty write takes no buffer");
+    }
+
+    #[test]
+    fn a_vectored_write_is_taken_up_to_a_record_in_order() {
+        let io = Recorder::default();
+        let mut g = Gathered::new(io.clone(), Turns::default());
+        let head = vec![1u8; 9];
+        let body = vec![2u8; GATHER];
+        let bufs = [io::IoSlice::new(&head), io::IoSlice::new(&body)];
+        let n = match Pin::new(&mut g).poll_write_vectored(&mut cx(), &bufs) {
+            Poll::Ready(Ok(n)) => n,
+            other => panic!("expected a write, got {other:?}"),
+        };
+        assert_eq!(n, GATHER, "a short write of one record");
+        assert_eq!(&g.buf[..9], &head[..]);
+        assert!(g.buf[9..].iter().all(|&b| b == 2));
+        let rest = [io::IoSlice::new(&body[n - head.len()..])];
+        assert!(matches!(
+            Pin::new(&mut g).poll_write_vectored(&mut cx(), &rest),
+            Poll::Ready(Ok(9))
+        ));
+        assert_eq!(io.writes().len(), 1, "the full record went out first");
+        assert!(matches!(
+            Pin::new(&mut g).poll_shutdown(&mut cx()),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!(io.writes().concat(), [head, body].concat());
+    }
+
+    #[test]
+    fn shutdown_sends_what_is_buffered_first() {
+        let io = Recorder::default();
+        let mut g = Gathered::new(io.clone(), Turns::default());
+        assert!(write(&mut g, b"goaway").is_ready());
+        assert!(flush(&mut g).is_ready());
+        assert!(io.writes().is_empty());
+        assert!(matches!(
+            Pin::new(&mut g).poll_shutdown(&mut cx()),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!(io.writes(), vec![b"goaway".to_vec()]);
+        assert_eq!(io.flushes.load(Ordering::Relaxed), 1);
+        assert_eq!(io.shutdowns.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn an_error_sending_a_due_flush_is_returned_by_the_read() {
+        let io = Recorder {
+            room: Some(0),
+            ..Recorder::default()
+        };
+        let turns = Turns::default();
+        let mut g = Gathered::new(io, turns.clone());
+        assert!(write(&mut g, b"frame").is_ready());
+        assert!(flush(&mut g).is_ready());
+        turns.next();
+        let mut space = [0u8; 8];
+        let mut read = ReadBuf::new(&mut space);
+        match Pin::new(&mut g).poll_read(&mut cx(), &mut read) {
+            Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::WriteZero),
+            other => panic!("expected the write error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn turning_counts_each_poll_of_its_future() {
+        let turns = Turns::default();
+        let mut polls = 0;
+        let fut = std::future::poll_fn(|_| {
+            polls += 1;
+            if polls < 3 {
+                Poll::Pending
+            } else {
+                Poll::Ready(polls)
+            }
+        });
+        let mut turning = Box::pin(Turning::new(fut, turns.clone()));
+        let before = turns.now();
+        assert!(turning.as_mut().poll(&mut cx()).is_pending());
+        assert_eq!(turns.now(), before + 1);
+        assert!(turning.as_mut().poll(&mut cx()).is_pending());
+        assert!(matches!(turning.as_mut().poll(&mut cx()), Poll::Ready(3)));
+        assert_eq!(turns.now(), before + 3);
     }
 
     #[test]
@@ -351,13 +481,24 @@ mod tests {
         assert!(io.writes().is_empty());
         assert!(write(&mut g, &frame).is_ready());
         assert_eq!(io.writes(), vec![frame.clone()], "the first went out whole");
-        // A write larger than a record is taken whole.
+        // A write larger than a record is taken a record at a time.
         let big = vec![9u8; 3 * GATHER];
-        assert!(write(&mut g, &big).is_ready());
+        let mut taken = 0;
+        while taken < big.len() {
+            match write(&mut g, &big[taken..]) {
+                Poll::Ready(Ok(n)) => {
+                    assert!(n > 0 && g.pending() <= GATHER, "took {n}");
+                    taken += n;
+                }
+                other => panic!("expected a write, got {other:?}"),
+            }
+        }
+        assert!(g.buf.capacity() <= 2 * GATHER, "the buffer stays a record");
         assert!(matches!(
             Pin::new(&mut g).poll_shutdown(&mut cx()),
             Poll::Ready(Ok(()))
         ));
+        assert!(io.writes().iter().all(|w| w.len() <= GATHER));
         let sent: Vec<u8> = io.writes().concat();
         assert_eq!(sent.len(), frame.len() * 2 + big.len());
         assert!(sent[frame.len()..2 * frame.len()].iter().all(|&b| b == 7));
