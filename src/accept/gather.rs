@@ -331,20 +331,25 @@ mod tests {
 
     #[test]
     fn a_put_off_flush_asks_for_the_next_turn() {
-        let count = Arc::new(Count(AtomicU32::new(0)));
-        let waker = std::task::Waker::from(count.clone());
         let mut g = Gathered::new(Recorder::default(), Turns::default());
         assert!(write(&mut g, b"frame").is_ready());
-        for _ in 0..3 {
-            assert!(Pin::new(&mut g)
-                .poll_flush(&mut Context::from_waker(&waker))
-                .is_ready());
-        }
         assert_eq!(
-            count.0.load(Ordering::Relaxed),
+            wakes_from_three_flushes(&mut g),
             1,
             "one wake per put-off flush"
         );
+    }
+
+    /// Flushes `g` three times in one turn; how many wakes they asked for.
+    fn wakes_from_three_flushes(g: &mut Gathered<Recorder>) -> u32 {
+        let count = Arc::new(Count(AtomicU32::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        for _ in 0..3 {
+            assert!(Pin::new(&mut *g)
+                .poll_flush(&mut Context::from_waker(&waker))
+                .is_ready());
+        }
+        count.0.load(Ordering::Relaxed)
     }
 
     #[test]
@@ -370,17 +375,10 @@ mod tests {
 
     #[test]
     fn a_flush_with_nothing_buffered_passes_through_and_never_wakes() {
-        let count = Arc::new(Count(AtomicU32::new(0)));
-        let waker = std::task::Waker::from(count.clone());
         let io = Recorder::default();
         let mut g = Gathered::new(io.clone(), Turns::default());
-        for _ in 0..3 {
-            assert!(Pin::new(&mut g)
-                .poll_flush(&mut Context::from_waker(&waker))
-                .is_ready());
-        }
         assert_eq!(
-            count.0.load(Ordering::Relaxed),
+            wakes_from_three_flushes(&mut g),
             0,
             "an idle task is not woken"
         );
