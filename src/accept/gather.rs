@@ -172,13 +172,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Gathered<IO> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if data.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let this = self.get_mut();
-        let n = ready!(this.poll_room(cx, data.len()))?;
-        this.buf.extend_from_slice(&data[..n]);
-        Poll::Ready(Ok(n))
+        self.poll_write_vectored(cx, &[io::IoSlice::new(data)])
     }
 
     fn poll_write_vectored(
@@ -249,6 +243,14 @@ mod tests {
     }
 
     impl Recorder {
+        /// A stream that takes at most `room` bytes per write.
+        fn taking(room: usize) -> Recorder {
+            Recorder {
+                room: Some(room),
+                ..Recorder::default()
+            }
+        }
+
         fn writes(&self) -> Vec<Vec<u8>> {
             self.writes.lock().unwrap().clone()
         }
@@ -309,6 +311,10 @@ mod tests {
 
     fn flush(g: &mut Gathered<Recorder>) -> Poll<io::Result<()>> {
         Pin::new(g).poll_flush(&mut cx())
+    }
+
+    fn shutdown(g: &mut Gathered<Recorder>) -> Poll<io::Result<()>> {
+        Pin::new(g).poll_shutdown(&mut cx())
     }
 
     #[test]
@@ -407,10 +413,7 @@ mod tests {
             Poll::Ready(Ok(9))
         ));
         assert_eq!(io.writes().len(), 1, "the full record went out first");
-        assert!(matches!(
-            Pin::new(&mut g).poll_shutdown(&mut cx()),
-            Poll::Ready(Ok(()))
-        ));
+        assert!(matches!(shutdown(&mut g), Poll::Ready(Ok(()))));
         assert_eq!(io.writes().concat(), [head, body].concat());
     }
 
@@ -421,10 +424,7 @@ mod tests {
         assert!(write(&mut g, b"goaway").is_ready());
         assert!(flush(&mut g).is_ready());
         assert!(io.writes().is_empty());
-        assert!(matches!(
-            Pin::new(&mut g).poll_shutdown(&mut cx()),
-            Poll::Ready(Ok(()))
-        ));
+        assert!(matches!(shutdown(&mut g), Poll::Ready(Ok(()))));
         assert_eq!(io.writes(), vec![b"goaway".to_vec()]);
         assert_eq!(io.flushes.load(Ordering::Relaxed), 1);
         assert_eq!(io.shutdowns.load(Ordering::Relaxed), 1);
@@ -432,10 +432,7 @@ mod tests {
 
     #[test]
     fn an_error_sending_a_due_flush_is_returned_by_the_read() {
-        let io = Recorder {
-            room: Some(0),
-            ..Recorder::default()
-        };
+        let io = Recorder::taking(0);
         let turns = Turns::default();
         let mut g = Gathered::new(io, turns.clone());
         assert!(write(&mut g, b"frame").is_ready());
@@ -492,10 +489,7 @@ mod tests {
             }
         }
         assert!(g.buf.capacity() <= 2 * GATHER, "the buffer stays a record");
-        assert!(matches!(
-            Pin::new(&mut g).poll_shutdown(&mut cx()),
-            Poll::Ready(Ok(()))
-        ));
+        assert!(matches!(shutdown(&mut g), Poll::Ready(Ok(()))));
         assert!(io.writes().iter().all(|w| w.len() <= GATHER));
         let sent: Vec<u8> = io.writes().concat();
         assert_eq!(sent.len(), frame.len() * 2 + big.len());
@@ -505,10 +499,7 @@ mod tests {
 
     #[test]
     fn partial_writes_resume_and_a_blocked_stream_holds_back_writes() {
-        let io = Recorder {
-            room: Some(1000),
-            ..Recorder::default()
-        };
+        let io = Recorder::taking(1000);
         let turns = Turns::default();
         let mut g = Gathered::new(io.clone(), turns.clone());
         let data: Vec<u8> = (0..GATHER).map(|i| i as u8).collect();
@@ -529,13 +520,10 @@ mod tests {
 
     #[test]
     fn a_stream_that_takes_nothing_is_an_error() {
-        let io = Recorder {
-            room: Some(0),
-            ..Recorder::default()
-        };
+        let io = Recorder::taking(0);
         let mut g = Gathered::new(io, Turns::default());
         assert!(write(&mut g, b"frame").is_ready());
-        let err = match Pin::new(&mut g).poll_shutdown(&mut cx()) {
+        let err = match shutdown(&mut g) {
             Poll::Ready(Err(e)) => e,
             other => panic!("expected an error, got {other:?}"),
         };
