@@ -11,7 +11,8 @@
 #   GEN=bench: trustgate-bench --target for every row.
 # For each run: the proxy's CPU per completed request (utime + stime from
 # /proc/PID/stat of the proxy's processes and their threads: trustgate; nginx
-# master and workers; HAProxy's one process), and the upstream's.
+# master and workers; HAProxy's one process), the kernel's part of it
+# (stime: system calls, TCP, waking the peers), and the upstream's CPU.
 # Before the load, the idle memory of each proxy, started fresh for each
 # protocol: RSS and PSS (/proc/PID/smaps_rollup, summed over its processes)
 # after start, after one TLS request, and with $IDLE_CONNS idle keep-alive
@@ -206,14 +207,24 @@ pids_of() { # name: the process started here and its children (nginx's workers)
   echo "$p" $(pgrep -P "$p" || true)
 }
 
-# CPU ticks (1/100 s) used so far by the given pids and all their threads.
+# CPU ticks (1/100 s) used so far by the given pids and all their threads:
+# "utime+stime stime".
 cpu_ticks() {
-  local t=0 p f
+  local t=0 k=0 p f
   for p in "$@"; do
     read -r -a f < <(sed 's/.*) //' "/proc/$p/stat")
     t=$((t + f[11] + f[12]))
+    k=$((k + f[12]))
   done
-  echo "$t"
+  echo "$t $k"
+}
+# The ticks used since `before` ("utime+stime stime", from cpu_ticks).
+ticks_since() {
+  local before=$1 now
+  shift
+  # shellcheck disable=SC2086
+  now=$(cpu_ticks "$@")
+  echo "$((${now% *} - ${before% *})) $((${now#* } - ${before#* }))"
 }
 # "rss_kb pss_kb private_kb processes", summed over the pids' smaps_rollup.
 mem_of() {
@@ -354,7 +365,7 @@ done
 # run_one SCENARIO PROTO TARGET RUN -> writes $OUT/SCENARIO-PROTO-TARGET-RUN.txt
 run_one() {
   local scenario=$1 proto=$2 target=$3 run=$4
-  local url out bound pids="" before up_before
+  local url out bound pids="" before up_before up_after
   url=$(url_of "$target")
   out="$OUT/$scenario-$proto-$target-$run.txt"
   bound=$((DURATION + 60))
@@ -410,9 +421,10 @@ run_one() {
   esac
   if [[ $target != direct ]]; then
     # shellcheck disable=SC2086
-    echo "cpu_ticks $(($(cpu_ticks $pids) - before))" >>"$out"
+    echo "cpu_ticks $(ticks_since "$before" $pids)" >>"$out"
   fi
-  echo "upstream_ticks $(($(cpu_ticks "${PID[upstream]}") - up_before))" >>"$out"
+  up_after=$(ticks_since "$up_before" "${PID[upstream]}")
+  echo "upstream_ticks ${up_after% *}" >>"$out"
 }
 
 for scenario in $SCENARIOS; do
@@ -441,7 +453,7 @@ for conns in $SCALING; do
     timeout $((SCALING_DURATION + 120)) wrk -t"$GEN_THREADS" -c"$conns" -d"${SCALING_DURATION}s" --latency \
       -H "User-Agent: $UA" -H "Cookie: $COOKIE" "$(url_of "$target")/" >>"$out" 2>&1
     # shellcheck disable=SC2086
-    echo "cpu_ticks $(($(cpu_ticks $pids) - before))" >>"$out"
+    echo "cpu_ticks $(ticks_since "$before" $pids)" >>"$out"
   done
 done
 echo "finished $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
@@ -467,13 +479,15 @@ def ms(v, unit):
 def parse(path):
     text = open(path).read()
     r = {"rps": None, "p99": None, "p50": None, "errors": 0, "load": None, "n": None,
-         "cpu": None, "up": None}
+         "cpu": None, "sys": None, "up": None}
     m = re.search(r"^load ([\d.]+)", text, re.M)
     if m:
         r["load"] = float(m.group(1))
-    m = re.search(r"^cpu_ticks (-?\d+)", text, re.M)
+    m = re.search(r"^cpu_ticks (-?\d+)(?: (-?\d+))?", text, re.M)
     if m:
         r["cpu"] = int(m.group(1)) / 100.0
+        if m.group(2) is not None:
+            r["sys"] = int(m.group(2)) / 100.0
     m = re.search(r"^upstream_ticks (-?\d+)", text, re.M)
     if m:
         r["up"] = int(m.group(1)) / 100.0
@@ -529,8 +543,8 @@ def tool(sc, p):
 if scenarios and protos and runs:
     print()
     print("| scenario | proto | tool | target | req/s | vs nginx | vs direct | p50 ms | p99 ms | errors "
-          "| proxy CPU µs/req | CPU vs nginx | upstream CPU µs/req | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| proxy CPU µs/req | CPU vs nginx | kernel µs/req | user µs/req | upstream CPU µs/req | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 comments = []
 for sc in scenarios:
     for p in protos:
@@ -545,6 +559,9 @@ for sc in scenarios:
                 "load": [r["load"] for r in rs if r["load"] is not None],
                 "all": [r["rps"] for r in rs],
                 "cpu_us": per_req_us(rs, "cpu"),
+                "sys_us": per_req_us(rs, "sys"),
+                "user_us": med([(r["cpu"] - r["sys"]) * 1e6 / r["n"] for r in rs
+                                if r["cpu"] is not None and r["sys"] is not None and r["n"]]),
                 "up_us": per_req_us(rs, "up"),
             }
         ng, d = res.get("nginx", {}), res.get("direct", {})
@@ -557,12 +574,14 @@ for sc in scenarios:
                   f"| {f(x['p50'], '{:.2f}')} | {f(x['p99'], '{:.2f}')} | {x['errors']} "
                   f"| {f(x['cpu_us'], '{:.1f}')} "
                   f"| {ratio(x['cpu_us'], ng.get('cpu_us')) if t not in ('nginx', 'direct') else '-'} "
+                  f"| {f(x['sys_us'], '{:.1f}')} | {f(x['user_us'], '{:.1f}')} "
                   f"| {f(x['up_us'], '{:.1f}')} | {load} |")
             comments.append(f"<!-- {sc} {p} {t} runs req/s: {', '.join(f(v) for v in x['all'])} -->")
 if comments:
     print("\n".join(comments))
     print("\nCPU: utime+stime of the proxy's processes (trustgate; nginx master and workers;"
-          " haproxy) over the requests completed; upstream: the bench upstream's.")
+          " haproxy) over the requests completed; kernel: the stime part of it (system calls, TCP"
+          " over loopback, waking the peers), user: the utime part; upstream: the bench upstream's.")
 
 # Idle memory.
 mem = {}

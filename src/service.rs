@@ -218,7 +218,15 @@ impl Gateway {
 
     /// Handles one request from start to finish. Never fails: every error
     /// becomes a page with its status code.
-    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+    ///
+    /// Not an `async fn`: its future is the instrumented block alone, not
+    /// the block inside a second state machine that keeps its own copy of
+    /// the request (each layer of a request's future is copied when built).
+    pub fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> impl std::future::Future<Output = Response<Body>> + Send + '_ {
         let start = Instant::now();
         let request_id = request_id(req.headers().get(&X_REQUEST_ID));
         let span = tracing::debug_span!(
@@ -293,7 +301,6 @@ impl Gateway {
             resp
         }
         .instrument(span)
-        .await
     }
 
     /// The phases in order: route, enforce (for an enforced app), forward.
