@@ -467,11 +467,12 @@ for t in "${PROXIES[@]}"; do
     tee -a "$OUT/machine.txt"
 done
 
-python3 - "$OUT" "$SCENARIOS" "$PROTOS" "$RUNS" "$SCALING" "$TARGETS" "$GEN" "$IDLE_CONNS" <<'PY'
+python3 - "$OUT" "$SCENARIOS" "$PROTOS" "$RUNS" "$SCALING" "$TARGETS" "$GEN" "$IDLE_CONNS" "$ACS_BODIES" <<'PY'
 import glob, json, re, statistics, sys
 
 out, scenarios, protos, runs = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4])
 scaling, targets, gen, idle_conns = sys.argv[5].split(), sys.argv[6].split(), sys.argv[7], int(sys.argv[8])
+acs_bodies = int(sys.argv[9])
 
 def ms(v, unit):
     return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
@@ -545,7 +546,7 @@ if scenarios and protos and runs:
     print("| scenario | proto | tool | target | req/s | vs nginx | vs direct | p50 ms | p99 ms | errors "
           "| proxy CPU µs/req | CPU vs nginx | kernel µs/req | user µs/req | upstream CPU µs/req | load avg |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-comments = []
+comments, warnings = [], []
 for sc in scenarios:
     for p in protos:
         res = {}
@@ -577,8 +578,16 @@ for sc in scenarios:
                   f"| {f(x['sys_us'], '{:.1f}')} | {f(x['user_us'], '{:.1f}')} "
                   f"| {f(x['up_us'], '{:.1f}')} | {load} |")
             comments.append(f"<!-- {sc} {p} {t} runs req/s: {', '.join(f(v) for v in x['all'])} -->")
+            outran = [r["n"] for r in rs if sc.startswith("acs") and t == "trustgate" and r["n"] and r["n"] > acs_bodies]
+            if outran:
+                warnings.append(f"WARNING: {sc} {p} trustgate: {len(outran)} run(s) completed more requests"
+                                f" ({max(outran)}) than there were unique assertions (ACS_BODIES={acs_bodies});"
+                                " the rest were replays, refused and counted as errors, and its req/s and CPU"
+                                " per request mix the two. Raise ACS_BODIES or shorten DURATION.")
 if comments:
     print("\n".join(comments))
+    for w in warnings:
+        print(f"\n{w}")
     print("\nCPU: utime+stime of the proxy's processes (trustgate; nginx master and workers;"
           " haproxy) over the requests completed; kernel: the stime part of it (system calls, TCP"
           " over loopback, waking the peers), user: the utime part; upstream: the bench upstream's.")
