@@ -8,30 +8,42 @@
 //! handed to a pool task and back, nothing is hashed per request: each app
 //! holds its upstream's pool, found once per config generation.
 //!
+//! An HTTP/1 connection has no task of its own. hyper's connection (what
+//! writes the request and reads the response) is held beside its sender
+//! and polled by the task of the request that took it: while it waits for
+//! the response head, and from the response body as the proxy reads it.
+//! Between requests the pool's checks poll it. So the request is not handed
+//! to a connection task through a channel and the response back through
+//! another, and no task is woken but the one the sockets wake. The one
+//! exception is a connection opened for an upgrade: hyper's upgradeable
+//! connection runs in a task of its own, as the tunnel it may become.
+//!
 //! The idle connections are kept per worker thread, as HAProxy keeps them
-//! per thread: a connection's task runs on the worker that opened it, it
-//! goes back to that worker's list, and a request on that worker wakes it
-//! without crossing to another core. On the shared runtime a worker with
-//! none idle takes another worker's before it opens one; per-core runtimes
-//! open their own (nginx's way: a connection belongs to its thread).
+//! per thread: a connection goes back to the list of the thread whose
+//! request read its response to its end, and the next request on that
+//! thread takes it. On the shared runtime a worker with none idle takes
+//! another worker's before it opens one; per-core runtimes open their own
+//! (nginx's way: a connection belongs to its thread, whose runtime
+//! watches its socket).
 //!
 //! An idle connection unused for `park_after` is parked, as the listener
 //! parks its own idle keep-alive connections: hyper's connection (its
-//! buffers, its channel, its task: about 28 KB) is dropped and only the
-//! socket, with its TLS state, waits in the idle list. The next request to
-//! take it starts a new hyper connection on it, once a read that would block
-//! has shown it still open with nothing unasked in it. An upgrade request
-//! goes on a connection of its own, never a pooled one: hyper can hand a
-//! connection's socket back, or splice it into a tunnel, not both.
+//! buffers and its channel) is taken apart and only the socket, with its
+//! TLS state, waits in the idle list. The next request to take it starts a
+//! new hyper connection on it, once a read that would block has shown it
+//! still open with nothing unasked in it. An upgrade request goes on a
+//! connection of its own, never a pooled one: hyper can hand a connection's
+//! socket back, or splice it into a tunnel, not both.
 //!
 //! A request goes out at most twice, and the second time only when hyper
 //! hands it back unsent because the reused connection closed first. A request
 //! that may have reached the upstream is never sent again.
 
 use std::cell::Cell;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -129,16 +141,93 @@ impl Drop for Pool {
 /// request before it is closed instead.
 const READY_GRACE: Duration = Duration::from_millis(250);
 
-/// An HTTP/1 connection driven by its hyper connection task.
+/// hyper's HTTP/1 client connection: the request, its response and the
+/// response body move on it only when it is polled.
+type Conn = http1::Connection<Io, Body>;
+
+/// An HTTP/1 connection.
 struct H1 {
     sender: http1::SendRequest<Body>,
-    /// The shard of the thread whose runtime drives it: it goes back to
-    /// that thread's idle list, whoever used it.
+    /// hyper's connection, polled by the task of the request that holds it
+    /// (while its response head and body are read) and by the pool's checks
+    /// while idle: no task of its own, no hand-off of a request to one and
+    /// of its response back. Boxed: it holds the TLS stream and buffers,
+    /// and an `H1` moves in and out of the idle lists. `None` for one with
+    /// upgrades, which its own task drives (it may become a tunnel), or one
+    /// that has ended.
+    conn: Option<Box<Conn>>,
+    /// The shard of the thread that last gave it back, whose idle list it
+    /// goes to when parked.
     home: usize,
-    /// Set to when it was last used just before the pool drops `sender` to
-    /// park it: the task then gives the socket back instead of closing it.
-    /// `None` for a connection driven with upgrades, which is never parked.
-    park: Option<Arc<OnceLock<Instant>>>,
+}
+
+impl H1 {
+    /// Polls hyper's connection, if this holds it: it writes the request
+    /// and its body, reads the response and passes its body on. Dropped
+    /// once it has ended (which closes the sender and hands back any
+    /// request not yet written).
+    fn poll_conn(&mut self, cx: &mut Context<'_>) {
+        if let Some(conn) = self.conn.as_deref_mut() {
+            if let Poll::Ready(end) = Pin::new(conn).poll(cx) {
+                if let Err(e) = end {
+                    tracing::debug!(error = %e, "upstream connection ended");
+                }
+                self.conn = None;
+            }
+        }
+    }
+
+    /// Whether it can take a request now, polling its connection first:
+    /// an error when it has closed.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.poll_conn(cx);
+        self.sender.poll_ready(cx)
+    }
+
+    /// Sends `req` and waits for the response head, driving the
+    /// connection from this task.
+    async fn exchange(
+        &mut self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Body>>> {
+        // With the connection here, only its poll (just before) completes
+        // the response: polled with a waker that does nothing, it does not
+        // wake this task a second time. A task-driven one wakes this task.
+        // Unconstrained: hyper's response is a tokio oneshot, which on a
+        // spent cooperative budget gives `Pending` and wakes only the waker
+        // it was polled with (here, none), however ready it is.
+        let mut response = std::pin::pin!(tokio::task::unconstrained(
+            self.sender.try_send_request(req)
+        ));
+        let here = self.conn.is_some();
+        std::future::poll_fn(|cx| {
+            self.poll_conn(cx);
+            if here {
+                response.as_mut().poll(&mut noop_context())
+            } else {
+                response.as_mut().poll(cx)
+            }
+        })
+        .await
+    }
+
+    /// Lets go of a connection whose response is still to be read but which
+    /// will not be reused: a task of its own drives it to its end.
+    fn detach(self) {
+        if let Some(conn) = self.conn {
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "upstream connection ended");
+                }
+            });
+        }
+    }
+}
+
+/// A context whose waker does nothing, to poll what this task's own
+/// polling of a connection completes.
+fn noop_context() -> Context<'static> {
+    Context::from_waker(futures_util::task::noop_waker_ref())
 }
 
 /// An idle HTTP/1 connection, since its last response ended.
@@ -163,7 +252,9 @@ impl Idle {
         }
     }
 
-    /// Still worth keeping: open and within the idle timeout.
+    /// Still worth keeping: open and within the idle timeout. A live
+    /// connection's close is seen by a poll of it: [`Idle::check`] by the
+    /// reaper, or the one that readies it for its next request.
     fn keep(&mut self, idle_timeout: Duration) -> bool {
         if self.since().elapsed() >= idle_timeout {
             return false;
@@ -171,6 +262,16 @@ impl Idle {
         match self {
             Idle::Live { conn, .. } => !conn.sender.is_closed(),
             Idle::Parked { io, .. } => still_open(io),
+        }
+    }
+
+    /// Polls a live connection that no request holds, so that it reads a
+    /// close, or bytes no one asked for (an error), and readies itself for
+    /// its next request. Nothing is woken by what it finds: the pool looks
+    /// again on its next round.
+    fn check(&mut self) {
+        if let Idle::Live { conn, .. } = self {
+            conn.poll_conn(&mut noop_context());
         }
     }
 }
@@ -339,7 +440,7 @@ impl Pool {
             },
             Sender::H1(mut h1) => {
                 origin_form(&mut req);
-                match h1.sender.try_send_request(req).await {
+                match h1.exchange(req).await {
                     Ok(resp) => {
                         // Reusable only if hyper had the whole request body
                         // before the response head came (nginx's rule): an
@@ -353,6 +454,7 @@ impl Pool {
                             self.lease(h1, resp)
                         } else {
                             tracing::debug!("the upstream answered before it had the request body; its connection is not reused");
+                            h1.detach();
                             resp.map(|b| b.map_err(Into::into).boxed())
                         };
                         Ok(Sent { response })
@@ -434,14 +536,17 @@ impl Pool {
                     }
                 },
             };
-            if conn.sender.is_ready() {
-                return Ok(Sender::H1(conn));
-            }
             // A connection comes back when its request body was sent and
-            // its response read to their ends, a moment before hyper marks
-            // it ready (the connection task does so on its next turn, on
-            // this worker). One not ready within the grace is closed.
-            if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, conn.sender.ready()).await {
+            // its response read to their ends, a poll before hyper marks it
+            // ready; this poll finds a close, too. One not ready within the
+            // grace is closed.
+            match std::future::poll_fn(|cx| Poll::Ready(conn.poll_ready(cx))).await {
+                Poll::Ready(Ok(())) => return Ok(Sender::H1(conn)),
+                Poll::Ready(Err(_)) => continue,
+                Poll::Pending => {}
+            }
+            let ready = std::future::poll_fn(|cx| conn.poll_ready(cx));
+            if let Ok(Ok(())) = tokio::time::timeout(READY_GRACE, ready).await {
                 return Ok(Sender::H1(conn));
             }
         }
@@ -489,11 +594,11 @@ impl Pool {
         }
     }
 
-    /// Starts a hyper HTTP/1 connection on `io` and its task: with
-    /// upgrades, or one that gives its socket back to the pool when parked.
+    /// Starts a hyper HTTP/1 connection on `io`: driven by the requests
+    /// that take it, or, with upgrades, by a task of its own.
     async fn drive(self: &Arc<Self>, io: Io, upgrade: bool) -> Result<H1, hyper::Error> {
-        let (mut sender, conn) = http1::Builder::new().handshake(io).await?;
-        let park = if upgrade {
+        let (sender, conn) = http1::Builder::new().handshake(io).await?;
+        let conn = if upgrade {
             tokio::spawn(async move {
                 if let Err(e) = conn.with_upgrades().await {
                     tracing::debug!(error = %e, "upstream connection ended");
@@ -501,18 +606,17 @@ impl Pool {
             });
             None
         } else {
-            let park = Arc::new(OnceLock::new());
-            tokio::spawn(run_parkable(conn, park.clone(), Arc::downgrade(self)));
-            Some(park)
+            Some(Box::new(conn))
         };
-        // A fresh connection is ready at once; this only orders the
-        // handshake's state before the first send.
-        sender.ready().await?;
-        Ok(H1 {
+        let mut h1 = H1 {
             sender,
+            conn,
             home: shard(self.idle.len()),
-            park,
-        })
+        };
+        // A fresh connection is ready once polled; this orders the
+        // handshake's state before the first send.
+        std::future::poll_fn(|cx| h1.poll_ready(cx)).await?;
+        Ok(h1)
     }
 
     /// Wraps the response so that its body gives the connection back at its
@@ -541,10 +645,13 @@ impl Pool {
     }
 
     /// Takes back a connection whose last response was read to its end.
-    fn put(&self, conn: H1) {
+    fn put(&self, mut conn: H1) {
         if conn.sender.is_closed() || self.max_idle == 0 {
             return;
         }
+        // This thread's list: the next request on this thread takes it,
+        // and with per-core runtimes it is the thread that opened it.
+        conn.home = shard(self.idle.len());
         let mut idle = self.idle[conn.home].lock().expect("pool lock");
         if self.idle_count.fetch_add(1, Ordering::Relaxed) >= self.max_idle {
             self.idle_count.fetch_sub(1, Ordering::Relaxed);
@@ -565,8 +672,8 @@ impl Pool {
     /// Takes back the socket of a connection it parked, unused since
     /// `since`, unless the idle connections are at their cap (then it is
     /// handed back to be closed: the others are newer).
-    fn put_parked(&self, io: Box<Io>, since: Instant) -> Option<Box<Io>> {
-        let mut idle = self.idle[shard(self.idle.len())].lock().expect("pool lock");
+    fn put_parked(&self, io: Box<Io>, since: Instant, home: usize) -> Option<Box<Io>> {
+        let mut idle = self.idle[home].lock().expect("pool lock");
         if self.idle_count.fetch_add(1, Ordering::Relaxed) >= self.max_idle {
             self.idle_count.fetch_sub(1, Ordering::Relaxed);
             return Some(io);
@@ -630,7 +737,10 @@ impl Pool {
         for shard in self.idle.iter() {
             let mut idle = shard.lock().expect("pool lock");
             let before = idle.len();
-            idle.retain_mut(|i| i.keep(timeout));
+            idle.retain_mut(|i| {
+                i.check();
+                i.keep(timeout)
+            });
             self.idle_count
                 .fetch_sub(before - idle.len(), Ordering::Relaxed);
         }
@@ -646,8 +756,9 @@ impl Pool {
     }
 
     /// Parks the live idle connections unused for `park_after`: each is
-    /// taken out of the idle list, marked, and its sender dropped, so that
-    /// its task ends and puts its socket back ([`run_parkable`]).
+    /// taken out of the idle list, its hyper connection taken apart, and
+    /// its socket put back (unless hyper had read something ahead, bytes
+    /// no one asked for: then it is closed).
     fn park_idle(&self) {
         let mut parking = Vec::new();
         for shard in self.idle.iter() {
@@ -661,7 +772,7 @@ impl Pool {
                     // `Connection: close`, its end of stream) is not
                     // wanting one, and closes instead.
                     Idle::Live { conn, since }
-                        if conn.park.is_some()
+                        if conn.conn.is_some()
                             && since.elapsed() >= self.park_after
                             && conn.sender.is_ready() =>
                     {
@@ -675,43 +786,29 @@ impl Pool {
             self.idle_count
                 .fetch_sub(before - idle.len(), Ordering::Relaxed);
         }
-        // Outside the locks: the tasks put the sockets back as they end.
-        for (H1 { sender, park, .. }, since) in parking {
-            if let Some(park) = park {
-                let _ = park.set(since);
-            }
+        // Outside the locks: a socket that does not go back is shut down.
+        for (H1 { sender, conn, home }, since) in parking {
             drop(sender);
+            let Some(conn) = conn else { continue };
+            let parts = conn.into_parts();
+            if !parts.read_buf.is_empty() {
+                tracing::debug!("an idle upstream connection had bytes no one asked for; closed");
+                continue;
+            }
+            if let Some(io) = self.put_parked(Box::new(parts.io), since, home) {
+                close(io);
+            }
         }
     }
 }
 
-/// Drives a pooled HTTP/1 connection. It ends when its sender is dropped and
-/// its last response read: if the pool dropped it to park it, with nothing
-/// read ahead, its socket goes back to the pool; otherwise it is shut down.
-/// (An upstream that answers such a connection's request with 101 ends it
-/// too, with the upgrade refused: that request never asked for one.)
-async fn run_parkable(
-    conn: http1::Connection<Io, Body>,
-    park: Arc<OnceLock<Instant>>,
-    pool: Weak<Pool>,
-) {
-    let parts = match conn.without_shutdown().await {
-        Ok(parts) => parts,
-        Err(e) => {
-            tracing::debug!(error = %e, "upstream connection ended");
-            return;
-        }
-    };
-    let mut io = Box::new(parts.io);
-    if let (Some(&since), true) = (park.get(), parts.read_buf.is_empty()) {
-        if let Some(pool) = pool.upgrade() {
-            match pool.put_parked(io, since) {
-                None => return,
-                Some(back) => io = back,
-            }
-        }
-    }
-    let _ = std::future::poll_fn(|cx| hyper::rt::Write::poll_shutdown(Pin::new(&mut io), cx)).await;
+/// Shuts a socket down (TLS `close_notify`, then FIN) from a task of its
+/// own, so that whoever lets go of it does not wait.
+fn close(mut io: Box<Io>) {
+    tokio::spawn(async move {
+        let _ =
+            std::future::poll_fn(|cx| hyper::rt::Write::poll_shutdown(Pin::new(&mut io), cx)).await;
+    });
 }
 
 /// Whether a parked socket is open with nothing unasked in it: a read of it
@@ -881,7 +978,25 @@ impl http_body::Body for Leased {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let mut this = self.project();
-        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        let frame = match this.lease.as_mut().map(|l| &mut l.conn) {
+            // The connection is driven here: polled when the body has
+            // nothing ready, and the body polled again after it. Only that
+            // poll passes the body on, so the body's own waker does
+            // nothing (it would wake this task a second time); the
+            // connection's socket wakes it. (hyper's body channel is its
+            // own, a lock and an atomic waker: no cooperative budget that
+            // could make it `Pending` with data in it.)
+            Some(conn) if conn.conn.is_some() => {
+                match this.inner.as_mut().poll_frame(&mut noop_context()) {
+                    Poll::Ready(frame) => frame,
+                    Poll::Pending => {
+                        conn.poll_conn(cx);
+                        ready!(this.inner.as_mut().poll_frame(&mut noop_context()))
+                    }
+                }
+            }
+            _ => ready!(this.inner.as_mut().poll_frame(cx)),
+        };
         match &frame {
             // Trailers end a body, whatever `is_end_stream` says.
             Some(Ok(f)) if !f.is_trailers() && !this.inner.is_end_stream() => {}
@@ -1170,13 +1285,14 @@ mod tests {
         let now = Instant::now();
         let ago = |s: u64| now.checked_sub(Duration::from_secs(s)).unwrap();
         let dial = || pool.connector.clone().call(pool.target.clone());
+        let home = shard(pool.idle.len());
         for age in [2, 3, 1, 5, 4, 7, 6, 8] {
             let io = dial().await.unwrap();
-            assert!(pool.put_parked(Box::new(io), ago(age)).is_none());
+            assert!(pool.put_parked(Box::new(io), ago(age), home).is_none());
         }
         let io = dial().await.unwrap();
         assert!(
-            pool.put_parked(Box::new(io), ago(9)).is_some(),
+            pool.put_parked(Box::new(io), ago(9), home).is_some(),
             "over max_idle (8): handed back to be closed"
         );
         assert_eq!((pool.idle_len(), pool.parked_len()), (8, 8));
@@ -1202,6 +1318,172 @@ mod tests {
             .collect();
         assert_eq!(ages, [8, 7, 6, 5, 4, 3, 2]);
         assert_eq!(accepted.load(Ordering::SeqCst), 9);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_upstream_closed_is_seen_without_a_request() {
+        let (addr, accepted, act) = upstream(Then::Close).await;
+        let pool = pool(addr);
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        get(&pool, addr, &opened).await;
+        assert_eq!(pool.idle_len(), 1);
+        // No task drives an idle connection: the reaper's round polls it,
+        // reads the upstream's close and drops it.
+        act.notify_one();
+        for _ in 0..200 {
+            pool.drain_idle();
+            if pool.idle_len() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.idle_len(), 0, "the closed connection is still idle");
+        get(&pool, addr, &opened).await;
+        assert_eq!(opened.get(), 2);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// An upstream that answers every request on a connection with a
+    /// chunked body of `chunks` chunks of 10,000 bytes, pausing after every
+    /// tenth: the body comes over many reads and wake-ups.
+    async fn chunked_upstream(chunks: usize) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n @ 1..) = s.read(&mut chunk).await else {
+                            return;
+                        };
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                            if s.write_all(head).await.is_err() {
+                                return;
+                            }
+                            let piece = format!("2710\r\n{}\r\n", "x".repeat(10_000));
+                            for i in 0..chunks {
+                                if s.write_all(piece.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                                if i % 10 == 9 {
+                                    tokio::time::sleep(Duration::from_millis(2)).await;
+                                }
+                            }
+                            if s.write_all(b"0\r\n\r\n").await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_long_body_comes_whole_through_a_connection_its_request_drives() {
+        let addr = chunked_upstream(100).await;
+        let pool = pool(addr);
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        for _ in 0..3 {
+            let sent = tokio::time::timeout(
+                Duration::from_secs(10),
+                pool.send(request(addr, crate::answer::full("")), &opened, false),
+            )
+            .await
+            .expect("no response head")
+            .unwrap();
+            let body =
+                tokio::time::timeout(Duration::from_secs(10), sent.response.into_body().collect())
+                    .await
+                    .expect("the body stalled")
+                    .unwrap()
+                    .to_bytes();
+            assert_eq!(body.len(), 1_000_000);
+            assert!(body.iter().all(|&b| b == b'x'));
+            assert_eq!(pool.idle_len(), 1);
+        }
+        assert_eq!(opened.get(), 1, "one connection, reused");
+    }
+
+    #[tokio::test]
+    async fn a_request_does_not_hang_when_its_task_has_spent_its_budget() {
+        // tokio gives each poll of a task a budget of operations; a spent
+        // one makes its resources `Pending`. Whatever the task spent
+        // before the pool's turn in the same poll (here, `spend` units of a
+        // channel's, every poll), the response still comes.
+        let (addr, _, _) = upstream(Then::Serve).await;
+        let pool = pool(addr);
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        for spend in 0..=130 {
+            for _ in 0..spend * 64 {
+                tx.send(()).unwrap();
+            }
+            let mut burn = std::future::poll_fn(|cx| {
+                for _ in 0..spend {
+                    if rx.poll_recv(cx).is_pending() {
+                        break;
+                    }
+                }
+                Poll::<()>::Pending
+            });
+            let get = async {
+                let sent = pool
+                    .send(request(addr, crate::answer::full("")), &opened, false)
+                    .await
+                    .unwrap();
+                sent.response.into_body().collect().await.unwrap()
+            };
+            let both = async {
+                tokio::select! {
+                    biased;
+                    () = &mut burn => unreachable!(),
+                    body = get => body,
+                }
+            };
+            let body = tokio::time::timeout(Duration::from_secs(2), both)
+                .await
+                .unwrap_or_else(|_| panic!("hung with {spend} units spent before"));
+            assert_eq!(&body.to_bytes()[..], b"ok");
+            while rx.try_recv().is_ok() {}
+        }
+        assert_eq!(opened.get(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_on_two_workers_all_finish_and_share_connections() {
+        let (addr, accepted, _) = upstream(Then::Serve).await;
+        let pool = pool(addr);
+        let opened = Arc::new(prometheus::IntCounter::new("t", "t").unwrap());
+        let clients: Vec<_> = (0..32)
+            .map(|_| {
+                let (pool, opened) = (pool.clone(), opened.clone());
+                tokio::spawn(async move {
+                    for _ in 0..50 {
+                        get(&pool, addr, &opened).await;
+                    }
+                })
+            })
+            .collect();
+        let all = futures_util::future::join_all(clients);
+        for done in tokio::time::timeout(Duration::from_secs(30), all)
+            .await
+            .expect("a request hung")
+        {
+            done.unwrap();
+        }
+        // 1,600 requests; at most one connection per client at a time,
+        // and the idle ones kept to max_idle (8).
+        assert!(opened.get() <= 32 + 1_600 / 8, "opened {}", opened.get());
+        assert!(pool.idle_len() <= 8);
+        assert_eq!(accepted.load(Ordering::SeqCst), opened.get() as usize);
     }
 
     #[tokio::test]
