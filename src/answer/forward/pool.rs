@@ -12,11 +12,17 @@
 //! writes the request and reads the response) is held beside its sender
 //! and polled by the task of the request that took it: while it waits for
 //! the response head, and from the response body as the proxy reads it.
-//! Between requests the pool's checks poll it. So the request is not handed
-//! to a connection task through a channel and the response back through
-//! another, and no task is woken but the one the sockets wake. The one
-//! exception is a connection opened for an upgrade: hyper's upgradeable
-//! connection runs in a task of its own, as the tunnel it may become.
+//! Between requests the reaper's checks poll it, with a waker that does
+//! nothing. So the request is not handed to a connection task through a
+//! channel and the response back through another: the upstream socket
+//! wakes the request's task itself. (hyper's body channel still wakes it
+//! once more when the body is taken, a poll that finds nothing to do.) The
+//! one exception is a connection opened for an upgrade: hyper's
+//! upgradeable connection runs in a task of its own, as the tunnel it may
+//! become. This leans on how hyper 1.12 completes a response: only from
+//! the connection's poll (or its drop), through a tokio oneshot for the
+//! head and a channel of hyper's own, without a cooperative budget, for
+//! the body; the tests below hold it (a spent budget, a long body).
 //!
 //! The idle connections are kept per worker thread, as HAProxy keeps them
 //! per thread: a connection goes back to the list of the thread whose
@@ -24,7 +30,7 @@
 //! thread takes it. On the shared runtime a worker with none idle takes
 //! another worker's before it opens one; per-core runtimes open their own
 //! (nginx's way: a connection belongs to its thread, whose runtime
-//! watches its socket).
+//! watches its socket, even when more threads than shards share a list).
 //!
 //! An idle connection unused for `park_after` is parked, as the listener
 //! parks its own idle keep-alive connections: hyper's connection (its
@@ -156,9 +162,11 @@ struct H1 {
     /// upgrades, which its own task drives (it may become a tunnel), or one
     /// that has ended.
     conn: Option<Box<Conn>>,
-    /// The shard of the thread that last gave it back, whose idle list it
-    /// goes to when parked.
-    home: usize,
+    /// The number of the thread that last gave it back ([`thread_number`]):
+    /// its idle list is that thread's shard. With per-core runtimes it is
+    /// the thread that opened it, whose runtime watches its socket, and
+    /// only that thread takes it.
+    owner: usize,
 }
 
 impl H1 {
@@ -185,11 +193,16 @@ impl H1 {
     }
 
     /// Sends `req` and waits for the response head, driving the
-    /// connection from this task.
+    /// connection from this task. With the head comes whether hyper had the
+    /// whole request body before it read the head (`body_done`, set as the
+    /// body ends; `None` for a request without one): only then may the
+    /// connection be reused.
     async fn exchange(
         &mut self,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Body>>> {
+        body_done: Option<&AtomicBool>,
+    ) -> Result<(Response<Incoming>, bool), hyper::client::conn::TrySendError<Request<Body>>> {
+        let whole = || body_done.map_or(true, |done| done.load(Ordering::Acquire));
         // With the connection here, only its poll (just before) completes
         // the response: polled with a waker that does nothing, it does not
         // wake this task a second time. A task-driven one wakes this task.
@@ -201,11 +214,19 @@ impl H1 {
         ));
         let here = self.conn.is_some();
         std::future::poll_fn(|cx| {
-            self.poll_conn(cx);
             if here {
-                response.as_mut().poll(&mut noop_context())
+                // Read before the poll: hyper reads before it writes, so the
+                // poll that reads the head may also take the body's end,
+                // which the upstream did not have when it answered.
+                let whole = whole();
+                self.poll_conn(cx);
+                let response = ready!(response.as_mut().poll(&mut noop_context()));
+                Poll::Ready(response.map(|r| (r, whole)))
             } else {
-                response.as_mut().poll(cx)
+                // Another task writes the body and reads the head, in an
+                // order this task cannot see: reused only without a body.
+                let response = ready!(response.as_mut().poll(cx));
+                Poll::Ready(response.map(|r| (r, body_done.is_none())))
             }
         })
         .await
@@ -241,6 +262,8 @@ enum Idle {
     Parked {
         io: Box<Io>,
         since: Instant,
+        /// As [`H1::owner`].
+        owner: usize,
         _counted: GaugeGuard,
     },
 }
@@ -249,6 +272,14 @@ impl Idle {
     fn since(&self) -> Instant {
         match self {
             Idle::Live { since, .. } | Idle::Parked { since, .. } => *since,
+        }
+    }
+
+    /// The thread it belongs to ([`H1::owner`]).
+    fn owner(&self) -> usize {
+        match self {
+            Idle::Live { conn, .. } => conn.owner,
+            Idle::Parked { owner, .. } => *owner,
         }
     }
 
@@ -391,7 +422,7 @@ impl Pool {
                     tracing::debug!(
                         "a pooled upstream connection had closed; sending on a new one"
                     );
-                    self.drain_idle();
+                    self.drain_idle(false);
                     (*req, None)
                 }
                 Err(Unsent::Failed(e)) => return Err(e),
@@ -440,16 +471,13 @@ impl Pool {
             },
             Sender::H1(mut h1) => {
                 origin_form(&mut req);
-                match h1.exchange(req).await {
-                    Ok(resp) => {
+                match h1.exchange(req, body_done.as_deref()).await {
+                    Ok((resp, whole)) => {
                         // Reusable only if hyper had the whole request body
                         // before the response head came (nginx's rule): an
                         // upstream that answered first may read the rest as
                         // a request of its own, and its answer to it would
                         // go to the next client.
-                        let whole = body_done
-                            .as_ref()
-                            .map_or(true, |done| done.load(Ordering::Acquire));
                         let response = if whole {
                             self.lease(h1, resp)
                         } else {
@@ -503,20 +531,27 @@ impl Pool {
                 return Err(Some(connecting));
             }
         }
-        let home = shard(self.idle.len());
+        let me = thread_number();
+        let home = me % self.idle.len();
         // Per-core runtimes take only their own thread's connections: one
-        // of another thread's is driven (and its socket polled) there, and
-        // every request on it would cross to that thread and back.
+        // of another thread's has its socket watched by that thread's
+        // runtime, and every read on it would wait for that thread's turn.
         let shards = if self.steal { self.idle.len() } else { 1 };
         loop {
             // This worker's own first, then (shared runtime) the others',
             // newest first.
             let mut idle = (0..shards)
                 .find_map(|i| {
-                    self.idle[(home + i) % self.idle.len()]
+                    let mut idle = self.idle[(home + i) % self.idle.len()]
                         .lock()
-                        .expect("pool lock")
-                        .pop()
+                        .expect("pool lock");
+                    if self.steal {
+                        return idle.pop();
+                    }
+                    // A thread sharing this shard (more threads than
+                    // shards) leaves the others' alone.
+                    let at = idle.iter().rposition(|i| i.owner() == me)?;
+                    Some(idle.remove(at))
                 })
                 .ok_or(None)?;
             self.idle_count.fetch_sub(1, Ordering::Relaxed);
@@ -611,7 +646,7 @@ impl Pool {
         let mut h1 = H1 {
             sender,
             conn,
-            home: shard(self.idle.len()),
+            owner: thread_number(),
         };
         // A fresh connection is ready once polled; this orders the
         // handshake's state before the first send.
@@ -651,8 +686,10 @@ impl Pool {
         }
         // This thread's list: the next request on this thread takes it,
         // and with per-core runtimes it is the thread that opened it.
-        conn.home = shard(self.idle.len());
-        let mut idle = self.idle[conn.home].lock().expect("pool lock");
+        conn.owner = thread_number();
+        let mut idle = self.idle[conn.owner % self.idle.len()]
+            .lock()
+            .expect("pool lock");
         if self.idle_count.fetch_add(1, Ordering::Relaxed) >= self.max_idle {
             self.idle_count.fetch_sub(1, Ordering::Relaxed);
             if idle.is_empty() {
@@ -672,8 +709,10 @@ impl Pool {
     /// Takes back the socket of a connection it parked, unused since
     /// `since`, unless the idle connections are at their cap (then it is
     /// handed back to be closed: the others are newer).
-    fn put_parked(&self, io: Box<Io>, since: Instant, home: usize) -> Option<Box<Io>> {
-        let mut idle = self.idle[home].lock().expect("pool lock");
+    fn put_parked(&self, io: Box<Io>, since: Instant, owner: usize) -> Option<Box<Io>> {
+        let mut idle = self.idle[owner % self.idle.len()]
+            .lock()
+            .expect("pool lock");
         if self.idle_count.fetch_add(1, Ordering::Relaxed) >= self.max_idle {
             self.idle_count.fetch_sub(1, Ordering::Relaxed);
             return Some(io);
@@ -691,6 +730,7 @@ impl Pool {
             Idle::Parked {
                 io,
                 since,
+                owner,
                 _counted: GaugeGuard::hold(self.parked.clone()),
             },
         );
@@ -731,14 +771,19 @@ impl Pool {
         }
     }
 
-    /// Drops the idle connections that are closed or past the idle timeout.
-    fn drain_idle(&self) {
+    /// Drops the idle connections that are closed or past the idle timeout;
+    /// `check`, polling the live ones first to see a close ([`Idle::check`]:
+    /// the reaper's round, not a request's, whose cooperative budget could
+    /// leave the polls blind).
+    fn drain_idle(&self, check: bool) {
         let timeout = self.idle_timeout;
         for shard in self.idle.iter() {
             let mut idle = shard.lock().expect("pool lock");
             let before = idle.len();
             idle.retain_mut(|i| {
-                i.check();
+                if check {
+                    i.check();
+                }
                 i.keep(timeout)
             });
             self.idle_count
@@ -787,7 +832,15 @@ impl Pool {
                 .fetch_sub(before - idle.len(), Ordering::Relaxed);
         }
         // Outside the locks: a socket that does not go back is shut down.
-        for (H1 { sender, conn, home }, since) in parking {
+        for (
+            H1 {
+                sender,
+                conn,
+                owner,
+            },
+            since,
+        ) in parking
+        {
             drop(sender);
             let Some(conn) = conn else { continue };
             let parts = conn.into_parts();
@@ -795,7 +848,7 @@ impl Pool {
                 tracing::debug!("an idle upstream connection had bytes no one asked for; closed");
                 continue;
             }
-            if let Some(io) = self.put_parked(Box::new(parts.io), since, home) {
+            if let Some(io) = self.put_parked(Box::new(parts.io), since, owner) {
                 close(io);
             }
         }
@@ -837,20 +890,26 @@ fn shards() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 64))
 }
 
-/// The shard of the calling thread among `n`: threads are numbered as they
-/// first forward, so the workers of a runtime get one each.
-fn shard(n: usize) -> usize {
+/// The calling thread's number: threads are numbered as they first
+/// forward, so the workers of a runtime get one each.
+fn thread_number() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static MINE: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    let mine = MINE.with(|m| {
+    MINE.with(|m| {
         if m.get() == usize::MAX {
             m.set(NEXT.fetch_add(1, Ordering::Relaxed));
         }
         m.get()
-    });
-    mine % n
+    })
+}
+
+/// The shard of the calling thread among `n`. More threads than shards
+/// (`worker_threads` above the CPUs) share one; [`Idle::owner`] keeps
+/// their connections apart where that matters.
+fn shard(n: usize) -> usize {
+    thread_number() % n
 }
 
 /// Closes expired idle connections of `pool` and parks the quiet ones every
@@ -868,7 +927,7 @@ fn reap(pool: Weak<Pool>, period: Duration) -> tokio::task::AbortHandle {
         loop {
             tick.tick().await;
             let Some(pool) = pool.upgrade() else { return };
-            pool.drain_idle();
+            pool.drain_idle(true);
             pool.park_idle();
         }
     }))
@@ -982,8 +1041,9 @@ impl http_body::Body for Leased {
             // The connection is driven here: polled when the body has
             // nothing ready, and the body polled again after it. Only that
             // poll passes the body on, so the body's own waker does
-            // nothing (it would wake this task a second time); the
-            // connection's socket wakes it. (hyper's body channel is its
+            // nothing; the connection's socket wakes it (and hyper's
+            // channel, taken from, wakes what the connection's poll left
+            // it, this task, once more). (hyper's body channel is its
             // own, a lock and an atomic waker: no cooperative budget that
             // could make it `Pending` with data in it.)
             Some(conn) if conn.conn.is_some() => {
@@ -1113,6 +1173,60 @@ mod tests {
             .unwrap();
         sent.response.into_body().collect().await.unwrap();
         assert_eq!(opened.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_head_read_in_the_poll_that_ends_the_request_body_is_not_pooled() {
+        // An upstream on a thread of its own answers the request head when
+        // told (an empty 200) and never reads the body.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (answer, told) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let Ok((mut s, _)) = l.accept() else { return };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let Ok(n @ 1..) = s.read(&mut chunk) else {
+                    return;
+                };
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let Ok(()) = told.recv() else { return };
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+            while let Ok(1..) = s.read(&mut chunk) {}
+        });
+        let pool = pool(addr);
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(2);
+        let stream =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|v| (v, rx)) },
+            );
+        let body = http_body_util::StreamBody::new(stream).boxed();
+        tx.send(Ok(Frame::data(Bytes::from_static(b"first"))))
+            .await
+            .unwrap();
+        let mut send = std::pin::pin!(pool.send(request(addr, body), &opened, false));
+        // Head and first frame written, the upstream answers; the runtime
+        // sees the answer come in (its turn of the I/O driver, in the
+        // yield) and only then is the body's end made ready: the next poll
+        // reads the head, then takes the end.
+        for _ in 0..16 {
+            assert!(futures_util::poll!(send.as_mut()).is_pending());
+            tokio::task::yield_now().await;
+        }
+        answer.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        tokio::task::yield_now().await;
+        tx.try_send(Ok(Frame::data(Bytes::from_static(b"the end"))))
+            .unwrap();
+        drop(tx);
+        let sent = send.await.unwrap();
+        sent.response.into_body().collect().await.unwrap();
+        assert_eq!(pool.idle_len(), 0, "pooled a connection answered early");
     }
 
     /// What an upstream does after its first response on a connection.
@@ -1285,7 +1399,7 @@ mod tests {
         let now = Instant::now();
         let ago = |s: u64| now.checked_sub(Duration::from_secs(s)).unwrap();
         let dial = || pool.connector.clone().call(pool.target.clone());
-        let home = shard(pool.idle.len());
+        let home = thread_number();
         for age in [2, 3, 1, 5, 4, 7, 6, 8] {
             let io = dial().await.unwrap();
             assert!(pool.put_parked(Box::new(io), ago(age), home).is_none());
@@ -1331,7 +1445,7 @@ mod tests {
         // reads the upstream's close and drops it.
         act.notify_one();
         for _ in 0..200 {
-            pool.drain_idle();
+            pool.drain_idle(true);
             if pool.idle_len() == 0 {
                 break;
             }
@@ -1418,11 +1532,18 @@ mod tests {
         // one makes its resources `Pending`. Whatever the task spent
         // before the pool's turn in the same poll (here, `spend` units of a
         // channel's, every poll), the response still comes.
-        let (addr, _, _) = upstream(Then::Serve).await;
+        // Twice: a body that comes with its head, and one that comes over
+        // many reads (the connection polled from the body).
+        let (short, _, _) = upstream(Then::Serve).await;
+        spend_then_get(short, 1, 2).await;
+        spend_then_get(chunked_upstream(20).await, 3, 200_000).await;
+    }
+
+    async fn spend_then_get(addr: std::net::SocketAddr, step: usize, len: usize) {
         let pool = pool(addr);
         let opened = prometheus::IntCounter::new("t", "t").unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        for spend in 0..=130 {
+        for spend in (0..=130).step_by(step) {
             for _ in 0..spend * 64 {
                 tx.send(()).unwrap();
             }
@@ -1448,13 +1569,69 @@ mod tests {
                     body = get => body,
                 }
             };
-            let body = tokio::time::timeout(Duration::from_secs(2), both)
+            let body = tokio::time::timeout(Duration::from_secs(5), both)
                 .await
                 .unwrap_or_else(|_| panic!("hung with {spend} units spent before"));
-            assert_eq!(&body.to_bytes()[..], b"ok");
+            assert_eq!(body.to_bytes().len(), len);
             while rx.try_recv().is_ok() {}
         }
         assert_eq!(opened.get(), 1);
+    }
+
+    #[test]
+    fn per_core_threads_sharing_a_shard_keep_to_their_own_connections() {
+        // More serving threads than shards, each with a runtime of its own,
+        // as `worker_threads` above the CPUs makes them: two share a shard.
+        // One taking the other's connection would wait on a socket only
+        // the other's (here, stopped) runtime watches.
+        let up = tokio::runtime::Runtime::new().unwrap();
+        let (addr, accepted, _) = up.block_on(upstream(Then::Serve));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(HttpConnector::new());
+        let pool = Arc::new(Pool::new(
+            Scheme::HTTP,
+            addr.to_string().parse().unwrap(),
+            connector,
+            Settings {
+                max_idle: 256,
+                idle_timeout: Duration::from_secs(90),
+                park_after: Duration::from_secs(90),
+                steal: false,
+                parked: prometheus::IntGauge::new("p", "p").unwrap(),
+            },
+        ));
+        let opened = Arc::new(prometheus::IntCounter::new("t", "t").unwrap());
+        let threads = pool.idle.len() + 1;
+        let finish = Arc::new(std::sync::Barrier::new(threads + 1));
+        let mut joins = Vec::new();
+        for _ in 0..threads {
+            let (pool, opened, finish) = (pool.clone(), opened.clone(), finish.clone());
+            let (done, got) = std::sync::mpsc::channel();
+            joins.push(std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let ok = rt.block_on(async {
+                    tokio::time::timeout(Duration::from_secs(5), get(&pool, addr, &opened))
+                        .await
+                        .is_ok()
+                });
+                done.send(ok).unwrap();
+                // Held, its runtime not turning, until every thread is done.
+                finish.wait();
+            }));
+            assert!(got.recv().unwrap(), "a request hung");
+        }
+        finish.wait();
+        for join in joins {
+            join.join().unwrap();
+        }
+        assert_eq!(opened.get() as usize, threads, "one connection per thread");
+        assert_eq!(accepted.load(Ordering::SeqCst), threads);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
