@@ -15,9 +15,9 @@
 //! Between requests the reaper's checks poll it, with a waker that does
 //! nothing. So the request is not handed to a connection task through a
 //! channel and the response back through another: the upstream socket
-//! wakes the request's task itself. (hyper's body channel still wakes it
-//! once more when the body is taken, a poll that finds nothing to do.) The
-//! one exception is a connection opened for an upgrade: hyper's
+//! wakes the request's task itself, through a [`Relay`] that drops the one
+//! wake that would only poll it for nothing (hyper's body channel waking
+//! the connection as the task takes from it). The one exception is a connection opened for an upgrade: hyper's
 //! upgradeable connection runs in a task of its own, as the tunnel it may
 //! become. This leans on how hyper 1.12 completes a response: only from
 //! the connection's poll (or its drop), through a tokio oneshot for the
@@ -50,7 +50,7 @@ use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -151,6 +151,73 @@ const READY_GRACE: Duration = Duration::from_millis(250);
 /// response body move on it only when it is polled.
 type Conn = http1::Connection<Io, Body>;
 
+/// A connection polled from the tasks that use it, through a [`Relay`].
+struct Driven {
+    conn: Conn,
+    relay: Arc<Relay>,
+    /// The relay as a waker, made once.
+    waker: Waker,
+}
+
+impl Driven {
+    fn new(conn: Conn) -> Box<Driven> {
+        let relay = Arc::new(Relay {
+            task: futures_util::task::AtomicWaker::new(),
+        });
+        Box::new(Driven {
+            conn,
+            waker: Waker::from(relay.clone()),
+            relay,
+        })
+    }
+}
+
+/// The waker a connection is polled with: it wakes the task that polled it
+/// last, except from inside that task's own taking of the response body
+/// ([`Taking`]). hyper's body channel, taken from, wakes the connection so
+/// that it may pass on more; the body's next poll does that anyway (it
+/// polls the connection whenever the channel is empty), and the wake would
+/// only have the whole task polled again for nothing.
+struct Relay {
+    task: futures_util::task::AtomicWaker,
+}
+
+impl std::task::Wake for Relay {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Only this thread's taking is quiet: a wake from another thread
+        // (a multi-threaded runtime's I/O driver) always goes through.
+        if !TAKING.with(Cell::get) {
+            self.task.wake();
+        }
+    }
+}
+
+thread_local! {
+    /// Set while this thread takes from a response body ([`Taking`]).
+    static TAKING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as taking from a response body until dropped (a
+/// guard, so that a panic does not leave every relay on the thread quiet).
+struct Taking;
+
+impl Taking {
+    fn start() -> Taking {
+        TAKING.with(|t| t.set(true));
+        Taking
+    }
+}
+
+impl Drop for Taking {
+    fn drop(&mut self) {
+        TAKING.with(|t| t.set(false));
+    }
+}
+
 /// An HTTP/1 connection.
 struct H1 {
     sender: http1::SendRequest<Body>,
@@ -161,7 +228,7 @@ struct H1 {
     /// and an `H1` moves in and out of the idle lists. `None` for one with
     /// upgrades, which its own task drives (it may become a tunnel), or one
     /// that has ended.
-    conn: Option<Box<Conn>>,
+    conn: Option<Box<Driven>>,
     /// The number of the thread that last gave it back ([`thread_number`]):
     /// its idle list is that thread's shard. With per-core runtimes it is
     /// the thread that opened it, whose runtime watches its socket, and
@@ -175,8 +242,10 @@ impl H1 {
     /// once it has ended (which closes the sender and hands back any
     /// request not yet written).
     fn poll_conn(&mut self, cx: &mut Context<'_>) {
-        if let Some(conn) = self.conn.as_deref_mut() {
-            if let Poll::Ready(end) = Pin::new(conn).poll(cx) {
+        if let Some(driven) = self.conn.as_deref_mut() {
+            driven.relay.task.register(cx.waker());
+            let mut relayed = Context::from_waker(&driven.waker);
+            if let Poll::Ready(end) = Pin::new(&mut driven.conn).poll(&mut relayed) {
                 if let Err(e) = end {
                     tracing::debug!(error = %e, "upstream connection ended");
                 }
@@ -186,9 +255,15 @@ impl H1 {
     }
 
     /// Whether it can take a request now, polling its connection first:
-    /// an error when it has closed.
+    /// an error when it has closed. Only a connection not ready leaves
+    /// this task's waker with hyper's sender: one left there would be woken
+    /// for nothing after every response, when hyper asks for the next
+    /// request.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
         self.poll_conn(cx);
+        if self.sender.is_ready() {
+            return Poll::Ready(Ok(()));
+        }
         self.sender.poll_ready(cx)
     }
 
@@ -235,7 +310,8 @@ impl H1 {
     /// Lets go of a connection whose response is still to be read but which
     /// will not be reused: a task of its own drives it to its end.
     fn detach(self) {
-        if let Some(conn) = self.conn {
+        if let Some(driven) = self.conn {
+            let conn = driven.conn;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "upstream connection ended");
@@ -641,7 +717,7 @@ impl Pool {
             });
             None
         } else {
-            Some(Box::new(conn))
+            Some(Driven::new(conn))
         };
         let mut h1 = H1 {
             sender,
@@ -842,8 +918,8 @@ impl Pool {
         ) in parking
         {
             drop(sender);
-            let Some(conn) = conn else { continue };
-            let parts = conn.into_parts();
+            let Some(driven) = conn else { continue };
+            let parts = driven.conn.into_parts();
             if !parts.read_buf.is_empty() {
                 tracing::debug!("an idle upstream connection had bytes no one asked for; closed");
                 continue;
@@ -1041,16 +1117,19 @@ impl http_body::Body for Leased {
             // The connection is driven here: polled when the body has
             // nothing ready, and the body polled again after it. Only that
             // poll passes the body on, so the body's own waker does
-            // nothing; the connection's socket wakes it (and hyper's
-            // channel, taken from, wakes what the connection's poll left
-            // it, this task, once more). (hyper's body channel is its
+            // nothing; the connection's socket wakes it, through the
+            // relay, quiet while this takes ([`Taking`]). (hyper's body
+            // channel is its
             // own, a lock and an atomic waker: no cooperative budget that
             // could make it `Pending` with data in it.)
             Some(conn) if conn.conn.is_some() => {
+                let taking = Taking::start();
                 match this.inner.as_mut().poll_frame(&mut noop_context()) {
                     Poll::Ready(frame) => frame,
                     Poll::Pending => {
+                        drop(taking);
                         conn.poll_conn(cx);
+                        let _taking = Taking::start();
                         ready!(this.inner.as_mut().poll_frame(&mut noop_context()))
                     }
                 }
@@ -1632,6 +1711,38 @@ mod tests {
         }
         assert_eq!(opened.get() as usize, threads, "one connection per thread");
         assert_eq!(accepted.load(Ordering::SeqCst), threads);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_bodies_read_at_once_on_two_workers_all_come_whole() {
+        // The I/O driver wakes the reading tasks from the other worker as
+        // often as from their own: no wake is lost to the relay's quiet.
+        let addr = chunked_upstream(20).await;
+        let pool = pool(addr);
+        let opened = Arc::new(prometheus::IntCounter::new("t", "t").unwrap());
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let (pool, opened) = (pool.clone(), opened.clone());
+                tokio::spawn(async move {
+                    for _ in 0..5 {
+                        let sent = pool
+                            .send(request(addr, crate::answer::full("")), &opened, false)
+                            .await
+                            .unwrap();
+                        let body = sent.response.into_body().collect().await.unwrap();
+                        assert_eq!(body.to_bytes().len(), 200_000);
+                    }
+                })
+            })
+            .collect();
+        let all = futures_util::future::join_all(clients);
+        for done in tokio::time::timeout(Duration::from_secs(30), all)
+            .await
+            .expect("a body stalled")
+        {
+            done.unwrap();
+        }
+        assert!(opened.get() <= 8 + 40 / 8, "opened {}", opened.get());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
