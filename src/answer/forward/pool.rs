@@ -17,9 +17,9 @@
 //! channel and the response back through another: the upstream socket
 //! wakes the request's task itself, through a [`Relay`] that drops the one
 //! wake that would only poll it for nothing (hyper's body channel waking
-//! the connection as the task takes from it). The one exception is a connection opened for an upgrade: hyper's
-//! upgradeable connection runs in a task of its own, as the tunnel it may
-//! become. This leans on how hyper 1.12 completes a response: only from
+//! the connection as the task takes from it). The one exception is a
+//! connection opened for an upgrade: hyper's upgradeable connection runs
+//! in a task of its own, as the tunnel it may become. This leans on how hyper 1.12 completes a response: only from
 //! the connection's poll (or its drop), through a tokio oneshot for the
 //! head and a channel of hyper's own, without a cooperative budget, for
 //! the body; the tests below hold it (a spent budget, a long body).
@@ -188,33 +188,43 @@ impl std::task::Wake for Relay {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // Only this thread's taking is quiet: a wake from another thread
-        // (a multi-threaded runtime's I/O driver) always goes through.
-        if !TAKING.with(Cell::get) {
+        // Quiet only for this relay, and only while this thread takes from
+        // its body: a wake from another thread (a multi-threaded runtime's
+        // I/O driver), or for another connection, always goes through.
+        if TAKING.with(Cell::get) != relay_key(self) {
             self.task.wake();
         }
     }
 }
 
-thread_local! {
-    /// Set while this thread takes from a response body ([`Taking`]).
-    static TAKING: Cell<bool> = const { Cell::new(false) };
+/// A relay's address, what [`TAKING`] holds: compared, never followed.
+fn relay_key(relay: &Arc<Relay>) -> usize {
+    Arc::as_ptr(relay) as usize
 }
 
-/// Marks this thread as taking from a response body until dropped (a
-/// guard, so that a panic does not leave every relay on the thread quiet).
-struct Taking;
+thread_local! {
+    /// The relay whose body this thread is taking from ([`Taking`]), or 0.
+    static TAKING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks this thread as taking from one connection's response body until
+/// dropped, then puts back what was marked before (a guard: a panic does
+/// not leave the relay quiet).
+struct Taking {
+    before: usize,
+}
 
 impl Taking {
-    fn start() -> Taking {
-        TAKING.with(|t| t.set(true));
-        Taking
+    fn start(key: usize) -> Taking {
+        Taking {
+            before: TAKING.with(|t| t.replace(key)),
+        }
     }
 }
 
 impl Drop for Taking {
     fn drop(&mut self) {
-        TAKING.with(|t| t.set(false));
+        TAKING.with(|t| t.set(self.before));
     }
 }
 
@@ -243,6 +253,9 @@ impl H1 {
     /// request not yet written).
     fn poll_conn(&mut self, cx: &mut Context<'_>) {
         if let Some(driven) = self.conn.as_deref_mut() {
+            // Never polled while its own taking is quiet: hyper's own wakes
+            // (a yield after a long turn) would be lost.
+            debug_assert_ne!(TAKING.with(Cell::get), relay_key(&driven.relay));
             driven.relay.task.register(cx.waker());
             let mut relayed = Context::from_waker(&driven.waker);
             if let Poll::Ready(end) = Pin::new(&mut driven.conn).poll(&mut relayed) {
@@ -255,15 +268,9 @@ impl H1 {
     }
 
     /// Whether it can take a request now, polling its connection first:
-    /// an error when it has closed. Only a connection not ready leaves
-    /// this task's waker with hyper's sender: one left there would be woken
-    /// for nothing after every response, when hyper asks for the next
-    /// request.
+    /// an error when it has closed.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
         self.poll_conn(cx);
-        if self.sender.is_ready() {
-            return Poll::Ready(Ok(()));
-        }
         self.sender.poll_ready(cx)
     }
 
@@ -1119,17 +1126,21 @@ impl http_body::Body for Leased {
             // poll passes the body on, so the body's own waker does
             // nothing; the connection's socket wakes it, through the
             // relay, quiet while this takes ([`Taking`]). (hyper's body
-            // channel is its
-            // own, a lock and an atomic waker: no cooperative budget that
-            // could make it `Pending` with data in it.)
-            Some(conn) if conn.conn.is_some() => {
-                let taking = Taking::start();
+            // channel is its own, a lock and an atomic waker: no
+            // cooperative budget that could make it `Pending` with data in
+            // it.)
+            Some(H1 {
+                conn: Some(driven), ..
+            }) => {
+                let key = relay_key(&driven.relay);
+                let taking = Taking::start(key);
                 match this.inner.as_mut().poll_frame(&mut noop_context()) {
                     Poll::Ready(frame) => frame,
                     Poll::Pending => {
                         drop(taking);
+                        let conn = &mut this.lease.as_mut().expect("matched above").conn;
                         conn.poll_conn(cx);
-                        let _taking = Taking::start();
+                        let _taking = Taking::start(key);
                         ready!(this.inner.as_mut().poll_frame(&mut noop_context()))
                     }
                 }
@@ -1711,6 +1722,77 @@ mod tests {
         }
         assert_eq!(opened.get() as usize, threads, "one connection per thread");
         assert_eq!(accepted.load(Ordering::SeqCst), threads);
+    }
+
+    /// Counts its wakes.
+    struct Counting(AtomicUsize, tokio::sync::Notify);
+
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            self.1.notify_one();
+        }
+    }
+
+    /// Reads a long response body frame by frame with a counting waker:
+    /// its length, and how often the waker was woken from inside a poll
+    /// that gave a frame (a wake for nothing).
+    async fn read_counting(pool: &Arc<Pool>, addr: std::net::SocketAddr) -> (usize, usize) {
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        let sent = pool
+            .send(request(addr, crate::answer::full("")), &opened, false)
+            .await
+            .unwrap();
+        let mut body = sent.response.into_body();
+        let count = Arc::new(Counting(AtomicUsize::new(0), tokio::sync::Notify::new()));
+        let waker = Waker::from(count.clone());
+        let (mut len, mut for_nothing) = (0, 0);
+        loop {
+            let before = count.0.load(Ordering::SeqCst);
+            let polled = Pin::new(&mut body).poll_frame(&mut Context::from_waker(&waker));
+            let during = count.0.load(Ordering::SeqCst) - before;
+            match polled {
+                Poll::Ready(Some(frame)) => {
+                    for_nothing += during;
+                    len += frame.unwrap().data_ref().map_or(0, Bytes::len);
+                }
+                Poll::Ready(None) => {
+                    for_nothing += during;
+                    return (len, for_nothing);
+                }
+                Poll::Pending if during == 0 => {
+                    tokio::time::timeout(Duration::from_secs(5), count.1.notified())
+                        .await
+                        .expect("the body stalled: no wake after Pending");
+                }
+                Poll::Pending => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_wakes_its_reader_only_when_there_is_more_to_read() {
+        let addr = chunked_upstream(100).await;
+        let pool = pool(addr);
+        for _ in 0..3 {
+            let (len, for_nothing) = read_counting(&pool, addr).await;
+            assert_eq!(len, 1_000_000);
+            assert_eq!(for_nothing, 0, "woken from inside polls that gave a frame");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_read_by_hand_on_two_workers_comes_whole() {
+        let addr = chunked_upstream(100).await;
+        let pool = pool(addr);
+        for _ in 0..3 {
+            let (len, _) = read_counting(&pool, addr).await;
+            assert_eq!(len, 1_000_000);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
