@@ -1222,21 +1222,30 @@ mod tests {
         assert_eq!(opened.get(), 1);
     }
 
-    #[tokio::test]
-    async fn a_connection_answered_before_its_request_body_ended_is_not_pooled() {
-        let (addr, _, _) = upstream(Then::Serve).await;
-        let pool = pool(addr);
-        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+    /// A request body whose first frame is ready and whose rest the test
+    /// sends (dropping the sender ends it).
+    async fn streamed_body() -> (
+        tokio::sync::mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
+        Body,
+    ) {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(2);
         let stream =
             futures_util::stream::unfold(
                 rx,
                 |mut rx| async move { rx.recv().await.map(|v| (v, rx)) },
             );
-        let body = http_body_util::StreamBody::new(stream).boxed();
         tx.send(Ok(Frame::data(Bytes::from_static(b"first"))))
             .await
             .unwrap();
+        (tx, http_body_util::StreamBody::new(stream).boxed())
+    }
+
+    #[tokio::test]
+    async fn a_connection_answered_before_its_request_body_ended_is_not_pooled() {
+        let (addr, _, _) = upstream(Then::Serve).await;
+        let pool = pool(addr);
+        let opened = prometheus::IntCounter::new("t", "t").unwrap();
+        let (tx, body) = streamed_body().await;
         let sent = pool
             .send(request(addr, body), &opened, false)
             .await
@@ -1289,16 +1298,7 @@ mod tests {
         });
         let pool = pool(addr);
         let opened = prometheus::IntCounter::new("t", "t").unwrap();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(2);
-        let stream =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|v| (v, rx)) },
-            );
-        let body = http_body_util::StreamBody::new(stream).boxed();
-        tx.send(Ok(Frame::data(Bytes::from_static(b"first"))))
-            .await
-            .unwrap();
+        let (tx, body) = streamed_body().await;
         let mut send = std::pin::pin!(pool.send(request(addr, body), &opened, false));
         // Head and first frame written, the upstream answers; the runtime
         // sees the answer come in (its turn of the I/O driver, in the
