@@ -160,28 +160,53 @@ action = "allow"
     )
 }
 
+/// How many times [`Gateway::start`] tries, each with new ports.
+const START_TRIES: usize = 3;
+
 impl Gateway {
     /// Writes the config and starts `bin run --config ...`; waits until
-    /// `/readyz` answers 200 (at most 30 s).
+    /// `/readyz` answers 200 (at most 30 s). The listening ports are free
+    /// when picked but can be taken before the gateway binds them (another
+    /// process's ephemeral port, a test running beside this one): a
+    /// gateway that exits at start is started again on new ports, up to
+    /// [`START_TRIES`] times, and the last error is the one reported.
     pub async fn start(
         bin: &Path,
         certs: &Path,
         upstream: SocketAddr,
         forward_only: bool,
     ) -> Result<Gateway, String> {
+        let mut last = String::new();
+        for _ in 0..START_TRIES {
+            match Gateway::start_once(bin, certs, upstream, forward_only).await {
+                Ok(gw) => return Ok(gw),
+                Err(Start::Exited(e)) => last = e,
+                Err(Start::Failed(e)) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    async fn start_once(
+        bin: &Path,
+        certs: &Path,
+        upstream: SocketAddr,
+        forward_only: bool,
+    ) -> Result<Gateway, Start> {
+        let failed = |e: String| Start::Failed(e);
         let (tls, plain, admin) = (
-            free_port().map_err(|e| e.to_string())?,
-            free_port().map_err(|e| e.to_string())?,
-            free_port().map_err(|e| e.to_string())?,
+            free_port().map_err(|e| failed(e.to_string()))?,
+            free_port().map_err(|e| failed(e.to_string()))?,
+            free_port().map_err(|e| failed(e.to_string()))?,
         );
         let dir = std::env::temp_dir().join(format!("trustgate-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
         let path = dir.join("config.toml");
         std::fs::write(
             &path,
             config(certs, upstream, tls, plain, admin, forward_only),
         )
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| failed(format!("{}: {e}", path.display())))?;
         let child = Command::new(bin)
             .arg("run")
             .arg("--config")
@@ -190,7 +215,7 @@ impl Gateway {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("{}: {e}", bin.display()))?;
+            .map_err(|e| failed(format!("{}: {e}", bin.display())))?;
         let mut gw = Gateway {
             child,
             dir,
@@ -201,13 +226,15 @@ impl Gateway {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = gw.child.try_wait() {
-                return Err(format!("the gateway exited at start: {status}"));
+                return Err(Start::Exited(format!(
+                    "the gateway exited at start: {status}"
+                )));
             }
             if ready(admin).await {
                 return Ok(gw);
             }
             if started.elapsed() > Duration::from_secs(30) {
-                return Err("the gateway was not ready within 30 s".into());
+                return Err(failed("the gateway was not ready within 30 s".into()));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -232,6 +259,14 @@ impl Drop for Gateway {
     }
 }
 
+/// Why one start did not give a ready gateway.
+enum Start {
+    /// It exited at start: perhaps a port was taken, worth another try.
+    Exited(String),
+    /// Anything else.
+    Failed(String),
+}
+
 /// Whether `GET /readyz` on the admin listener answers 200.
 async fn ready(admin: SocketAddr) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -245,4 +280,40 @@ async fn ready(admin: SocketAddr) -> bool {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
     buf.starts_with(b"HTTP/1.1 200")
+}
+
+#[cfg(test)]
+mod start_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_gateway_that_exits_at_start_is_tried_again_then_reported() {
+        // `false` exits at once, as a gateway whose port was taken would.
+        let started = Instant::now();
+        let err = Gateway::start(
+            Path::new("false"),
+            Path::new("certs"),
+            "127.0.0.1:9".parse().unwrap(),
+            false,
+        )
+        .await
+        .err()
+        .expect("false never becomes ready");
+        assert!(err.contains("exited at start"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn a_gateway_that_cannot_be_started_is_reported_at_once() {
+        let err = Gateway::start(
+            Path::new("/nonexistent/trustgate"),
+            Path::new("certs"),
+            "127.0.0.1:9".parse().unwrap(),
+            false,
+        )
+        .await
+        .err()
+        .expect("no such binary");
+        assert!(err.contains("/nonexistent/trustgate"), "{err}");
+    }
 }
