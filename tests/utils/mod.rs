@@ -35,9 +35,35 @@ pub fn free_port() -> u16 {
 }
 
 /// A port free on `ip` right now, for a program that binds it itself
-/// (redis-server, Prometheus, chromedriver). Another process may take it
-/// before that program binds, so callers that can should bind port 0.
+/// (trustgate run, redis-server, Prometheus, chromedriver); callers that
+/// can should bind port 0 instead.
+///
+/// Not one that port 0 would give: those come from the kernel's ephemeral
+/// range, which it also hands to every outgoing connection, so a test
+/// connecting anywhere could take the port before the program binds it
+/// (CI saw `trustgate run` fail to start so). Ports just below that range
+/// are handed to no one: this takes the next of those that binds, a
+/// different one on each call, starting from an offset of the process id
+/// so that test binaries start apart.
 pub fn free_port_on(ip: &str) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const SPAN: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if low > SPAN + 1_024 {
+        let base = low - SPAN;
+        let start = std::process::id().wrapping_mul(7_919) % SPAN;
+        for _ in 0..SPAN {
+            let port = base + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+            let port = u16::try_from(port).expect("below the ephemeral range");
+            if std::net::TcpListener::bind((ip, port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind((ip, 0))
         .unwrap()
         .local_addr()
