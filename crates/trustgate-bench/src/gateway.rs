@@ -286,34 +286,29 @@ async fn ready(admin: SocketAddr) -> bool {
 mod start_tests {
     use super::*;
 
+    /// What starting `bin` as the gateway fails with.
+    async fn start_error(bin: &str) -> String {
+        let started = Gateway::start(
+            Path::new(bin),
+            Path::new("certs"),
+            "127.0.0.1:9".parse().unwrap(),
+            false,
+        );
+        started.await.err().expect("it never becomes ready")
+    }
+
     #[tokio::test]
     async fn a_gateway_that_exits_at_start_is_tried_again_then_reported() {
         // `false` exits at once, as a gateway whose port was taken would.
         let started = Instant::now();
-        let err = Gateway::start(
-            Path::new("false"),
-            Path::new("certs"),
-            "127.0.0.1:9".parse().unwrap(),
-            false,
-        )
-        .await
-        .err()
-        .expect("false never becomes ready");
+        let err = start_error("false").await;
         assert!(err.contains("exited at start"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[tokio::test]
     async fn a_gateway_that_cannot_be_started_is_reported_at_once() {
-        let err = Gateway::start(
-            Path::new("/nonexistent/trustgate"),
-            Path::new("certs"),
-            "127.0.0.1:9".parse().unwrap(),
-            false,
-        )
-        .await
-        .err()
-        .expect("no such binary");
+        let err = start_error("/nonexistent/trustgate").await;
         assert!(err.contains("/nonexistent/trustgate"), "{err}");
     }
 }

@@ -19,10 +19,11 @@
 //! wake that would only poll it for nothing (hyper's body channel waking
 //! the connection as the task takes from it). The one exception is a
 //! connection opened for an upgrade: hyper's upgradeable connection runs
-//! in a task of its own, as the tunnel it may become. This leans on how hyper 1.12 completes a response: only from
-//! the connection's poll (or its drop), through a tokio oneshot for the
-//! head and a channel of hyper's own, without a cooperative budget, for
-//! the body; the tests below hold it (a spent budget, a long body).
+//! in a task of its own, as the tunnel it may become. This leans on how
+//! hyper 1.12 completes a response: only from the connection's poll (or
+//! its drop), through a tokio oneshot for the head and a channel of
+//! hyper's own, without a cooperative budget, for the body; the tests
+//! below hold it (a spent budget, a long body).
 //!
 //! The idle connections are kept per worker thread, as HAProxy keeps them
 //! per thread: a connection goes back to the list of the thread whose
@@ -318,14 +319,24 @@ impl H1 {
     /// will not be reused: a task of its own drives it to its end.
     fn detach(self) {
         if let Some(driven) = self.conn {
-            let conn = driven.conn;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "upstream connection ended");
-                }
-            });
+            run_to_end(driven.conn);
         }
     }
+
+    /// The key of its relay ([`relay_key`]) when this task drives it.
+    fn relay_key(&self) -> Option<usize> {
+        self.conn.as_deref().map(|driven| relay_key(&driven.relay))
+    }
+}
+
+/// Drives a connection no request will poll to its end, in a task of its
+/// own.
+fn run_to_end(conn: impl std::future::Future<Output = hyper::Result<()>> + Send + 'static) {
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended");
+        }
+    });
 }
 
 /// A context whose waker does nothing, to poll what this task's own
@@ -717,11 +728,7 @@ impl Pool {
     async fn drive(self: &Arc<Self>, io: Io, upgrade: bool) -> Result<H1, hyper::Error> {
         let (sender, conn) = http1::Builder::new().handshake(io).await?;
         let conn = if upgrade {
-            tokio::spawn(async move {
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(error = %e, "upstream connection ended");
-                }
-            });
+            run_to_end(conn.with_upgrades());
             None
         } else {
             Some(Driven::new(conn))
@@ -1120,7 +1127,11 @@ impl http_body::Body for Leased {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let mut this = self.project();
-        let frame = match this.lease.as_mut().map(|l| &mut l.conn) {
+        let here = this
+            .lease
+            .as_mut()
+            .and_then(|l| Some((l.conn.relay_key()?, &mut l.conn)));
+        let frame = match here {
             // The connection is driven here: polled when the body has
             // nothing ready, and the body polled again after it. Only that
             // poll passes the body on, so the body's own waker does
@@ -1129,23 +1140,19 @@ impl http_body::Body for Leased {
             // channel is its own, a lock and an atomic waker: no
             // cooperative budget that could make it `Pending` with data in
             // it.)
-            Some(H1 {
-                conn: Some(driven), ..
-            }) => {
-                let key = relay_key(&driven.relay);
+            Some((key, conn)) => {
                 let taking = Taking::start(key);
                 match this.inner.as_mut().poll_frame(&mut noop_context()) {
                     Poll::Ready(frame) => frame,
                     Poll::Pending => {
                         drop(taking);
-                        let conn = &mut this.lease.as_mut().expect("matched above").conn;
                         conn.poll_conn(cx);
                         let _taking = Taking::start(key);
                         ready!(this.inner.as_mut().poll_frame(&mut noop_context()))
                     }
                 }
             }
-            _ => ready!(this.inner.as_mut().poll_frame(cx)),
+            None => ready!(this.inner.as_mut().poll_frame(cx)),
         };
         match &frame {
             // Trailers end a body, whatever `is_end_stream` says.
@@ -1795,6 +1802,30 @@ mod tests {
         }
     }
 
+    /// Runs `n` clients at once, each a task of its own, and waits (30 s at
+    /// most, else fails with `hung`) until every one has finished.
+    async fn all_finish<F, C>(
+        pool: &Arc<Pool>,
+        opened: &Arc<prometheus::IntCounter>,
+        n: usize,
+        client: F,
+        hung: &str,
+    ) where
+        F: Fn(Arc<Pool>, Arc<prometheus::IntCounter>) -> C,
+        C: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let clients: Vec<_> = (0..n)
+            .map(|_| tokio::spawn(client(pool.clone(), opened.clone())))
+            .collect();
+        let all = futures_util::future::join_all(clients);
+        for done in tokio::time::timeout(Duration::from_secs(30), all)
+            .await
+            .expect(hung)
+        {
+            done.unwrap();
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn long_bodies_read_at_once_on_two_workers_all_come_whole() {
         // The I/O driver wakes the reading tasks from the other worker as
@@ -1802,28 +1833,17 @@ mod tests {
         let addr = chunked_upstream(20).await;
         let pool = pool(addr);
         let opened = Arc::new(prometheus::IntCounter::new("t", "t").unwrap());
-        let clients: Vec<_> = (0..8)
-            .map(|_| {
-                let (pool, opened) = (pool.clone(), opened.clone());
-                tokio::spawn(async move {
-                    for _ in 0..5 {
-                        let sent = pool
-                            .send(request(addr, crate::answer::full("")), &opened, false)
-                            .await
-                            .unwrap();
-                        let body = sent.response.into_body().collect().await.unwrap();
-                        assert_eq!(body.to_bytes().len(), 200_000);
-                    }
-                })
-            })
-            .collect();
-        let all = futures_util::future::join_all(clients);
-        for done in tokio::time::timeout(Duration::from_secs(30), all)
-            .await
-            .expect("a body stalled")
-        {
-            done.unwrap();
-        }
+        let client = |pool: Arc<Pool>, opened: Arc<prometheus::IntCounter>| async move {
+            for _ in 0..5 {
+                let sent = pool
+                    .send(request(addr, crate::answer::full("")), &opened, false)
+                    .await
+                    .unwrap();
+                let body = sent.response.into_body().collect().await.unwrap();
+                assert_eq!(body.to_bytes().len(), 200_000);
+            }
+        };
+        all_finish(&pool, &opened, 8, client, "a body stalled").await;
         assert!(opened.get() <= 8 + 40 / 8, "opened {}", opened.get());
     }
 
@@ -1832,23 +1852,12 @@ mod tests {
         let (addr, accepted, _) = upstream(Then::Serve).await;
         let pool = pool(addr);
         let opened = Arc::new(prometheus::IntCounter::new("t", "t").unwrap());
-        let clients: Vec<_> = (0..32)
-            .map(|_| {
-                let (pool, opened) = (pool.clone(), opened.clone());
-                tokio::spawn(async move {
-                    for _ in 0..50 {
-                        get(&pool, addr, &opened).await;
-                    }
-                })
-            })
-            .collect();
-        let all = futures_util::future::join_all(clients);
-        for done in tokio::time::timeout(Duration::from_secs(30), all)
-            .await
-            .expect("a request hung")
-        {
-            done.unwrap();
-        }
+        let client = |pool: Arc<Pool>, opened: Arc<prometheus::IntCounter>| async move {
+            for _ in 0..50 {
+                get(&pool, addr, &opened).await;
+            }
+        };
+        all_finish(&pool, &opened, 32, client, "a request hung").await;
         // 1,600 requests; at most one connection per client at a time,
         // and the idle ones kept to max_idle (8).
         assert!(opened.get() <= 32 + 1_600 / 8, "opened {}", opened.get());
