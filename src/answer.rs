@@ -51,6 +51,16 @@ pub enum GatewayError {
     /// A method a reverse proxy does not tunnel (`CONNECT`).
     #[error("method {0} is not served")]
     MethodNotAllowed(http::Method),
+    /// A method other than `POST`, `GET` and `HEAD` on an ACS path: the
+    /// gateway answers for the app's ACS, and no other method brings it
+    /// an assertion.
+    #[error("method {0} is not taken on the sign-in path")]
+    AcsMethod(http::Method),
+    /// An assertion (or an artifact to fetch one by) anywhere but the body
+    /// of a POST to the ACS: in the query, or in the body of a GET. Apps
+    /// that merge query and form fields would read it unverified.
+    #[error("an assertion is taken only from a POST body: {0}")]
+    AssertionNotPosted(&'static str),
     /// No app is configured for the host and path.
     #[error("no app is configured for this host")]
     UnknownHost,
@@ -205,6 +215,21 @@ impl Answer<'_> {
                         "This gateway does not tunnel connections.",
                     )
                 },
+                AcsMethod(_) => Row {
+                    headers: &[("allow", "GET, HEAD, POST")],
+                    ..row(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "acs_method_not_allowed",
+                        "Method not allowed",
+                        "This sign-in address takes sign-in messages by POST only.",
+                    )
+                },
+                AssertionNotPosted(_) => row(
+                    StatusCode::BAD_REQUEST,
+                    "assertion_not_posted",
+                    "Bad request",
+                    "A sign-in message is taken only from the body of a POST.",
+                ),
                 BodyTimeout(_) => Row {
                     headers: &[("connection", "close")],
                     ..row(
@@ -338,10 +363,12 @@ impl Answer<'_> {
 
 impl GatewayError {
     /// Every [`reason`](Self::reason), for metrics created at zero.
-    pub const REASONS: [&'static str; 13] = [
+    pub const REASONS: [&'static str; 15] = [
         "missing_host",
         "bad_path",
         "method_not_allowed",
+        "acs_method_not_allowed",
+        "assertion_not_posted",
         "body_timeout",
         "unknown_host",
         "body_too_large",

@@ -217,6 +217,11 @@ pub enum PathError {
     /// The path matches another app's prefix when case is ignored.
     #[error("the request path names another app in another case")]
     CaseSensitiveRoute,
+    /// The path is an assertion consumer path in another case, or with an
+    /// NTFS stream name (`acs:x`): a server that ignores case would take
+    /// the assertion the gateway did not see as one.
+    #[error("the request path names the sign-in (ACS) path in another form")]
+    OtherFormOfAcs,
 }
 
 /// The one meaning of a request path, on a host with an enforced app: the
@@ -358,6 +363,30 @@ pub fn same_path(canonical: &str, target: &str) -> bool {
         .filter(|b| !b.is_empty())
         .unwrap_or(target);
     a == b
+}
+
+/// Whether a canonical path reaches `target` on some server: ignoring a
+/// trailing `/` and ASCII case (IIS), and with each segment cut at `:`
+/// (`acs:x` is the stream `x` of `acs` on NTFS). [`same_path`] implies it.
+/// An app's ACS is matched so: a variant the gateway took for another path
+/// would carry an assertion to the app unverified.
+pub fn may_reach(canonical: &str, target: &str) -> bool {
+    fn trimmed(p: &[u8]) -> &[u8] {
+        match p.split_last() {
+            Some((b'/', rest)) if !rest.is_empty() => rest,
+            _ => p,
+        }
+    }
+    let target = trimmed(target.as_bytes());
+    if !canonical.contains(':') {
+        return trimmed(canonical.as_bytes()).eq_ignore_ascii_case(target);
+    }
+    let cut = canonical
+        .split('/')
+        .map(|seg| seg.split(':').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("/");
+    trimmed(cut.as_bytes()).eq_ignore_ascii_case(target)
 }
 
 /// `/app` owns `/app` and `/app/...` but not `/apple`.

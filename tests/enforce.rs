@@ -1235,3 +1235,125 @@ async fn okta_mobile_chiclet_launches_meet_the_policy_at_the_acs() {
         3.0
     );
 }
+
+/// An app whose gateway gates only the assertion POST (`enforce =
+/// "assertion"`): every other request passes, so the ACS must be found in
+/// every form an upstream would take for it.
+async fn assertion_mode() -> Env {
+    Env::start_edited("", "", |c| {
+        let enf = c.apps[0].enforcement.as_mut().unwrap();
+        std::sync::Arc::make_mut(enf).mode = trustgate::config::EnforceMode::Assertion;
+    })
+    .await
+}
+
+async fn acs_request(
+    env: &Env,
+    method: &str,
+    path: &str,
+    body: &str,
+    h2: bool,
+) -> Response<hyper::body::Incoming> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(env.gw.https(path))
+        .header("user-agent", ANDROID);
+    if !body.is_empty() {
+        req = req.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let req = req.body(full(body.to_string())).unwrap();
+    if h2 {
+        https_client(true).request(req).await.unwrap()
+    } else {
+        env.send(req).await
+    }
+}
+
+#[tokio::test]
+async fn the_acs_is_answered_for_in_every_form_an_upstream_would_take_for_it() {
+    let env = assertion_mode().await;
+    // The exact path is verified: an untrusted Android browser is denied
+    // there, never forwarded.
+    let denied = env.assertion("ann@corp.example", "NOT_TRUSTED", &[], None);
+    let resp = acs_request(&env, "POST", "/saml/acs", &denied, false).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // Another case or a stream name is the same file to IIS: refused, with
+    // a fresh assertion each time so that no replay refusal hides a pass.
+    for path in ["/SAML/ACS", "/saml/Acs/", "/saml/acs:x", "/Saml/ACS:x/"] {
+        let body = env.assertion("ann@corp.example", "NOT_TRUSTED", &[], None);
+        for h2 in [false, true] {
+            let resp = acs_request(&env, "POST", path, &body, h2).await;
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path} h2={h2}");
+            let page = body_string(resp).await;
+            assert!(
+                page.contains("sign-in (ACS) path in another form"),
+                "{path}: {page}"
+            );
+        }
+    }
+    // No assertion reaches the app outside a POST body: not in a GET's
+    // query (however its name is spelled), not in a GET's body, not as an
+    // artifact the app would resolve itself, and not by another method.
+    let b64 = "PHNhbWxwOlJlc3BvbnNlLz4=";
+    for path in [
+        format!("/saml/acs?SAMLResponse={b64}"),
+        format!("/saml/acs?samlresponse={b64}"),
+        format!("/saml/acs?%53AMLResponse={b64}"),
+        format!("/saml/acs?%u0053AMLResponse={b64}"),
+        format!("/saml/acs?x=1&wresult={b64}"),
+        "/saml/acs?SAMLart=AAQAAMh48%2FaL".to_string(),
+    ] {
+        for (method, h2) in [("GET", false), ("HEAD", false), ("GET", true)] {
+            let resp = acs_request(&env, method, &path, "", h2).await;
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{method} {path}");
+        }
+    }
+    let form = env.assertion("ann@corp.example", "NOT_TRUSTED", &[], None);
+    for h2 in [false, true] {
+        let resp = acs_request(&env, "GET", "/saml/acs", &form, h2).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::BAD_REQUEST,
+            "GET with a body, h2={h2}"
+        );
+    }
+    let resp = acs_request(&env, "POST", "/saml/acs?SAMLart=AAQ", &form, false).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    for method in ["PUT", "PATCH", "DELETE", "OPTIONS"] {
+        let resp = acs_request(&env, method, "/saml/acs", &form, false).await;
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(resp.headers()["allow"], "GET, HEAD, POST");
+    }
+    // What brings no assertion still reaches the app: WS-Federation's
+    // sign-out cleanup, and the rest of the app in this mode.
+    for path in ["/saml/acs?wa=wsignoutcleanup1.0", "/saml/acs", "/inbox"] {
+        let resp = acs_request(&env, "GET", path, "", false).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    }
+    assert_eq!(
+        env.metric("trustgate_gateway_errors_total{reason=\"acs_method_not_allowed\"}")
+            .await,
+        4.0
+    );
+    assert_eq!(
+        env.metric("trustgate_gateway_errors_total{reason=\"assertion_not_posted\"}")
+            .await,
+        6.0 * 3.0 + 3.0
+    );
+}
+
+/// In session mode a client with a session could otherwise hand the app a
+/// captured assertion under another case of the ACS, past the replay check.
+#[tokio::test]
+async fn a_session_does_not_carry_an_assertion_past_the_acs() {
+    let env = Env::start().await;
+    let session = desktop_session(&env, WINDOWS).await;
+    let body = env.assertion("mallory@corp.example", "TRUSTED", &["admins"], None);
+    let req = Request::post(env.gw.https("/SAML/acs"))
+        .header("user-agent", WINDOWS)
+        .header("cookie", session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(full(body))
+        .unwrap();
+    assert_eq!(env.send(req).await.status(), StatusCode::BAD_REQUEST);
+}

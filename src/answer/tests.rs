@@ -33,6 +33,16 @@ async fn error_table() {
             "method_not_allowed",
         ),
         (
+            GatewayError::AcsMethod(http::Method::PUT),
+            405,
+            "acs_method_not_allowed",
+        ),
+        (
+            GatewayError::AssertionNotPosted("in the query"),
+            400,
+            "assertion_not_posted",
+        ),
+        (
             GatewayError::BodyTooLarge { limit: 10 },
             413,
             "body_too_large",

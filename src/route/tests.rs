@@ -243,6 +243,44 @@ fn same_path_ignores_one_trailing_slash() {
 }
 
 #[test]
+fn the_acs_is_reached_in_any_case_and_through_a_stream_name() {
+    for path in [
+        "/saml/acs",
+        "/saml/acs/",
+        "/SAML/ACS",
+        "/saml/Acs/",
+        "/saml/acs:x",
+        "/SAML:y/acs:x/",
+    ] {
+        assert!(may_reach(path, "/saml/acs"), "{path}");
+        assert!(may_reach(path, "/saml/acs/"), "{path}");
+    }
+    for path in [
+        "/saml/acs2",
+        "/saml/acs/x",
+        "/saml",
+        "/saml/ac",
+        "/",
+        "/saml/x:acs",
+    ] {
+        assert!(!may_reach(path, "/saml/acs"), "{path}");
+    }
+    assert!(may_reach("/", "/"));
+}
+
+proptest::proptest! {
+    /// Whatever reaches a path exactly also reaches it loosely, so the
+    /// ACS check never lets an exact match go by.
+    #[test]
+    fn same_path_implies_may_reach(a in "/[a-zA-Z:/]{0,12}", b in "/[a-zA-Z/]{0,12}") {
+        if same_path(&a, &b) {
+            proptest::prop_assert!(may_reach(&a, &b));
+        }
+        proptest::prop_assert!(may_reach(&b.to_ascii_uppercase(), &b));
+    }
+}
+
+#[test]
 fn public_prefixes_respect_segments() {
     assert!(prefix_matches("/favicon.ico", "/favicon.ico"));
     assert!(!prefix_matches("/favicon.ico", "/favicon.icoX"));

@@ -23,7 +23,7 @@ use crate::remember::locks;
 use crate::remember::seal::{cookie, Sealer};
 use crate::remember::sessions::{Sessions, Valid};
 use crate::remember::token::{self, TokenKeys};
-use crate::route::{canonical_path, prefix_matches, same_path};
+use crate::route::{canonical_path, may_reach, prefix_matches, same_path, PathError};
 
 /// Runs the enforcement phases for one request to an enforced app:
 /// `Forward` with what may reach the app, `Answer` with the gateway's own
@@ -55,12 +55,25 @@ pub(super) async fn enforce(
             origin.request_id,
         )));
     }
-    if parts.method == Method::POST && rules.acs_paths.iter().any(|p| same_path(path, p)) {
-        let seen = Seen::of(&parts.headers, origin, hops, now);
-        // Boxed: this once-per-session path is the largest state of the
-        // request future, which every pass-through request would otherwise
-        // allocate and move.
-        return Box::pin(sign_in::sign_in(gw, state, run, enf, parts, body, seen)).await;
+    // The gateway answers for the app's ACS in every form some server
+    // would take for it: the exact path is verified, other forms (another
+    // case, an NTFS stream name) are refused, and no method but POST
+    // brings the app an assertion there, in any mode.
+    if let Some(acs) = rules.acs_paths.iter().find(|p| may_reach(path, p)) {
+        if !same_path(path, acs) {
+            return Err(GatewayError::BadPath(PathError::OtherFormOfAcs));
+        }
+        match parts.method {
+            Method::POST => {
+                let seen = Seen::of(&parts.headers, origin, hops, now);
+                // Boxed: this once-per-session path is the largest state of
+                // the request future, which every pass-through request would
+                // otherwise allocate and move.
+                return Box::pin(sign_in::sign_in(gw, state, run, enf, parts, body, seen)).await;
+            }
+            Method::GET | Method::HEAD => sign_in::check_not_an_assertion(&parts, &body)?,
+            _ => return Err(GatewayError::AcsMethod(parts.method)),
+        }
     }
     // The login path must be reachable without a session, or sign-in could
     // never start.

@@ -18,7 +18,7 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::Request;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
 use super::handoff::{Outcome, Pass, Seen};
 use super::{Enforced, Gateway, RunningApp, State, Verification};
@@ -41,6 +41,11 @@ const MAX_TARGET_BYTES: usize = 2048;
 /// The form fields of an assertion delivery (SAML POST binding, WS-Fed
 /// `wsignin1.0`); nothing else is forwarded from an assertion POST.
 const ASSERTION_FIELDS: [&str; 5] = ["SAMLResponse", "RelayState", "wa", "wresult", "wctx"];
+
+/// The fields that bring an app an assertion: the two deliveries, and a
+/// SAML artifact, which an app resolves into an assertion at the IdP
+/// without the gateway seeing it.
+const CARRIERS: [&str; 3] = ["SAMLResponse", "wresult", "SAMLart"];
 
 /// The ACS path from the POST to its answer: the phases above, in order.
 pub(super) async fn sign_in(
@@ -168,14 +173,78 @@ fn check_assertion_post(parts: &Parts) -> Result<(), GatewayError> {
             }
         }
     }
-    if let Some(q) = parts.uri.query() {
-        let smuggled = form_urlencoded::parse(q.as_bytes())
-            .any(|(k, _)| ASSERTION_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(&k)));
-        if smuggled {
-            return bad("assertion fields belong in the body, not the query");
-        }
+    let assertion_field = |k: &str| {
+        ASSERTION_FIELDS
+            .iter()
+            .chain(&CARRIERS)
+            .any(|f| f.eq_ignore_ascii_case(k))
+    };
+    if query_names(parts, assertion_field) {
+        return Err(GatewayError::AssertionNotPosted(
+            "assertion fields belong in the body, not the query",
+        ));
     }
     Ok(())
+}
+
+/// A `GET` or `HEAD` on an ACS path goes to the app (WS-Federation sends
+/// `wa=wsignoutcleanup1.0` so) unless it brings an assertion: in its query,
+/// or in a body, which some frameworks read as a form whatever the method.
+pub(super) fn check_not_an_assertion(parts: &Parts, body: &Incoming) -> Result<(), GatewayError> {
+    if !body.is_end_stream() {
+        return Err(GatewayError::AssertionNotPosted(
+            "a GET to the sign-in path has no body",
+        ));
+    }
+    if query_names(parts, |k| {
+        CARRIERS.iter().any(|f| f.eq_ignore_ascii_case(k))
+    }) {
+        return Err(GatewayError::AssertionNotPosted(
+            "an assertion in the query of a GET",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a query field name is one `is_field` takes, as the most liberal
+/// parser reads it: percent-decoded, `+` as a space, and IIS's `%uXXXX`
+/// decoded too; case is left to `is_field`.
+fn query_names(parts: &Parts, is_field: impl Fn(&str) -> bool) -> bool {
+    let Some(q) = parts.uri.query() else {
+        return false;
+    };
+    form_urlencoded::parse(q.as_bytes()).any(|(k, _)| is_field(&decode_percent_u(&k)))
+}
+
+/// `%uXXXX` escapes (IIS, ASP.NET's `UrlDecode`) decoded; anything else as
+/// it is.
+fn decode_percent_u(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains("%u") && !s.contains("%U") {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find(['%']) {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let unit = tail
+            .get(2..6)
+            .filter(|_| matches!(tail.as_bytes().get(1), Some(b'u' | b'U')))
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .and_then(char::from_u32);
+        match unit {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[6..];
+            }
+            None => {
+                out.push('%');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// Reads a body that a later phase must parse, up to `limit` bytes and
