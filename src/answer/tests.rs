@@ -243,6 +243,8 @@ fn the_readme_lists_every_answer() {
         GatewayError::MissingHost,
         GatewayError::BadPath(crate::route::PathError::DotSegment),
         GatewayError::MethodNotAllowed(http::Method::CONNECT),
+        GatewayError::AcsMethod(http::Method::PUT),
+        GatewayError::AssertionNotPosted(""),
         GatewayError::UnknownHost,
         GatewayError::ClientBody(String::new()),
         GatewayError::Internal(String::new()),
