@@ -68,10 +68,12 @@ pub struct Entry {
     /// function is pure, so a byte-equal User-Agent classifies the same.
     user_agent: Box<[u8]>,
     by_user_agent: Client,
+    /// The key set it verified (or was signed) under.
+    keys: u64,
 }
 
 impl Entry {
-    fn new(token: SessionToken, request: &HeaderMap) -> Entry {
+    fn new(token: SessionToken, keys: &TokenKeys, request: &HeaderMap) -> Entry {
         let ua = classify::user_agent(request);
         let remembered = if ua.len() <= MAX_REMEMBERED_USER_AGENT {
             ua
@@ -83,6 +85,7 @@ impl Entry {
             token,
             user_agent: remembered.into(),
             by_user_agent: classify_user_agent(remembered),
+            keys: keys.generation(),
         }
     }
 
@@ -181,10 +184,13 @@ impl Sessions {
         request: &HeaderMap,
         now: SystemTime,
     ) -> Result<Valid, SessionReject> {
+        // An entry cached under other keys is checked again: a request that
+        // read the old keys while they were being replaced can cache a
+        // decision after `clear_cache` ran.
         let (entry, cached) = match self.cache.get(cookie) {
-            Some(e) => (e, true),
-            None => {
-                let e = Arc::new(Entry::new(keys.open(cookie)?, request));
+            Some(e) if e.keys == keys.generation() => (e, true),
+            _ => {
+                let e = Arc::new(Entry::new(keys.open(cookie)?, keys, request));
                 // Cache only what verified; the binding is checked per request.
                 self.cache.insert(cookie.to_string(), e.clone());
                 (e, false)
@@ -212,7 +218,7 @@ impl Sessions {
     ) -> Result<String, TokenError> {
         let value = keys.sign(&token)?;
         self.cache
-            .insert(value.clone(), Arc::new(Entry::new(token, request)));
+            .insert(value.clone(), Arc::new(Entry::new(token, keys, request)));
         Ok(value)
     }
 

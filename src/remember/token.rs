@@ -289,6 +289,9 @@ impl SessionToken {
 /// session token is a value sealed by [`Sealer`] for its own context.
 pub struct TokenKeys {
     sealer: Sealer,
+    /// A fingerprint of the key set, so that a decision cached under other
+    /// keys is known as such (see `Sessions::check`).
+    generation: u64,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -319,9 +322,21 @@ impl TokenKeys {
         if out.is_empty() {
             return Err(KeyError::NoKeys);
         }
+        let generation = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            out.hash(&mut h);
+            h.finish()
+        };
         Ok(TokenKeys {
             sealer: Sealer::new(&out),
+            generation,
         })
+    }
+
+    /// Which key set this is: equal for equal keys, in this process.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The cookie value for `token`, signed with the first key.

@@ -262,3 +262,38 @@ fn requested_with_still_refines_a_remembered_android_user_agent() {
         "wrong_client"
     );
 }
+
+/// A decision cached under keys that were since replaced (a request that
+/// read the old keys while a reload cleared the cache) is not taken from
+/// the cache: the cookie is verified again under the keys of the request.
+#[test]
+fn a_decision_cached_under_replaced_keys_is_checked_again() {
+    let s = sessions();
+    let now = SystemTime::now();
+    let (cookie, _) = issue(&s, "alice", now);
+    s.clear_cache();
+    // The late request, still on the old keys, caches the cookie again.
+    assert!(
+        !s.check(&keys(), &cookie, "mail", &iphone(), now)
+            .unwrap()
+            .cached
+    );
+    let rotated = TokenKeys::new([[7u8; 32]]).unwrap();
+    assert_ne!(rotated.generation(), keys().generation());
+    assert!(matches!(
+        s.check(&rotated, &cookie, "mail", &iphone(), now),
+        Err(SessionReject::Token(_))
+    ));
+    // A key set that still holds the old key verifies it again, once.
+    let both = TokenKeys::new([[7u8; 32], [9u8; 32]]).unwrap();
+    assert!(
+        !s.check(&both, &cookie, "mail", &iphone(), now)
+            .unwrap()
+            .cached
+    );
+    assert!(
+        s.check(&both, &cookie, "mail", &iphone(), now)
+            .unwrap()
+            .cached
+    );
+}
