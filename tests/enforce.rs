@@ -1357,3 +1357,55 @@ async fn a_session_does_not_carry_an_assertion_past_the_acs() {
         .unwrap();
     assert_eq!(env.send(req).await.status(), StatusCode::BAD_REQUEST);
 }
+
+/// A revocation voids what the IdP said before it: an unused assertion
+/// issued before a subject was revoked does not sign the subject in again,
+/// and one issued after it does.
+#[tokio::test]
+async fn an_assertion_issued_before_a_revocation_does_not_undo_it() {
+    let env = Env::start().await;
+    let kept = env.assertion("carol@corp.example", "TRUSTED", &[], None);
+    env.gw
+        .running()
+        .gateway
+        .advance_clock(Duration::from_secs(2));
+    let url = format!("http://{}/sessions/revoke", env.gw.running().admin_addr);
+    let resp = plain_client()
+        .request(
+            Request::post(url)
+                .header("content-type", "application/json")
+                .body(full(r#"{"subject": "Carol@corp.example"}"#))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = env.post_acs(WINDOWS, kept, &[]).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(cookies(&resp)
+        .iter()
+        .all(|c| !c.starts_with("__Host-trustgate=")));
+    let page = body_string(resp).await;
+    assert!(page.contains("(issued before revocation)"), "{page}");
+    assert_eq!(
+        env.metric("trustgate_assertions_total{app=\"app\",protocol=\"saml2\",result=\"issued_before_revocation\"}")
+            .await,
+        1.0
+    );
+    // Another subject is not touched, and a fresh assertion (issued after
+    // the revocation) signs Carol in.
+    let other = env.assertion("dan@corp.example", "TRUSTED", &[], None);
+    env.gw
+        .running()
+        .gateway
+        .advance_clock(Duration::from_secs(1));
+    assert_eq!(
+        env.post_acs(WINDOWS, other, &[]).await.status(),
+        StatusCode::OK
+    );
+    let fresh = env.assertion("carol@corp.example", "TRUSTED", &[], None);
+    assert_eq!(
+        env.post_acs(WINDOWS, fresh, &[]).await.status(),
+        StatusCode::OK
+    );
+}

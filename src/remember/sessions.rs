@@ -235,6 +235,16 @@ impl Sessions {
         false
     }
 
+    /// When `subject`'s sessions were last revoked (Unix seconds), while
+    /// that revocation is kept: an assertion issued up to then is as stale
+    /// as the sessions it revoked.
+    pub fn subject_revoked_at(&self, subject: &SubjectHash) -> Option<u64> {
+        if !self.any_revoked.load(Ordering::Acquire) {
+            return None;
+        }
+        self.revoked_subjects.get(subject).map(|at| *at)
+    }
+
     /// Revokes one session, wherever its cookie is presented; the
     /// revocation as the fleet is told of it.
     pub fn revoke_session(&self, id: SessionId, now: SystemTime) -> Revocation {

@@ -79,6 +79,19 @@ pub(super) async fn sign_in(
     };
     let a = &delivery.assertion;
     let subject = SubjectHash::of(&a.subject());
+    // A revocation (an admin's, or a UEM event's) voids what the IdP said
+    // before it, not only the sessions made of it: an unused assertion
+    // issued earlier would otherwise sign the subject in again.
+    if let Some(at) = gw.sessions.subject_revoked_at(&subject) {
+        let issued = a
+            .issue_instant()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if issued <= at {
+            let refused = Refused::Rejected(AssertionError::IssuedBeforeRevocation);
+            return Ok(refused.answer(&gw.metrics, run, enf, &seen));
+        }
+    }
     // A detour resumes only the sign-in of the subject that began it.
     let detour = cookie(&parts.headers, &run.app.cookies.detour).and_then(|c| {
         gw.detours.check(

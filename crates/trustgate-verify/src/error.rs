@@ -123,6 +123,12 @@ pub enum AssertionError {
         /// The configured limit.
         capacity: u64,
     },
+    /// The subject's sessions were revoked (by an admin or a UEM event)
+    /// after the IdP issued this assertion: it says what was true before.
+    /// The verifier never decides this; the gateway that keeps the
+    /// revocations does.
+    #[error("the assertion was issued before its subject's sessions were revoked")]
+    IssuedBeforeRevocation,
 }
 
 impl AssertionError {
@@ -150,11 +156,12 @@ impl AssertionError {
             AssertionError::NotYetValid { .. } => "not_yet_valid",
             AssertionError::Replay { .. } => "replay",
             AssertionError::ReplayCacheFull { .. } => "replay_cache_full",
+            AssertionError::IssuedBeforeRevocation => "issued_before_revocation",
         }
     }
 
     /// Every reason this error can report, for pre-registering metric labels.
-    pub const REASONS: [&'static str; 21] = [
+    pub const REASONS: [&'static str; 22] = [
         "bad_base64",
         "too_large",
         "doctype",
@@ -176,6 +183,7 @@ impl AssertionError {
         "not_yet_valid",
         "replay",
         "replay_cache_full",
+        "issued_before_revocation",
     ];
 
     pub(crate) fn structure(what: &'static str) -> Self {

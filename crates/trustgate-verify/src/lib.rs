@@ -252,6 +252,7 @@ pub struct VerifiedAssertion {
     name_id_format: Option<String>,
     session_index: Option<String>,
     not_on_or_after: Option<SystemTime>,
+    issue_instant: SystemTime,
     id: String,
     attributes: Vec<(String, Vec<String>)>,
     device_trust: DeviceTrust,
@@ -297,6 +298,11 @@ impl VerifiedAssertion {
     pub fn not_on_or_after(&self) -> Option<SystemTime> {
         self.not_on_or_after
     }
+    /// When the IdP issued the assertion (its `IssueInstant`), which the
+    /// verifier checked is not in the future.
+    pub fn issue_instant(&self) -> SystemTime {
+        self.issue_instant
+    }
     /// The assertion ID (`ID` or `AssertionID`).
     pub fn id(&self) -> &str {
         &self.id
@@ -340,6 +346,7 @@ pub(crate) struct Claims {
     pub(crate) name_id_format: Option<String>,
     pub(crate) session_index: Option<String>,
     pub(crate) not_on_or_after: Option<SystemTime>,
+    pub(crate) issue_instant: Option<SystemTime>,
     pub(crate) id: String,
     pub(crate) attributes: Vec<(String, Vec<String>)>,
 }
@@ -489,6 +496,9 @@ impl Verifier {
             name_id_format: claims.name_id_format,
             session_index: claims.session_index,
             not_on_or_after: claims.not_on_or_after,
+            issue_instant: claims
+                .issue_instant
+                .ok_or_else(|| AssertionError::structure("the assertion has no issueinstant"))?,
             id: claims.id,
             attributes: claims.attributes,
             device_trust,
@@ -559,7 +569,8 @@ fn detect(doc: &Document) -> Result<Protocol, AssertionError> {
 /// The checks SAML 2.0 and SAML 1.1 share, on a covered `assertion` and its
 /// `conditions`: the Conditions window, an IssueInstant not in the future,
 /// and every audience restriction (named `restriction`, in namespace `ns`)
-/// naming the configured audience. Returns the Conditions' NotOnOrAfter.
+/// naming the configured audience. Returns the Conditions' NotOnOrAfter and
+/// the IssueInstant.
 pub(crate) fn check_conditions(
     signed: &Signed<'_>,
     assertion: Covered,
@@ -568,7 +579,7 @@ pub(crate) fn check_conditions(
     now: SystemTime,
     ns: &str,
     restriction: &str,
-) -> Result<Option<SystemTime>, AssertionError> {
+) -> Result<(Option<SystemTime>, SystemTime), AssertionError> {
     let skew = cfg.skew;
     let mut end = None;
     if let Some(c) = conditions {
@@ -594,7 +605,8 @@ pub(crate) fn check_conditions(
     let issue_instant = signed
         .attr(assertion, "IssueInstant")
         .ok_or_else(|| AssertionError::structure("the assertion has no issueinstant"))?;
-    if later(now, skew) < parse_instant(issue_instant)? {
+    let issued = parse_instant(issue_instant)?;
+    if later(now, skew) < issued {
         return Err(AssertionError::NotYetValid {
             what: "issue instant",
             at: error::short(issue_instant),
@@ -616,7 +628,7 @@ pub(crate) fn check_conditions(
             });
         }
     }
-    Ok(end)
+    Ok((end, issued))
 }
 
 /// `now + skew`, saturating: the latest clock reading still tolerated.

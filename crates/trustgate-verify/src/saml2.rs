@@ -152,7 +152,7 @@ pub(crate) fn assertion_claims(
 
     // Time bounds: Conditions, then IssueInstant; then the audience.
     let conditions = one_signed_child(signed, a, SAML_NS, "Conditions")?;
-    let mut end = super::check_conditions(
+    let (mut end, issued) = super::check_conditions(
         signed,
         a,
         conditions,
@@ -182,6 +182,7 @@ pub(crate) fn assertion_claims(
         (a, b) => a.or(b),
     };
     claims.not_on_or_after = end;
+    claims.issue_instant = Some(issued);
 
     if let Some(authn) = signed.children_named(a, SAML_NS, "AuthnStatement").next() {
         claims.session_index = signed.attr(authn, "SessionIndex").map(str::to_string);

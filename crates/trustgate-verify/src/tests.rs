@@ -879,8 +879,21 @@ fn configured_groups_attribute_is_used() {
 
 #[test]
 fn every_reason_is_listed() {
-    assert_eq!(AssertionError::REASONS.len(), 21);
+    assert_eq!(AssertionError::REASONS.len(), 22);
     assert!(AssertionError::REASONS.contains(&AssertionError::Unsigned.reason()));
+    assert!(AssertionError::REASONS.contains(&AssertionError::IssuedBeforeRevocation.reason()));
+}
+
+#[test]
+fn the_issue_instant_is_the_signed_assertions() {
+    let xml = a01();
+    let a = Verifier::new(config())
+        .verify_document(xml.as_bytes(), now())
+        .unwrap();
+    let assertion = &xml[xml.find("Assertion ").unwrap()..];
+    let at = assertion.find("IssueInstant=\"").unwrap() + "IssueInstant=\"".len();
+    let instant = &assertion[at..at + assertion[at..].find('"').unwrap()];
+    assert_eq!(a.issue_instant(), parse_instant(instant).unwrap());
 }
 
 #[test]

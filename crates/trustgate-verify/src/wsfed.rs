@@ -124,7 +124,7 @@ fn saml11_claims(
     check_issuer(cfg, &claims.issuer)?;
 
     let conditions = one_signed_child(signed, a, SAML1_NS, "Conditions")?;
-    claims.not_on_or_after = super::check_conditions(
+    let (end, issued) = super::check_conditions(
         signed,
         a,
         conditions,
@@ -133,6 +133,8 @@ fn saml11_claims(
         SAML1_NS,
         "AudienceRestrictionCondition",
     )?;
+    claims.not_on_or_after = end;
+    claims.issue_instant = Some(issued);
 
     // Every statement's subject must name the same NameIdentifier.
     let mut subject: Option<(String, Option<String>)> = None;
