@@ -1324,6 +1324,16 @@ async fn the_acs_is_answered_for_in_every_form_an_upstream_would_take_for_it() {
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(resp.headers()["allow"], "GET, HEAD, POST");
     }
+    // Nor on any other path: an app that merges query and form fields, or
+    // takes a sign-in on any URL (WIF), would read it there.
+    for path in [
+        format!("/inbox?SAMLResponse={b64}"),
+        format!("/login?wresult={b64}"),
+        "/public/x?samlart=AAQ".to_string(),
+    ] {
+        let resp = acs_request(&env, "GET", &path, "", false).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
     // What brings no assertion still reaches the app: WS-Federation's
     // sign-out cleanup, and the rest of the app in this mode.
     for path in ["/saml/acs?wa=wsignoutcleanup1.0", "/saml/acs", "/inbox"] {
@@ -1338,7 +1348,7 @@ async fn the_acs_is_answered_for_in_every_form_an_upstream_would_take_for_it() {
     assert_eq!(
         env.metric("trustgate_gateway_errors_total{reason=\"assertion_not_posted\"}")
             .await,
-        6.0 * 3.0 + 3.0
+        6.0 * 3.0 + 3.0 + 3.0
     );
 }
 

@@ -1513,3 +1513,63 @@ async fn a_slow_response_is_not_cut_by_parking() {
         );
     }
 }
+
+/// Headers that make an upstream act on another path, method or client
+/// than the gateway decided on never reach it; what only a trusted ingress
+/// may say is dropped from anyone else, and `_` spellings of the headers
+/// the gateway sets (one header to CGI and ASGI servers) are dropped too.
+#[tokio::test]
+async fn rewrite_and_override_headers_never_reach_the_upstream() {
+    let up = Upstream::echo_headers().await;
+    let gw = TestGateway::start("", &app(&up.url())).await;
+    let spoofed = [
+        ("x-original-url", "/admin/users"),
+        ("x-rewrite-url", "/admin/users"),
+        ("x-original-uri", "/admin"),
+        ("x-forwarded-uri", "/admin"),
+        ("x-forwarded-path", "/admin"),
+        ("x-http-method-override", "DELETE"),
+        ("x-http-method", "DELETE"),
+        ("x-method-override", "DELETE"),
+        ("x-real-ip", "10.9.9.9"),
+        ("true-client-ip", "10.9.9.9"),
+        ("x-client-ip", "10.9.9.9"),
+        ("forwarded", "for=10.9.9.9;host=evil.example;proto=https"),
+        ("x-forwarded-prefix", "/admin"),
+        ("x-forwarded-port", "8443"),
+        ("x_forwarded_host", "evil.example"),
+        ("x_forwarded_for", "10.9.9.9"),
+        ("x_request_id", "forged"),
+        ("x_original_url", "/admin"),
+    ];
+    let mut req = Request::get(gw.https("/")).header("x-end-to-end", "kept");
+    for (k, v) in spoofed {
+        req = req.header(k, v);
+    }
+    let resp = https_client(false)
+        .request(req.body(full("")).unwrap())
+        .await
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_str(&body_string(resp).await).unwrap();
+    for (k, _) in spoofed {
+        assert!(seen.get(k).is_none(), "{k} reached the upstream: {seen}");
+    }
+    assert_eq!(seen["x-end-to-end"][0], "kept");
+    assert_eq!(seen["x-forwarded-for"][0], "127.0.0.1");
+
+    // Behind a trusted ingress (the plain listener with trusted hops), what
+    // the ingress says of the user's request is kept; rewrites are not.
+    let gw = TestGateway::start("trusted_proxy_hops = 1", &app(&up.url())).await;
+    let req = Request::get(format!("http://{}/", gw.running().plain_addr.unwrap()))
+        .header("host", "localhost")
+        .header("forwarded", "for=203.0.113.9;proto=https")
+        .header("x-forwarded-prefix", "/app")
+        .header("x-original-url", "/admin")
+        .body(full(""))
+        .unwrap();
+    let resp = plain_client().request(req).await.unwrap();
+    let seen: serde_json::Value = serde_json::from_str(&body_string(resp).await).unwrap();
+    assert_eq!(seen["forwarded"][0], "for=203.0.113.9;proto=https");
+    assert_eq!(seen["x-forwarded-prefix"][0], "/app");
+    assert!(seen.get("x-original-url").is_none(), "{seen}");
+}

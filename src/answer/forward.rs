@@ -277,6 +277,7 @@ fn rewrite_request(
     let headers = req.headers_mut();
     strip_hop_by_hop(headers, false);
     strip_gateway_cookies(headers);
+    strip_rewrites(headers, down.trusted_forwarded);
     if let Some(proto) = upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, proto.clone());
@@ -440,6 +441,67 @@ const GATEWAY_COOKIE_PREFIX: &[u8] = b"__Host-trustgate";
 /// Removes the gateway's own cookies from the `Cookie` headers sent
 /// upstream: a session is a bearer token, and no app (least of all an
 /// unenforced one on a shared host) needs to see it.
+/// Headers with which a client could make the upstream act on another
+/// path or method than the one the gateway decided on (IIS URL Rewrite,
+/// Symfony and Laminas honour `X-Original-URL`; frameworks take a method
+/// override), or on another client address: removed from every request.
+const REWRITES: [&str; 11] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+];
+
+/// What an ingress says of the request the user made, kept only from a
+/// trusted ingress (as `X-Forwarded-Proto` and `-Host` are).
+const INGRESS_SAYS: [&str; 3] = ["forwarded", "x-forwarded-prefix", "x-forwarded-port"];
+
+/// The headers the gateway sets itself: a spelling with `_` is the same
+/// header to CGI, WSGI and ASGI servers (`HTTP_X_FORWARDED_HOST`), so a
+/// client's `X_Forwarded_Host` would compete with the gateway's.
+const SET_HERE: [&str; 4] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+];
+
+/// Removes [`REWRITES`], [`INGRESS_SAYS`] unless `trusted_forwarded`, and
+/// any `_` spelling of those or of [`SET_HERE`], in one pass over the names.
+fn strip_rewrites(headers: &mut HeaderMap, trusted_forwarded: bool) {
+    let listed = |name: &str| {
+        REWRITES.contains(&name) || (!trusted_forwarded && INGRESS_SAYS.contains(&name))
+    };
+    let underscored = |name: &str| {
+        name.contains('_') && {
+            let dashed = name.replace('_', "-");
+            listed(&dashed)
+                || INGRESS_SAYS.contains(&dashed.as_str())
+                || SET_HERE.contains(&dashed.as_str())
+        }
+    };
+    let doomed: Vec<header::HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            let name = k.as_str();
+            // Every listed name starts with one of these.
+            (matches!(name.as_bytes().first(), Some(b'x' | b'f' | b't')) && listed(name))
+                || underscored(name)
+        })
+        .cloned()
+        .collect();
+    for k in doomed {
+        headers.remove(k);
+    }
+}
+
 fn strip_gateway_cookies(headers: &mut HeaderMap) {
     // Every session request carries one: a plain search, no searcher
     // built per request.

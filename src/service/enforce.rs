@@ -74,6 +74,8 @@ pub(super) async fn enforce(
             Method::GET | Method::HEAD => sign_in::check_not_an_assertion(&parts, &body)?,
             _ => return Err(GatewayError::AcsMethod(parts.method)),
         }
+    } else if parts.uri.query().is_some() {
+        sign_in::check_no_assertion_in_query(&parts)?;
     }
     // The login path must be reachable without a session, or sign-in could
     // never start.

@@ -209,11 +209,19 @@ pub(super) fn check_not_an_assertion(parts: &Parts, body: &Incoming) -> Result<(
             "a GET to the sign-in path has no body",
         ));
     }
+    check_no_assertion_in_query(parts)
+}
+
+/// No request to an enforced app carries an assertion in its query, on any
+/// path: frameworks that merge query and form fields (ASP.NET's
+/// `Request[...]`) would read it on a path the gateway did not take for an
+/// ACS.
+pub(super) fn check_no_assertion_in_query(parts: &Parts) -> Result<(), GatewayError> {
     if query_names(parts, |k| {
         CARRIERS.iter().any(|f| f.eq_ignore_ascii_case(k))
     }) {
         return Err(GatewayError::AssertionNotPosted(
-            "an assertion in the query of a GET",
+            "an assertion in the query",
         ));
     }
     Ok(())
