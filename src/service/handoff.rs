@@ -6,14 +6,15 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 
 use super::ConnInfo;
-use crate::answer::Body;
+use crate::answer::{trust, Body};
 use crate::classify::{classify, Client};
 use crate::decide::client_ip_from_headers;
 
@@ -32,11 +33,36 @@ impl Pass {
     /// A request forwarded as it came, with no cookies to add.
     pub fn unchecked(parts: Parts, body: Incoming, tunnel: bool) -> Pass {
         Pass {
-            request: Request::from_parts(parts, body.map_err(Into::into).boxed()),
+            request: Request::from_parts(
+                parts,
+                without_trust_trailers(body).map_err(Into::into).boxed(),
+            ),
             cookies: Vec::new(),
             tunnel,
         }
     }
+}
+
+/// A body whose trailers carry no trust header: trailers are headers too
+/// (an HTTP/2 upstream is handed them, and an app may merge them into the
+/// request's), so a client's `x-trustgate-device-trust` there is stripped
+/// as it is from the head.
+pub(crate) fn without_trust_trailers<B>(
+    body: B,
+) -> http_body_util::combinators::MapFrame<B, fn(Frame<Bytes>) -> Frame<Bytes>>
+where
+    B: hyper::body::Body<Data = Bytes>,
+{
+    fn strip(frame: Frame<Bytes>) -> Frame<Bytes> {
+        match frame.into_trailers() {
+            Ok(mut trailers) => {
+                trust::strip(&mut trailers);
+                Frame::trailers(trailers)
+            }
+            Err(frame) => frame,
+        }
+    }
+    body.map_frame(strip as fn(Frame<Bytes>) -> Frame<Bytes>)
 }
 
 /// What the enforcement phases produced: a request to forward, or an
@@ -110,4 +136,33 @@ fn audit_user_agent(headers: &HeaderMap) -> String {
         end -= 1;
     }
     text[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn trust_headers_in_trailers_are_stripped_and_the_rest_kept() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-trustgate-device-trust", "trusted".parse().unwrap());
+        trailers.insert("X_Trustgate_Subject", "forged".parse().unwrap());
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
+            Ok(Frame::data(Bytes::from_static(
+                b"x-trustgate-device-trust: data",
+            ))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let collected = without_trust_trailers(body).collect().await.unwrap();
+        let seen = collected.trailers().cloned().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen["grpc-status"], "0");
+        assert_eq!(
+            &collected.to_bytes()[..],
+            b"x-trustgate-device-trust: data",
+            "data frames are left as they are"
+        );
+    }
 }
