@@ -43,13 +43,15 @@ impl Pass {
     }
 }
 
+/// [`without_trust_trailers`]'s body.
+pub(crate) type NoTrustTrailers<B> =
+    http_body_util::combinators::MapFrame<B, fn(Frame<Bytes>) -> Frame<Bytes>>;
+
 /// A body whose trailers carry no trust header: trailers are headers too
 /// (an HTTP/2 upstream is handed them, and an app may merge them into the
 /// request's), so a client's `x-trustgate-device-trust` there is stripped
 /// as it is from the head.
-pub(crate) fn without_trust_trailers<B>(
-    body: B,
-) -> http_body_util::combinators::MapFrame<B, fn(Frame<Bytes>) -> Frame<Bytes>>
+pub(crate) fn without_trust_trailers<B>(body: B) -> NoTrustTrailers<B>
 where
     B: hyper::body::Body<Data = Bytes>,
 {
