@@ -135,11 +135,7 @@ impl<T: Routable> Routes<T> {
         // `/admin:x/y` is the stream `x` of `admin` on IIS: a `:` is
         // allowed only where cutting each segment at it routes the same.
         if path.contains(':') {
-            let cut: String = path
-                .split('/')
-                .map(|seg| seg.split(':').next().unwrap_or(""))
-                .collect::<Vec<_>>()
-                .join("/");
+            let cut = cut_streams(path);
             let same = routes
                 .apps
                 .iter()
@@ -354,15 +350,27 @@ fn check_unicode(bytes: &[u8]) -> Result<(), PathError> {
 
 /// Whether a canonical path is `target`, ignoring a trailing `/`.
 pub fn same_path(canonical: &str, target: &str) -> bool {
-    let a = canonical
-        .strip_suffix('/')
-        .filter(|a| !a.is_empty())
-        .unwrap_or(canonical);
-    let b = target
-        .strip_suffix('/')
-        .filter(|b| !b.is_empty())
-        .unwrap_or(target);
-    a == b
+    without_trailing_slash(canonical) == without_trailing_slash(target)
+}
+
+/// A path without one trailing `/`, unless it is `/` itself.
+fn without_trailing_slash(path: &str) -> &str {
+    path.strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path)
+}
+
+/// Each segment cut at its first `:`, as NTFS reads `name:stream`.
+fn cut_streams(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains(':') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    std::borrow::Cow::Owned(
+        path.split('/')
+            .map(|seg| seg.split(':').next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
 }
 
 /// Whether a canonical path reaches `target` on some server: ignoring a
@@ -371,22 +379,8 @@ pub fn same_path(canonical: &str, target: &str) -> bool {
 /// An app's ACS is matched so: a variant the gateway took for another path
 /// would carry an assertion to the app unverified.
 pub fn may_reach(canonical: &str, target: &str) -> bool {
-    fn trimmed(p: &[u8]) -> &[u8] {
-        match p.split_last() {
-            Some((b'/', rest)) if !rest.is_empty() => rest,
-            _ => p,
-        }
-    }
-    let target = trimmed(target.as_bytes());
-    if !canonical.contains(':') {
-        return trimmed(canonical.as_bytes()).eq_ignore_ascii_case(target);
-    }
-    let cut = canonical
-        .split('/')
-        .map(|seg| seg.split(':').next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("/");
-    trimmed(cut.as_bytes()).eq_ignore_ascii_case(target)
+    without_trailing_slash(&cut_streams(canonical))
+        .eq_ignore_ascii_case(without_trailing_slash(target))
 }
 
 /// `/app` owns `/app` and `/app/...` but not `/apple`.

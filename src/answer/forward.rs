@@ -482,9 +482,9 @@ fn strip_rewrites(headers: &mut HeaderMap, trusted_forwarded: bool) {
     let underscored = |name: &str| {
         name.contains('_') && {
             let dashed = name.replace('_', "-");
-            listed(&dashed)
-                || INGRESS_SAYS.contains(&dashed.as_str())
-                || SET_HERE.contains(&dashed.as_str())
+            [&REWRITES[..], &INGRESS_SAYS, &SET_HERE]
+                .iter()
+                .any(|list| list.contains(&dashed.as_str()))
         }
     };
     let doomed: Vec<header::HeaderName> = headers

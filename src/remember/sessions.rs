@@ -229,20 +229,18 @@ impl Sessions {
         if self.revoked_sessions.contains_key(&token.session_id) {
             return true;
         }
-        if let Some(at) = self.revoked_subjects.get(&token.subject) {
-            return token.issued_at <= *at;
-        }
-        false
+        self.subject_revoked_since(&token.subject, token.issued_at)
     }
 
-    /// When `subject`'s sessions were last revoked (Unix seconds), while
-    /// that revocation is kept: an assertion issued up to then is as stale
-    /// as the sessions it revoked.
-    pub fn subject_revoked_at(&self, subject: &SubjectHash) -> Option<u64> {
-        if !self.any_revoked.load(Ordering::Acquire) {
-            return None;
-        }
-        self.revoked_subjects.get(subject).map(|at| *at)
+    /// Whether `subject` was revoked at or after `issued` (Unix seconds),
+    /// while that revocation is kept: what was issued up to then, sessions
+    /// and assertions alike, is void.
+    pub fn subject_revoked_since(&self, subject: &SubjectHash, issued: u64) -> bool {
+        self.any_revoked.load(Ordering::Acquire)
+            && self
+                .revoked_subjects
+                .get(subject)
+                .is_some_and(|at| issued <= *at)
     }
 
     /// Revokes one session, wherever its cookie is presented; the
@@ -327,7 +325,8 @@ impl Sessions {
     }
 }
 
-fn unix(t: SystemTime) -> u64 {
+/// Unix seconds of `t`; 0 before the epoch.
+pub(crate) fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)

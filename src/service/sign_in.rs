@@ -31,7 +31,7 @@ use crate::observe::Metrics;
 use crate::remember::detour::{self, Detours, Return};
 use crate::remember::locks;
 use crate::remember::seal::{cookie, Sealer};
-use crate::remember::sessions::Sessions;
+use crate::remember::sessions::{unix, Sessions};
 use crate::remember::shared::Shared;
 use crate::remember::token::{self, SessionToken, SubjectHash, TokenKeys};
 
@@ -82,15 +82,12 @@ pub(super) async fn sign_in(
     // A revocation (an admin's, or a UEM event's) voids what the IdP said
     // before it, not only the sessions made of it: an unused assertion
     // issued earlier would otherwise sign the subject in again.
-    if let Some(at) = gw.sessions.subject_revoked_at(&subject) {
-        let issued = a
-            .issue_instant()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if issued <= at {
-            let refused = Refused::Rejected(AssertionError::IssuedBeforeRevocation);
-            return Ok(refused.answer(&gw.metrics, run, enf, &seen));
-        }
+    if gw
+        .sessions
+        .subject_revoked_since(&subject, unix(a.issue_instant()))
+    {
+        let refused = Refused::Rejected(AssertionError::IssuedBeforeRevocation);
+        return Ok(refused.answer(&gw.metrics, run, enf, &seen));
     }
     // A detour resumes only the sign-in of the subject that began it.
     let detour = cookie(&parts.headers, &run.app.cookies.detour).and_then(|c| {
@@ -245,7 +242,7 @@ fn decode_percent_u(s: &str) -> std::borrow::Cow<'_, str> {
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(at) = rest.find(['%']) {
+    while let Some(at) = rest.find('%') {
         out.push_str(&rest[..at]);
         let tail = &rest[at..];
         let unit = tail
